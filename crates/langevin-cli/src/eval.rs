@@ -1,0 +1,181 @@
+//! `langevin eval`: compare samples with a target's exact answers or with reference samples.
+
+use crate::report;
+use anyhow::{Context, Result, bail};
+use clap::Args;
+use langevin::metrics;
+use langevin::rng::LaneRng;
+use langevin::target::load_target;
+use ndarray::Array2;
+use serde_json::{Value, json};
+use std::path::{Path, PathBuf};
+
+#[derive(Args, Debug)]
+#[command(allow_negative_numbers = true)]
+pub struct EvalArgs {
+    /// Samples to evaluate (.npy or .csv, one sample per row).
+    #[arg(long, value_name = "FILE")]
+    pub samples: PathBuf,
+    /// The target the samples should follow: gives mode weights, KS tests against exact
+    /// marginals, exact moments, and exact reference samples when it can be sampled directly.
+    #[arg(long, value_name = "TARGET")]
+    pub target: Option<String>,
+    /// Reference samples to compare with (takes precedence over the target's exact samples).
+    #[arg(long, value_name = "FILE")]
+    pub reference: Option<PathBuf>,
+    /// Write the metrics as JSON (`-` for stdout).
+    #[arg(long, value_name = "FILE")]
+    pub report: Option<PathBuf>,
+    /// Largest number of rows of each set used by the O(n²) statistics (MMD, energy distance).
+    #[arg(long, default_value_t = 4000, value_name = "N")]
+    pub max_points: usize,
+    /// Random projections for the sliced Wasserstein distance.
+    #[arg(long, default_value_t = 128, value_name = "N")]
+    pub projections: usize,
+    /// Seed for subsampling, projections and exact reference samples.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+}
+
+fn load_finite(path: &Path, what: &str) -> Result<Array2<f32>> {
+    let x = langevin::io::read_matrix(path)?;
+    if let Some((i, j)) = langevin::io::first_non_finite(x.view()) {
+        bail!(
+            "{}: row {} (counting from 1), column {} of the {what} is {}; the {what} must be finite numbers",
+            path.display(),
+            i + 1,
+            j + 1,
+            x[[i, j]]
+        );
+    }
+    if x.nrows() < 2 {
+        bail!("{}: the {what} have {} row(s); at least 2 are needed", path.display(), x.nrows());
+    }
+    Ok(x)
+}
+
+pub fn run(a: &EvalArgs, quiet: bool) -> Result<()> {
+    if a.target.is_none() && a.reference.is_none() {
+        bail!("give --target (compare with exact answers) or --reference FILE (compare with other samples), or both");
+    }
+    if a.max_points < 2 || a.projections == 0 {
+        bail!("--max-points must be at least 2 and --projections at least 1");
+    }
+    if let Some(p) = &a.report {
+        report::check_output(p)?;
+    }
+    let x = load_finite(&a.samples, "samples")?;
+    let d = x.ncols();
+    let target = match &a.target {
+        Some(spec) => {
+            let (t, warnings) = load_target(spec)?;
+            if !quiet {
+                for w in warnings {
+                    eprintln!("warning: {w}");
+                }
+            }
+            if t.dim() != d {
+                bail!(
+                    "{} has {d} columns but target '{}' has dimension {}; the samples do not belong to this target",
+                    a.samples.display(),
+                    t.name(),
+                    t.dim()
+                );
+            }
+            Some(t)
+        }
+        None => None,
+    };
+    let mut rng = LaneRng::new(a.seed, 0xE7A1);
+    let (reference, source): (Option<Array2<f32>>, String) = match (&a.reference, &target) {
+        (Some(p), _) => {
+            let r = load_finite(p, "reference samples")?;
+            if r.ncols() != d {
+                bail!("{} has {} columns but the samples have {d}", p.display(), r.ncols());
+            }
+            (Some(r), p.display().to_string())
+        }
+        (None, Some(t)) => {
+            let n = x.nrows().min(a.max_points.max(2000));
+            match t.sample_exact(n, &mut rng) {
+                Some(r) => (Some(r), format!("{n} exact samples from the target")),
+                None => (None, "none: the target cannot be sampled exactly; pass --reference".into()),
+            }
+        }
+        (None, None) => unreachable!("checked above"),
+    };
+
+    let mut rep = serde_json::Map::new();
+    rep.insert("command".into(), json!("eval"));
+    rep.insert("samples".into(), json!(a.samples));
+    rep.insert("n_samples".into(), json!(x.nrows()));
+    rep.insert("dim".into(), json!(d));
+    rep.insert("reference".into(), json!(source));
+    if let Some(r) = &reference {
+        let xs = metrics::subsample(x.view(), a.max_points, &mut rng);
+        let rs = metrics::subsample(r.view(), a.max_points, &mut rng);
+        let (mmd, h) = metrics::mmd(xs.view(), rs.view(), None);
+        rep.insert("n_reference".into(), json!(r.nrows()));
+        rep.insert("points_used".into(), json!([xs.nrows(), rs.nrows()]));
+        rep.insert("mmd".into(), json!(mmd));
+        rep.insert("mmd_bandwidth".into(), json!(h));
+        rep.insert("energy_distance".into(), json!(metrics::energy_distance(xs.view(), rs.view())));
+        rep.insert(
+            "sliced_wasserstein".into(),
+            json!(metrics::sliced_wasserstein(x.view(), r.view(), a.projections, a.seed)),
+        );
+    }
+    if let Some(t) = &target {
+        rep.insert("target".into(), json!(t.name()));
+        rep.extend(report::sample_statistics(x.view(), t.as_ref()));
+        let ks: Vec<Value> = (0..d)
+            .filter_map(|c| {
+                t.marginal(c).map(|m| {
+                    let v: Vec<f64> = x.column(c).iter().map(|&v| v as f64).collect();
+                    let r = metrics::ks_test(&v, &m);
+                    json!({"coordinate": c, "statistic": r.statistic, "p_value": r.p_value, "n": r.n})
+                })
+            })
+            .collect();
+        if !ks.is_empty() {
+            rep.insert("ks".into(), json!(ks));
+        }
+    }
+    let rep = Value::Object(rep);
+    if let Some(p) = &a.report {
+        report::write(p, &rep).with_context(|| format!("writing {}", p.display()))?;
+    }
+    if !quiet {
+        print_summary(&rep, a.report.as_ref().is_some_and(|p| p.as_os_str() == "-"));
+    }
+    Ok(())
+}
+
+fn print_summary(rep: &Value, to_stderr: bool) {
+    let mut lines = vec![format!("samples    {} rows × {}", rep["n_samples"], rep["dim"])];
+    lines.push(format!("reference  {}", rep["reference"].as_str().unwrap_or("")));
+    for (k, label) in [("mmd", "mmd       "), ("sliced_wasserstein", "sliced W2 "), ("energy_distance", "energy    ")] {
+        if let Some(v) = rep.get(k).and_then(|v| v.as_f64()) {
+            lines.push(format!("{label} {v:.5}"));
+        }
+    }
+    let list = |k: &str| {
+        rep.get(k).and_then(|v| v.as_array()).map(|a| a.iter().filter_map(|x| x.as_f64()).collect::<Vec<_>>())
+    };
+    if let (Some(w), Some(e)) = (list("mode_weights"), list("mode_weights_expected")) {
+        lines.push(format!("modes      weights {} (target {})", report::short(&w), report::short(&e)));
+    }
+    if let Some(ks) = rep.get("ks").and_then(|v| v.as_array()) {
+        for k in ks {
+            lines.push(format!(
+                "ks         coordinate {}: D = {:.4}, p = {:.3}",
+                k["coordinate"],
+                k["statistic"].as_f64().unwrap_or(f64::NAN),
+                k["p_value"].as_f64().unwrap_or(f64::NAN)
+            ));
+        }
+    }
+    for l in lines {
+        if to_stderr { eprintln!("{l}") } else { println!("{l}") }
+    }
+}

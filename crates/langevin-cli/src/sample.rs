@@ -1,0 +1,444 @@
+//! `langevin sample`: draw samples from a target.
+
+use crate::progress::Progress;
+use crate::report;
+use anyhow::{Result, bail};
+use clap::{Args, ValueEnum};
+use langevin::sampler::{self, AnnealConfig, AnnealOptions, Annealed, Init, Mala, RunConfig, RunResult, Ula};
+use langevin::target::{Target, load_target};
+use serde_json::{Value, json};
+use std::path::PathBuf;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum SamplerKind {
+    /// Unadjusted Langevin: x ← x + τ s(x) + √(2τ) z.
+    Ula,
+    /// Metropolis-adjusted Langevin (exact stationary law; step size adapted in warm-up).
+    Mala,
+    /// Annealed Langevin over a ladder of noise levels (Song & Ermon 2019).
+    Annealed,
+    /// Independent exact draws, for targets that can be sampled directly (a reference to compare with).
+    Exact,
+}
+
+impl SamplerKind {
+    fn name(self) -> &'static str {
+        match self {
+            SamplerKind::Ula => "ula",
+            SamplerKind::Mala => "mala",
+            SamplerKind::Annealed => "annealed",
+            SamplerKind::Exact => "exact",
+        }
+    }
+}
+
+#[derive(Args, Debug)]
+#[command(allow_negative_numbers = true)]
+pub struct SampleArgs {
+    /// Target: a built-in name (see `langevin targets`), `name:key=value,...`, or a .toml file.
+    #[arg(long, value_name = "TARGET")]
+    pub target: String,
+    /// Sampler.
+    #[arg(long, value_enum, default_value = "ula")]
+    pub sampler: SamplerKind,
+    /// Steps after warm-up (ULA, MALA). Default 1000.
+    #[arg(long, value_name = "N")]
+    pub steps: Option<usize>,
+    /// Warm-up steps, not kept (default: 0 for ULA, 1000 for MALA, which adapts its step size in them).
+    #[arg(long, value_name = "N")]
+    pub warmup: Option<usize>,
+    /// Keep every K-th state after warm-up (default: keep only the final state).
+    #[arg(long, value_name = "K")]
+    pub thin: Option<usize>,
+    /// Step size τ (default: from the target's length scales, or 0.01).
+    #[arg(long, value_name = "TAU")]
+    pub step_size: Option<f64>,
+    /// Switch the noise off: pure gradient ascent on log p (ULA, annealed).
+    #[arg(long)]
+    pub no_noise: bool,
+    /// Keep MALA's step size fixed during warm-up.
+    #[arg(long)]
+    pub no_adapt: bool,
+    /// Acceptance rate MALA's warm-up aims at (default 0.574).
+    #[arg(long, value_name = "RATE")]
+    pub target_accept: Option<f64>,
+    /// Number of particles (independent chains). Default 10000, or the rows of an --init file.
+    #[arg(long, value_name = "N")]
+    pub particles: Option<usize>,
+    /// Random seed; the same seed gives the same output, bit for bit, for any --threads.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Initial positions: uniform:LO,HI | gaussian[:MEAN,STD] | point:X1,...,Xd | FILE.npy | FILE.csv.
+    /// Default: a region covering the target (annealed: N(mean, σ₁² I)).
+    #[arg(long, value_name = "INIT")]
+    pub init: Option<String>,
+    /// Annealed: largest noise level σ₁ (default from the target's spread).
+    #[arg(long, value_name = "SIGMA")]
+    pub sigma_max: Option<f64>,
+    /// Annealed: smallest noise level σ_L (default 1/20 of the narrowest mode's std).
+    #[arg(long, value_name = "SIGMA")]
+    pub sigma_min: Option<f64>,
+    /// Annealed: number of noise levels L (default from NCSNv2's ratio rule).
+    #[arg(long, value_name = "L")]
+    pub levels: Option<usize>,
+    /// Annealed: Langevin steps per level T (default 100).
+    #[arg(long, value_name = "T")]
+    pub steps_per_level: Option<usize>,
+    /// Annealed: step size ε at σ_L; level i uses ε σ_i²/σ_L² (default from NCSNv2's rule).
+    #[arg(long, value_name = "EPS")]
+    pub eps: Option<f64>,
+    /// Annealed: skip the final denoising step x + σ_L² s(x, σ_L).
+    #[arg(long)]
+    pub no_denoise: bool,
+    /// Write the samples: .npy (float32, N × d) or .csv.
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
+    /// Write a JSON report (`-` for stdout).
+    #[arg(long, value_name = "FILE")]
+    pub report: Option<PathBuf>,
+    /// Write all positions every --record-every steps as a frames × particles × d .npy file.
+    #[arg(long, value_name = "FILE")]
+    pub trajectory: Option<PathBuf>,
+    /// Recording interval for --trajectory (default: 1/100 of the run).
+    #[arg(long, value_name = "K")]
+    pub record_every: Option<usize>,
+}
+
+fn check_flags(a: &SampleArgs) -> Result<()> {
+    let annealing_flags = [
+        ("--sigma-max", a.sigma_max.is_some()),
+        ("--sigma-min", a.sigma_min.is_some()),
+        ("--levels", a.levels.is_some()),
+        ("--steps-per-level", a.steps_per_level.is_some()),
+        ("--eps", a.eps.is_some()),
+        ("--no-denoise", a.no_denoise),
+    ];
+    if a.sampler == SamplerKind::Exact {
+        let used = [
+            ("--steps", a.steps.is_some()),
+            ("--warmup", a.warmup.is_some()),
+            ("--thin", a.thin.is_some()),
+            ("--step-size", a.step_size.is_some()),
+            ("--init", a.init.is_some()),
+            ("--no-noise", a.no_noise),
+            ("--trajectory", a.trajectory.is_some()),
+        ];
+        if let Some((flag, _)) = used.iter().chain(annealing_flags.iter()).find(|(_, set)| *set) {
+            bail!("{flag} does not apply to --sampler exact (independent draws from the target itself)");
+        }
+    }
+    match a.sampler {
+        SamplerKind::Annealed => {
+            for (flag, set) in
+                [("--steps", a.steps.is_some()), ("--warmup", a.warmup.is_some()), ("--thin", a.thin.is_some())]
+            {
+                if set {
+                    bail!("{flag} does not apply to --sampler annealed; its length is --levels × --steps-per-level");
+                }
+            }
+            if a.step_size.is_some() {
+                bail!(
+                    "--step-size does not apply to --sampler annealed; set the step at the smallest noise level with --eps"
+                );
+            }
+        }
+        _ => {
+            if let Some((flag, _)) = annealing_flags.iter().find(|(_, set)| *set) {
+                bail!("{flag} applies to --sampler annealed only");
+            }
+        }
+    }
+    if a.sampler != SamplerKind::Mala && (a.no_adapt || a.target_accept.is_some()) {
+        bail!("--no-adapt and --target-accept apply to --sampler mala only");
+    }
+    if a.sampler == SamplerKind::Mala && a.no_noise {
+        bail!(
+            "--no-noise is not available for MALA (its proposal is a noisy Langevin step); use --sampler ula --no-noise"
+        );
+    }
+    if let Some(r) = a.target_accept {
+        if !(r > 0.0 && r < 1.0) {
+            bail!("--target-accept = {r} must be between 0 and 1");
+        }
+    }
+    if a.record_every.is_some() && a.trajectory.is_none() {
+        bail!("--record-every needs --trajectory FILE.npy");
+    }
+    if let Some(s) = a.step_size {
+        if !(s.is_finite() && s > 0.0) {
+            bail!("--step-size = {s} must be positive and finite");
+        }
+    }
+    Ok(())
+}
+
+pub fn run(a: &SampleArgs, quiet: bool) -> Result<()> {
+    check_flags(a)?;
+    let (target, warnings) = load_target(&a.target)?;
+    if !quiet {
+        for w in &warnings {
+            eprintln!("warning: {w}");
+        }
+    }
+    for p in [&a.out, &a.report, &a.trajectory].into_iter().flatten() {
+        report::check_output(p)?;
+    }
+    let t: &dyn Target = target.as_ref();
+    if a.sampler == SamplerKind::Exact {
+        return exact(a, t, quiet);
+    }
+
+    // Annealing schedule first: its σ₁ sets the default start.
+    let anneal = if a.sampler == SamplerKind::Annealed {
+        let opts = AnnealOptions {
+            sigma_max: a.sigma_max,
+            sigma_min: a.sigma_min,
+            levels: a.levels,
+            steps_per_level: a.steps_per_level,
+            eps: a.eps,
+            denoise: !a.no_denoise,
+        };
+        Some(AnnealConfig::resolve(t, &opts)?)
+    } else {
+        None
+    };
+    let init = match &a.init {
+        Some(s) => Init::parse(s)?,
+        None => match &anneal {
+            Some((cfg, _)) => Init::Gaussian { mean: t.moments().map_or(vec![0.0], |(m, _)| m), std: cfg.sigmas[0] },
+            None => t.default_init(),
+        },
+    };
+    let particles = match (a.particles, init.particles()) {
+        (Some(n), _) => n,
+        (None, Some(n)) => n,
+        (None, None) => 10_000,
+    };
+    let steps = match &anneal {
+        Some((cfg, _)) => cfg.total_steps(),
+        None => a.steps.unwrap_or(1000),
+    };
+    let warmup = a.warmup.unwrap_or(if a.sampler == SamplerKind::Mala { 1000 } else { 0 });
+    let step_size = match &anneal {
+        Some((cfg, _)) => cfg.eps,
+        None => a.step_size.unwrap_or_else(|| t.default_step_size()),
+    };
+    let total = (warmup + steps) as u64 * particles as u64;
+    let record_every = a.trajectory.as_ref().map(|_| a.record_every.unwrap_or(((warmup + steps) / 100).max(1)));
+    let progress = Progress::start(total, "particle-steps", quiet);
+    let cfg = RunConfig {
+        particles,
+        warmup,
+        steps,
+        thin: a.thin,
+        record_every,
+        seed: a.seed,
+        block_size: Some(sampler::auto_block_size(particles, t.dim()).min(t.preferred_block_size().max(1))),
+        step_size,
+        adapt: (a.sampler == SamplerKind::Mala && !a.no_adapt).then_some(a.target_accept.unwrap_or(0.574)),
+        progress: Some(progress.counter.clone()),
+        ..Default::default()
+    };
+    let result: RunResult = match a.sampler {
+        SamplerKind::Ula => sampler::run(&Ula::new(t, !a.no_noise), &init, &cfg)?,
+        SamplerKind::Mala => sampler::run(&Mala::new(t), &init, &cfg)?,
+        SamplerKind::Exact => unreachable!("handled above"),
+        SamplerKind::Annealed => {
+            let (acfg, _) = anneal.as_ref().expect("resolved above");
+            sampler::run(&Annealed::new(t, acfg.clone(), !a.no_noise)?, &init, &cfg)?
+        }
+    };
+    progress.finish();
+
+    if let Some(p) = &a.out {
+        langevin::io::write_matrix(p, result.samples.view(), &t.coordinate_names())?;
+    }
+    if let (Some(p), Some(traj)) = (&a.trajectory, &result.trajectory) {
+        langevin::io::write_trajectory(p, traj.view())?;
+    }
+
+    let mut rep = serde_json::Map::new();
+    rep.insert("command".into(), json!("sample"));
+    rep.insert("version".into(), json!(env!("CARGO_PKG_VERSION")));
+    rep.insert("sampler".into(), json!(a.sampler.name()));
+    rep.insert("target".into(), json!(t.name()));
+    rep.insert("target_spec".into(), json!(a.target));
+    rep.insert("dim".into(), json!(t.dim()));
+    rep.insert("particles".into(), json!(particles));
+    rep.insert("steps".into(), json!(warmup + steps));
+    rep.insert("warmup".into(), json!(warmup));
+    rep.insert("thin".into(), json!(a.thin));
+    rep.insert("draws_per_particle".into(), json!(result.draws));
+    rep.insert("seed".into(), json!(a.seed));
+    rep.insert("threads".into(), json!(rayon::current_num_threads()));
+    rep.insert("block_size".into(), json!(result.block_size));
+    rep.insert("seconds".into(), json!(result.seconds));
+    rep.insert("particle_steps_per_second".into(), json!(result.particle_steps as f64 / result.seconds));
+    rep.insert("noise".into(), json!(!a.no_noise));
+    rep.insert("init".into(), json!(init.describe()));
+    if let Some((acfg, notes)) = &anneal {
+        rep.insert(
+            "annealing".into(),
+            json!({
+                "sigma_max": acfg.sigmas[0],
+                "sigma_min": acfg.sigmas[acfg.sigmas.len() - 1],
+                "levels": acfg.sigmas.len(),
+                "steps_per_level": acfg.steps_per_level,
+                "eps": acfg.eps,
+                "denoise": acfg.denoise,
+                "sigmas": acfg.sigmas,
+                "step_sizes": (0..acfg.sigmas.len()).map(|i| acfg.alpha(i)).collect::<Vec<_>>(),
+                "notes": notes,
+            }),
+        );
+    } else {
+        rep.insert("step_size".into(), json!(result.step_size));
+        rep.insert("step_size_initial".into(), json!(step_size));
+    }
+    if let Some(rate) = result.acceptance_rate() {
+        rep.insert("acceptance_rate".into(), json!(rate));
+        rep.insert("warmup_acceptance".into(), json!(result.warmup_acceptance));
+    }
+    rep.extend(report::sample_statistics(result.samples.view(), t));
+    if result.draws >= 4 {
+        rep.extend(report::chain_diagnostics(result.samples.view(), particles));
+    }
+    let mut all_warnings = warnings.clone();
+    if let Some(rate) = result.acceptance_rate() {
+        if rate < 0.05 {
+            all_warnings.push(format!(
+                "MALA accepted only {:.1}% of proposals: the chains barely moved; use a smaller --step-size or keep the warm-up adaptation on",
+                100.0 * rate
+            ));
+        }
+    }
+    if let Some(r) = rep.get("rhat_max").and_then(|v| v.as_f64()) {
+        if r > 1.01 {
+            all_warnings.push(format!(
+                "max R-hat is {r:.3} (above 1.01): the chains have not mixed; run more --steps or --warmup before trusting these samples"
+            ));
+        }
+    }
+    rep.insert("warnings".into(), json!(all_warnings));
+    if let Some(p) = &a.out {
+        rep.insert("out".into(), json!(p));
+    }
+    let rep = Value::Object(rep);
+    if let Some(p) = &a.report {
+        report::write(p, &rep)?;
+    }
+    if !quiet {
+        print_summary(a, t, &result, &rep, (warmup, steps), &all_warnings[warnings.len()..]);
+    }
+    Ok(())
+}
+
+/// `--sampler exact`: independent draws straight from the target.
+fn exact(a: &SampleArgs, t: &dyn Target, quiet: bool) -> Result<()> {
+    let n = a.particles.unwrap_or(10_000);
+    if n == 0 {
+        bail!("--particles must be at least 1");
+    }
+    let start = std::time::Instant::now();
+    let Some(samples) = t.sample_exact(n, &mut langevin::rng::LaneRng::new(a.seed, 0)) else {
+        bail!(
+            "target '{}' cannot be sampled exactly (only Gaussians, mixtures, 1-D targets and some built-ins can); use --sampler ula, mala or annealed",
+            t.name()
+        );
+    };
+    let seconds = start.elapsed().as_secs_f64();
+    if let Some(p) = &a.out {
+        langevin::io::write_matrix(p, samples.view(), &t.coordinate_names())?;
+    }
+    let mut rep = serde_json::Map::new();
+    rep.insert("command".into(), json!("sample"));
+    rep.insert("sampler".into(), json!("exact"));
+    rep.insert("target".into(), json!(t.name()));
+    rep.insert("dim".into(), json!(t.dim()));
+    rep.insert("particles".into(), json!(n));
+    rep.insert("steps".into(), json!(0));
+    rep.insert("seed".into(), json!(a.seed));
+    rep.insert("seconds".into(), json!(seconds));
+    rep.extend(report::sample_statistics(samples.view(), t));
+    let rep = Value::Object(rep);
+    if let Some(p) = &a.report {
+        report::write(p, &rep)?;
+    }
+    if !quiet {
+        let out = a.out.as_ref().map(|p| format!(", wrote {}", p.display())).unwrap_or_default();
+        eprintln!("{n} exact samples of {} in {seconds:.3} s{out}", t.name());
+    }
+    Ok(())
+}
+
+fn print_summary(
+    a: &SampleArgs,
+    t: &dyn Target,
+    r: &RunResult,
+    rep: &Value,
+    (warmup, steps): (usize, usize),
+    late_warnings: &[String],
+) {
+    let f = |k: &str| {
+        rep.get(k).and_then(|v| v.as_array()).map(|v| v.iter().filter_map(|x| x.as_f64()).collect::<Vec<_>>())
+    };
+    let mut lines = vec![format!("target     {} (d = {})", t.name(), t.dim())];
+    let detail = match rep.get("annealing") {
+        Some(an) => format!(
+            "{} levels × {} steps, σ {:.4} → {:.4}, ε {:.3e}{}",
+            an["levels"],
+            an["steps_per_level"],
+            an["sigma_max"].as_f64().unwrap_or(0.0),
+            an["sigma_min"].as_f64().unwrap_or(0.0),
+            an["eps"].as_f64().unwrap_or(0.0),
+            if an["denoise"].as_bool() == Some(true) { ", denoised" } else { "" }
+        ),
+        None => format!(
+            "{warmup} warm-up + {steps} steps, step size {:.4e}{}",
+            r.step_size,
+            if a.no_noise { ", noise off" } else { "" }
+        ),
+    };
+    lines.push(format!("sampler    {} ({detail})", a.sampler.name()));
+    lines.push(format!("particles  {}   seed {}   threads {}", rep["particles"], a.seed, rayon::current_num_threads()));
+    lines.push(format!("time       {:.3} s ({:.3e} particle-steps/s)", r.seconds, r.particle_steps as f64 / r.seconds));
+    if let Some(rate) = r.acceptance_rate() {
+        lines.push(format!("acceptance {rate:.3}"));
+    }
+    if let (Some(w), Some(e)) = (f("mode_weights"), f("mode_weights_expected")) {
+        lines.push(format!("modes      weights {} (target {})", report::short(&w), report::short(&e)));
+    }
+    if let Some(m) = f("mean") {
+        let exact = f("exact_mean").map(|e| format!(" (exact {})", report::short(&e))).unwrap_or_default();
+        lines.push(format!("mean       {}{exact}", report::short(&m)));
+    }
+    if let Some(e) = rep.get("ess_bulk_min").and_then(|v| v.as_f64()) {
+        lines.push(format!(
+            "ess        min bulk ESS {e:.0}, max R-hat {:.4}",
+            rep["rhat_max"].as_f64().unwrap_or(f64::NAN)
+        ));
+    }
+    let mut wrote: Vec<String> = Vec::new();
+    if let Some(p) = &a.out {
+        wrote.push(format!("{} ({} × {})", p.display(), r.samples.nrows(), r.samples.ncols()));
+    }
+    if let Some(p) = &a.trajectory {
+        wrote.push(p.display().to_string());
+    }
+    if let Some(p) = &a.report {
+        if p.as_os_str() != "-" {
+            wrote.push(p.display().to_string());
+        }
+    }
+    if !wrote.is_empty() {
+        lines.push(format!("wrote      {}", wrote.join(", ")));
+    }
+    // The summary goes to stderr when the JSON report is on stdout.
+    let to_stderr = a.report.as_ref().is_some_and(|p| p.as_os_str() == "-");
+    for l in lines {
+        if to_stderr { eprintln!("{l}") } else { println!("{l}") }
+    }
+    for w in late_warnings {
+        eprintln!("warning: {w}");
+    }
+}

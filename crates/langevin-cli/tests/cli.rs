@@ -1,0 +1,425 @@
+//! The `langevin` binary as a user runs it: outputs, reports, and every kind of bad input.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn langevin(dir: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_langevin")).current_dir(dir).args(args).output().expect("the binary runs")
+}
+
+fn ok(dir: &Path, args: &[&str]) -> String {
+    let out = langevin(dir, args);
+    assert!(
+        out.status.success(),
+        "langevin {args:?} failed:\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Run, expect failure with a non-zero exit, return stderr.
+fn fails(dir: &Path, args: &[&str]) -> String {
+    let out = langevin(dir, args);
+    assert!(!out.status.success(), "langevin {args:?} should fail but succeeded");
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(!err.contains("panicked"), "a panic instead of an error: {err}");
+    err
+}
+
+fn json(path: &Path) -> serde_json::Value {
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
+    let p = dir.join(name);
+    std::fs::write(&p, text).unwrap();
+    p
+}
+
+fn npy(path: &Path) -> ndarray::Array2<f32> {
+    ndarray_npy::read_npy(path).unwrap()
+}
+
+#[test]
+fn targets_lists_every_builtin() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = ok(dir.path(), &["targets"]);
+    for name in ["ncsn-toy", "double-well", "many-well", "muller-brown", "banana", "funnel", "gaussian", "ring"] {
+        assert!(out.contains(name), "{name} missing from:\n{out}");
+    }
+    let list: serde_json::Value = serde_json::from_str(&ok(dir.path(), &["targets", "--json"])).unwrap();
+    assert_eq!(list.as_array().unwrap().len(), 8);
+}
+
+#[test]
+fn annealed_sampling_writes_samples_and_a_complete_report() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let stdout = ok(
+        d,
+        &[
+            "sample",
+            "--target",
+            "ncsn-toy",
+            "--sampler",
+            "annealed",
+            "--particles",
+            "20000",
+            "--seed",
+            "1",
+            "--out",
+            "s.npy",
+            "--report",
+            "r.json",
+        ],
+    );
+    assert!(stdout.contains("modes"), "summary on stdout: {stdout}");
+    let s = npy(&d.join("s.npy"));
+    assert_eq!(s.dim(), (20_000, 2));
+    let r = json(&d.join("r.json"));
+    for key in [
+        "sampler",
+        "target",
+        "dim",
+        "particles",
+        "steps",
+        "seed",
+        "seconds",
+        "particle_steps_per_second",
+        "mode_weights",
+        "mean",
+        "covariance",
+        "annealing",
+    ] {
+        assert!(r.get(key).is_some(), "report lacks '{key}': {r}");
+    }
+    let w = r["mode_weights"][0].as_f64().unwrap();
+    assert!((w - 0.8).abs() < 0.02, "{w}");
+    assert_eq!(r["annealing"]["notes"].as_array().unwrap().len(), 4);
+    // The samples evaluate well against the target's exact answers.
+    ok(d, &["eval", "--samples", "s.npy", "--target", "ncsn-toy", "--report", "m.json"]);
+    let m = json(&d.join("m.json"));
+    for key in ["mmd", "sliced_wasserstein", "energy_distance", "mode_weights", "ks"] {
+        assert!(m.get(key).is_some(), "eval report lacks '{key}': {m}");
+    }
+    assert_eq!(m["ks"].as_array().unwrap().len(), 2);
+}
+
+#[test]
+fn mala_on_a_toml_potential_writes_csv_and_reports_acceptance() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    write(
+        d,
+        "my_potential.toml",
+        "kind = \"potential\"\nvariables = [\"x\", \"y\"]\nenergy = \"(x^2 - 1)^2 + 0.5*y^2\"\ntemperature = 0.5\n",
+    );
+    ok(
+        d,
+        &[
+            "sample",
+            "--target",
+            "my_potential.toml",
+            "--sampler",
+            "mala",
+            "--steps",
+            "500",
+            "--particles",
+            "2000",
+            "--out",
+            "s.csv",
+            "--report",
+            "r.json",
+            "--thin",
+            "50",
+        ],
+    );
+    let text = std::fs::read_to_string(d.join("s.csv")).unwrap();
+    assert_eq!(text.lines().next().unwrap(), "x,y", "header names the variables");
+    assert_eq!(text.lines().count(), 1 + 2000 * 10);
+    let r = json(&d.join("r.json"));
+    let acc = r["acceptance_rate"].as_f64().unwrap();
+    assert!((acc - 0.574).abs() < 0.1, "adapted acceptance {acc}");
+    assert!(r["ess_bulk_min"].as_f64().unwrap() > 100.0);
+    assert!(r["rhat_max"].as_f64().unwrap() < 1.05);
+}
+
+#[test]
+fn eval_against_reference_samples() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    ok(
+        d,
+        &[
+            "sample",
+            "--target",
+            "gaussian:dim=3",
+            "--sampler",
+            "exact",
+            "--particles",
+            "3000",
+            "--seed",
+            "1",
+            "--out",
+            "a.npy",
+        ],
+    );
+    ok(
+        d,
+        &[
+            "sample",
+            "--target",
+            "gaussian:dim=3",
+            "--sampler",
+            "exact",
+            "--particles",
+            "3000",
+            "--seed",
+            "2",
+            "--out",
+            "b.npy",
+        ],
+    );
+    let out = ok(d, &["eval", "--samples", "a.npy", "--reference", "b.npy", "--report", "-"]);
+    let m: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert!(m["mmd"].as_f64().unwrap() < 0.05, "{m}");
+    assert!(m.get("mode_weights").is_none());
+}
+
+#[test]
+fn same_seed_same_bytes_for_any_thread_count() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    for (threads, name) in [("1", "t1.npy"), ("2", "t2.npy")] {
+        ok(
+            d,
+            &[
+                "--threads",
+                threads,
+                "sample",
+                "--target",
+                "ncsn-toy",
+                "--sampler",
+                "mala",
+                "--particles",
+                "3000",
+                "--steps",
+                "200",
+                "--warmup",
+                "100",
+                "--seed",
+                "7",
+                "--out",
+                name,
+                "-q",
+            ],
+        );
+    }
+    assert_eq!(std::fs::read(d.join("t1.npy")).unwrap(), std::fs::read(d.join("t2.npy")).unwrap());
+}
+
+#[test]
+fn quiet_prints_nothing_and_trajectories_have_frames() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let out = langevin(
+        d,
+        &[
+            "sample",
+            "--target",
+            "ncsn-toy",
+            "--no-noise",
+            "--steps",
+            "100",
+            "--particles",
+            "500",
+            "--trajectory",
+            "tr.npy",
+            "--record-every",
+            "10",
+            "--quiet",
+        ],
+    );
+    assert!(out.status.success());
+    assert!(out.stdout.is_empty() && out.stderr.is_empty());
+    let t: ndarray::Array3<f32> = ndarray_npy::read_npy(d.join("tr.npy")).unwrap();
+    assert_eq!(t.dim(), (11, 500, 2), "initial state + every 10th of 100 steps");
+}
+
+#[test]
+fn bench_quick_prints_the_workloads() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = ok(dir.path(), &["bench", "--quick", "--repeats", "1"]);
+    let b: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let w = b["workloads"].as_array().unwrap();
+    assert!(w[0]["particle_steps_per_second"].as_f64().unwrap() > 0.0);
+    assert!(w[1]["min_ess_per_second"].as_f64().unwrap() > 0.0);
+}
+
+#[test]
+fn unknown_names_list_the_valid_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let e = fails(d, &["sample", "--target", "nosuch"]);
+    assert!(e.contains("unknown target 'nosuch'") && e.contains("ncsn-toy") && e.contains("muller-brown"), "{e}");
+    let e = fails(d, &["sample", "--target", "ncsn-toy", "--sampler", "hmc"]);
+    assert!(e.contains("hmc") && e.contains("ula") && e.contains("mala") && e.contains("annealed"), "{e}");
+    let e = fails(d, &["sample", "--target", "gaussian:size=3"]);
+    assert!(e.contains("no parameter 'size'") && e.contains("dim, cond, rotate"), "{e}");
+}
+
+#[test]
+fn malformed_target_files_name_field_and_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    write(d, "bad.toml", "kind = \"gmm\"\nweights = [0.3, 0.7]\nmeans = [[0.0, 0.0], [4.0 1.0]]\nstds = [1.0, 1.0]\n");
+    let e = fails(d, &["sample", "--target", "bad.toml"]);
+    assert!(e.contains("bad.toml") && e.contains("line 3"), "{e}");
+    write(d, "neg.toml", "kind = \"gmm\"\nweights = [-0.3, 1.3]\nmeans = [[0.0], [4.0]]\nstds = [1.0, 1.0]\n");
+    let e = fails(d, &["sample", "--target", "neg.toml"]);
+    assert!(e.contains("weight 0 is -0.3") && e.contains("non-negative"), "{e}");
+    write(d, "spd.toml", "kind = \"gaussian\"\nmean = [0.0, 0.0]\ncovariance = [[1.0, 3.0], [3.0, 1.0]]\n");
+    let e = fails(d, &["sample", "--target", "spd.toml"]);
+    assert!(e.contains("not positive-definite"), "{e}");
+    write(d, "asym.toml", "kind = \"gaussian\"\nmean = [0.0, 0.0]\ncovariance = [[1.0, 0.3], [0.2, 1.0]]\n");
+    let e = fails(d, &["sample", "--target", "asym.toml"]);
+    assert!(e.contains("not symmetric"), "{e}");
+    write(d, "dims.toml", "kind = \"gmm\"\nweights = [0.5, 0.5]\nmeans = [[0.0, 0.0], [1.0]]\nstds = [1.0, 1.0]\n");
+    let e = fails(d, &["sample", "--target", "dims.toml"]);
+    assert!(e.contains("same dimension"), "{e}");
+    let e = fails(d, &["sample", "--target", "missing.toml"]);
+    assert!(e.contains("not found"), "{e}");
+}
+
+#[test]
+fn weights_that_do_not_sum_to_one_are_normalized_with_a_warning() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    write(d, "w.toml", "kind = \"gmm\"\nweights = [3.0, 1.0]\nmeans = [[0.0], [8.0]]\nstds = [1.0, 1.0]\n");
+    let out = langevin(
+        d,
+        &["sample", "--target", "w.toml", "--sampler", "annealed", "--particles", "20000", "--report", "r.json"],
+    );
+    assert!(out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("warning") && err.contains("sum to 4"), "{err}");
+    let r = json(&d.join("r.json"));
+    assert_eq!(r["mode_weights_expected"][0].as_f64().unwrap(), 0.75);
+    assert!(r["warnings"][0].as_str().unwrap().contains("divided by their sum"));
+}
+
+#[test]
+fn bad_expressions_point_at_the_problem() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    write(d, "p1.toml", "kind = \"potential\"\nvariables = [\"x\", \"y\"]\nenergy = \"(x^2 - 1)^2 + 0.5*y^2)\"\n");
+    let e = fails(d, &["sample", "--target", "p1.toml"]);
+    assert!(e.contains("position 22") && e.contains("without a matching '('"), "{e}");
+    write(d, "p2.toml", "kind = \"potential\"\nvariables = [\"x\", \"y\"]\nenergy = \"x^2 + z^2\"\n");
+    let e = fails(d, &["sample", "--target", "p2.toml"]);
+    assert!(e.contains("unknown variable 'z'") && e.contains("declared variables: x, y"), "{e}");
+    write(d, "p3.toml", "kind = \"potential\"\nvariables = [\"x\"]\nenergy = \"x^2\"\ntemperature = -1\n");
+    let e = fails(d, &["sample", "--target", "p3.toml"]);
+    assert!(e.contains("temperature") && e.contains("positive"), "{e}");
+}
+
+#[test]
+fn dimension_mismatches_are_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    write(d, "init3.csv", "1,2,3\n4,5,6\n");
+    let e = fails(d, &["sample", "--target", "ncsn-toy", "--init", "init3.csv"]);
+    assert!(e.contains("3 columns") && e.contains("dimension 2"), "{e}");
+    write(d, "init2.csv", "1,2\n4,5\n");
+    let e = fails(d, &["sample", "--target", "ncsn-toy", "--init", "init2.csv", "--particles", "10"]);
+    assert!(e.contains("2 rows") && e.contains("10 particles"), "{e}");
+    let e = fails(d, &["sample", "--target", "ncsn-toy", "--init", "point:1,2,3"]);
+    assert!(e.contains("3 coordinates") && e.contains("dimension 2"), "{e}");
+    ok(
+        d,
+        &["sample", "--target", "gaussian:dim=3", "--sampler", "exact", "--particles", "100", "--out", "g3.npy", "-q"],
+    );
+    let e = fails(d, &["eval", "--samples", "g3.npy", "--target", "ncsn-toy"]);
+    assert!(e.contains("3 columns") && e.contains("dimension 2"), "{e}");
+}
+
+#[test]
+fn invalid_numbers_of_steps_particles_and_step_sizes() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let e = fails(d, &["sample", "--target", "ncsn-toy", "--step-size", "0"]);
+    assert!(e.contains("--step-size = 0") && e.contains("positive"), "{e}");
+    let e = fails(d, &["sample", "--target", "ncsn-toy", "--step-size", "-0.1"]);
+    assert!(e.contains("positive"), "{e}");
+    let e = fails(d, &["sample", "--target", "ncsn-toy", "--steps", "0"]);
+    assert!(e.contains("--steps must be at least 1"), "{e}");
+    let e = fails(d, &["sample", "--target", "ncsn-toy", "--particles", "0"]);
+    assert!(e.contains("--particles must be at least 1"), "{e}");
+    let e = fails(d, &["sample", "--target", "ncsn-toy", "--steps", "-5"]);
+    assert!(e.contains("-5"), "{e}");
+    let e = fails(
+        d,
+        &["sample", "--target", "ncsn-toy", "--sampler", "annealed", "--sigma-max", "0.1", "--sigma-min", "1"],
+    );
+    assert!(e.contains("σ₁ > σ_L"), "{e}");
+    let e = fails(d, &["sample", "--target", "ncsn-toy", "--sampler", "annealed", "--levels", "1"]);
+    assert!(e.contains("at least 2 levels"), "{e}");
+    let e = fails(d, &["sample", "--target", "ncsn-toy", "--sampler", "annealed", "--steps", "10"]);
+    assert!(e.contains("--steps does not apply"), "{e}");
+    let e = fails(d, &["sample", "--target", "ncsn-toy", "--sigma-max", "3"]);
+    assert!(e.contains("--sampler annealed only"), "{e}");
+    let e = fails(
+        d,
+        &["sample", "--target", "muller-brown", "--sampler", "annealed", "--sigma-max", "1", "--sigma-min", "0.1"],
+    );
+    assert!(e.contains("perturbed score"), "{e}");
+}
+
+#[test]
+fn divergence_stops_with_step_particle_and_advice_and_writes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let e = fails(
+        d,
+        &["sample", "--target", "gaussian:dim=2,cond=100", "--step-size", "1", "--out", "s.npy", "--report", "r.json"],
+    );
+    assert!(
+        e.contains("non-finite") && e.contains("at step") && e.contains("particle") && e.contains("try --step-size"),
+        "{e}"
+    );
+    assert!(!d.join("s.npy").exists() && !d.join("r.json").exists());
+    assert_eq!(std::fs::read_dir(d).unwrap().count(), 0, "no temporary files left behind");
+}
+
+#[test]
+fn unwritable_outputs_fail_before_any_work() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let e = fails(d, &["sample", "--target", "ncsn-toy", "--out", "no/such/dir/s.npy"]);
+    assert!(e.contains("does not exist"), "{e}");
+    let e = fails(d, &["sample", "--target", "ncsn-toy", "--out", "s.txt"]);
+    assert!(e.contains("use .npy or .csv"), "{e}");
+    let e = fails(d, &["sample", "--target", "ncsn-toy", "--report", "."]);
+    assert!(e.contains("is a directory"), "{e}");
+}
+
+#[test]
+fn eval_rejects_non_finite_and_malformed_samples() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    write(d, "nan.csv", "x0,x1\n1,2\n3,NaN\n5,6\n");
+    let e = fails(d, &["eval", "--samples", "nan.csv", "--target", "ncsn-toy"]);
+    assert!(e.contains("row 2") && e.contains("column 2") && e.contains("NaN"), "{e}");
+    write(d, "ragged.csv", "1,2\n3\n");
+    let e = fails(d, &["eval", "--samples", "ragged.csv", "--target", "ncsn-toy"]);
+    assert!(e.contains("line 2 has 1 fields"), "{e}");
+    write(d, "text.csv", "1,2\n3,abc\n");
+    let e = fails(d, &["eval", "--samples", "text.csv", "--target", "ncsn-toy"]);
+    assert!(e.contains("'abc' is not a number"), "{e}");
+    write(d, "junk.npy", "garbage");
+    let e = fails(d, &["eval", "--samples", "junk.npy", "--target", "ncsn-toy"]);
+    assert!(e.contains("not a readable .npy"), "{e}");
+    let e = fails(d, &["eval", "--samples", "ragged.csv"]);
+    assert!(e.contains("--target") && e.contains("--reference"), "{e}");
+}

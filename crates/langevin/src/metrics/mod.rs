@@ -1,0 +1,246 @@
+//! Distances between sample sets and tests against exact answers.
+//!
+//! - [`mmd`]: maximum mean discrepancy with an RBF kernel, bandwidth by the median heuristic;
+//! - [`energy_distance`]: 2E‖X − Y‖ − E‖X − X′‖ − E‖Y − Y′‖ (Székely & Rizzo);
+//! - [`sliced_wasserstein`]: the 2-Wasserstein distance averaged over random 1-D projections;
+//! - [`ks_test`]: Kolmogorov–Smirnov statistic and p-value against an exact marginal CDF;
+//! - [`mode_weights`]: the fraction of samples whose most responsible mixture component is k.
+//!
+//! The pairwise statistics cost O(n²), so they use at most `max_points` rows of each set,
+//! chosen at random with a fixed seed (the report says how many).
+//! Both MMD and the energy distance are V-statistics (diagonal terms included), so they are
+//! never negative; between two independent samples of size n from the same law they are of
+//! order 1/√n and 1/n respectively, which is the floor a "good" sampler can reach.
+
+use crate::rng::LaneRng;
+use crate::target::{GaussianMixture, Marginal};
+use ndarray::{Array2, ArrayView2};
+use rayon::prelude::*;
+
+/// A random subset of at most `max` rows (all rows, in order, when there are fewer).
+pub fn subsample(x: ArrayView2<f32>, max: usize, rng: &mut LaneRng) -> Array2<f32> {
+    let n = x.nrows();
+    if n <= max {
+        return x.to_owned();
+    }
+    // Partial Fisher–Yates over the row indices.
+    let mut idx: Vec<usize> = (0..n).collect();
+    for i in 0..max {
+        let j = i + rng.below((n - i) as u64) as usize;
+        idx.swap(i, j);
+    }
+    let mut keep = idx[..max].to_vec();
+    keep.sort_unstable();
+    Array2::from_shape_fn((max, x.ncols()), |(i, c)| x[[keep[i], c]])
+}
+
+fn sq_dist(a: ndarray::ArrayView1<f32>, b: ndarray::ArrayView1<f32>) -> f64 {
+    a.iter().zip(b).map(|(x, y)| ((*x - *y) as f64).powi(2)).sum()
+}
+
+/// Mean of f(‖xᵢ − yⱼ‖²) over all pairs (i, j).
+fn pair_mean(x: ArrayView2<f32>, y: ArrayView2<f32>, f: impl Fn(f64) -> f64 + Sync) -> f64 {
+    let total: f64 = (0..x.nrows())
+        .into_par_iter()
+        .map(|i| y.outer_iter().map(|b| f(sq_dist(x.row(i), b))).sum::<f64>())
+        .collect::<Vec<f64>>()
+        .into_iter()
+        .sum();
+    total / (x.nrows() * y.nrows()) as f64
+}
+
+/// Median of the pairwise distances within the pooled sample (the usual RBF bandwidth).
+pub fn median_distance(x: ArrayView2<f32>, y: ArrayView2<f32>) -> f64 {
+    let pooled: Vec<ndarray::ArrayView1<f32>> = x.outer_iter().chain(y.outer_iter()).collect();
+    // At most ~2000 points enter the median (4M pairs); the median is a robust statistic.
+    let step = (pooled.len() / 2000).max(1);
+    let pts: Vec<_> = pooled.iter().step_by(step).collect();
+    let mut d = Vec::with_capacity(pts.len() * pts.len() / 2);
+    for i in 0..pts.len() {
+        for j in 0..i {
+            d.push(sq_dist(*pts[i], *pts[j]).sqrt());
+        }
+    }
+    if d.is_empty() {
+        return 1.0;
+    }
+    let mid = d.len() / 2;
+    d.select_nth_unstable_by(mid, |a, b| a.total_cmp(b));
+    d[mid].max(1e-12)
+}
+
+/// MMD between the rows of `x` and `y` with k(a, b) = exp(−‖a − b‖²/(2h²)); returns
+/// √(MMD²) of the V-statistic. `bandwidth` None uses the median heuristic.
+pub fn mmd(x: ArrayView2<f32>, y: ArrayView2<f32>, bandwidth: Option<f64>) -> (f64, f64) {
+    let h = bandwidth.unwrap_or_else(|| median_distance(x, y));
+    let g = 1.0 / (2.0 * h * h);
+    let k = |d2: f64| (-g * d2).exp();
+    let m2 = pair_mean(x, x, k) + pair_mean(y, y, k) - 2.0 * pair_mean(x, y, k);
+    (m2.max(0.0).sqrt(), h)
+}
+
+/// Energy distance 2E‖X − Y‖ − E‖X − X′‖ − E‖Y − Y′‖ (V-statistic).
+pub fn energy_distance(x: ArrayView2<f32>, y: ArrayView2<f32>) -> f64 {
+    let f = |d2: f64| d2.sqrt();
+    (2.0 * pair_mean(x, y, f) - pair_mean(x, x, f) - pair_mean(y, y, f)).max(0.0)
+}
+
+/// Sliced 2-Wasserstein distance over `projections` random directions (seeded):
+/// √(mean over directions θ of W₂²(θᵀX, θᵀY)), the 1-D distances computed between the two
+/// empirical quantile functions.
+pub fn sliced_wasserstein(x: ArrayView2<f32>, y: ArrayView2<f32>, projections: usize, seed: u64) -> f64 {
+    let d = x.ncols();
+    let mut rng = LaneRng::new(seed, 0x5157);
+    let dirs: Vec<Vec<f64>> = (0..projections)
+        .map(|_| {
+            let v: Vec<f64> = (0..d).map(|_| rng.normal()).collect();
+            let norm = v.iter().map(|a| a * a).sum::<f64>().sqrt().max(1e-300);
+            v.into_iter().map(|a| a / norm).collect()
+        })
+        .collect();
+    let w2: Vec<f64> = dirs
+        .par_iter()
+        .map(|dir| {
+            let proj = |m: ArrayView2<f32>| {
+                let mut p: Vec<f64> =
+                    m.outer_iter().map(|r| r.iter().zip(dir).map(|(a, b)| *a as f64 * b).sum()).collect();
+                p.sort_by(|a, b| a.total_cmp(b));
+                p
+            };
+            let (px, py) = (proj(x), proj(y));
+            let m = px.len().max(py.len());
+            (0..m)
+                .map(|i| {
+                    let q = (i as f64 + 0.5) / m as f64;
+                    let a = px[((q * px.len() as f64) as usize).min(px.len() - 1)];
+                    let b = py[((q * py.len() as f64) as usize).min(py.len() - 1)];
+                    (a - b).powi(2)
+                })
+                .sum::<f64>()
+                / m as f64
+        })
+        .collect();
+    (w2.iter().sum::<f64>() / projections.max(1) as f64).sqrt()
+}
+
+/// Result of a one-sample Kolmogorov–Smirnov test.
+#[derive(Clone, Copy, Debug, serde::Serialize)]
+pub struct KsResult {
+    /// sup |F_n − F|.
+    pub statistic: f64,
+    /// Asymptotic p-value (Kolmogorov distribution, with Stephens' small-sample correction).
+    pub p_value: f64,
+    /// Number of samples.
+    pub n: usize,
+}
+
+/// KS test of `values` against the exact marginal `m`.
+pub fn ks_test(values: &[f64], m: &Marginal) -> KsResult {
+    let mut v = values.to_vec();
+    v.sort_by(|a, b| a.total_cmp(b));
+    let n = v.len() as f64;
+    let mut d = 0.0f64;
+    for (i, &x) in v.iter().enumerate() {
+        let f = m.cdf(x);
+        d = d.max((i as f64 + 1.0) / n - f).max(f - i as f64 / n);
+    }
+    let lambda = (n.sqrt() + 0.12 + 0.11 / n.sqrt()) * d;
+    KsResult { statistic: d, p_value: kolmogorov_q(lambda), n: v.len() }
+}
+
+/// Q_KS(λ) = 2 Σ_{k≥1} (−1)^{k−1} e^{−2k²λ²}, the tail of the Kolmogorov distribution.
+pub fn kolmogorov_q(lambda: f64) -> f64 {
+    if lambda < 0.2 {
+        return 1.0;
+    }
+    let mut sum = 0.0;
+    for k in 1..=100 {
+        let kf = k as f64;
+        let term = (-2.0 * kf * kf * lambda * lambda).exp();
+        sum += if k % 2 == 1 { term } else { -term };
+        if term < 1e-16 {
+            break;
+        }
+    }
+    (2.0 * sum).clamp(0.0, 1.0)
+}
+
+/// Fraction of rows assigned to each component (by largest responsibility), in the order of
+/// the mixture's components.
+pub fn mode_weights(x: ArrayView2<f32>, mixture: &GaussianMixture) -> Vec<f64> {
+    let k = mixture.n_components();
+    let counts = (0..x.nrows())
+        .into_par_iter()
+        .map(|i| {
+            let p: Vec<f64> = x.row(i).iter().map(|v| *v as f64).collect();
+            mixture.assign(&p)
+        })
+        .fold(
+            || vec![0usize; k],
+            |mut acc, j| {
+                acc[j] += 1;
+                acc
+            },
+        )
+        .reduce(|| vec![0usize; k], |a, b| a.iter().zip(&b).map(|(x, y)| x + y).collect());
+    counts.iter().map(|&c| c as f64 / x.nrows().max(1) as f64).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::target::{Covariance, Target};
+
+    fn gauss(n: usize, shift: f32, seed: u64) -> Array2<f32> {
+        let mut rng = LaneRng::new(seed, 0);
+        Array2::from_shape_fn((n, 2), |(_, c)| rng.normal() as f32 + if c == 0 { shift } else { 0.0 })
+    }
+
+    #[test]
+    fn distances_separate_equal_from_shifted_samples() {
+        let (a, b, c) = (gauss(1000, 0.0, 1), gauss(1000, 0.0, 2), gauss(1000, 1.0, 3));
+        let (same, _) = mmd(a.view(), b.view(), None);
+        let (diff, _) = mmd(a.view(), c.view(), None);
+        assert!(diff > 3.0 * same, "{same} {diff}");
+        let (e_same, e_diff) = (energy_distance(a.view(), b.view()), energy_distance(a.view(), c.view()));
+        assert!(e_diff > 5.0 * e_same, "{e_same} {e_diff}");
+        let (s_same, s_diff) =
+            (sliced_wasserstein(a.view(), b.view(), 64, 0), sliced_wasserstein(a.view(), c.view(), 64, 0));
+        assert!(s_diff > 3.0 * s_same, "{s_same} {s_diff}");
+        // For a pure shift by δ along one axis, SW₂² = δ² E[θ₁²] = δ²/d: here SW₂ ≈ 1/√2.
+        assert!((s_diff - 0.5f64.sqrt()).abs() < 0.1, "{s_diff}");
+        // Energy distance of two unit Gaussians shifted by 1 (1-D projection check is enough
+        // for the order of magnitude): positive and finite.
+        assert!(e_diff.is_finite());
+    }
+
+    #[test]
+    fn ks_accepts_the_truth_and_rejects_a_shift() {
+        let m = Marginal::NormalMixture { weights: vec![1.0], means: vec![0.0], stds: vec![1.0] };
+        let mut rng = LaneRng::new(9, 9);
+        let v: Vec<f64> = (0..5000).map(|_| rng.normal()).collect();
+        let r = ks_test(&v, &m);
+        assert!(r.p_value > 0.01, "{r:?}");
+        let shifted: Vec<f64> = v.iter().map(|x| x + 0.2).collect();
+        assert!(ks_test(&shifted, &m).p_value < 1e-6);
+        // Known values of the Kolmogorov tail.
+        assert!((kolmogorov_q(1.36) - 0.0494).abs() < 1e-3);
+        assert!((kolmogorov_q(1.63) - 0.0098).abs() < 1e-3);
+    }
+
+    #[test]
+    fn mode_weights_and_subsampling() {
+        let m = GaussianMixture::new(
+            vec![0.8, 0.2],
+            vec![vec![5.0, 5.0], vec![-5.0, -5.0]],
+            vec![Covariance::Isotropic(1.0); 2],
+        )
+        .unwrap();
+        let x = m.sample_exact(50_000, &mut LaneRng::new(0, 1)).unwrap();
+        let w = mode_weights(x.view(), &m);
+        assert!((w[0] - 0.8).abs() < 5.0 * (0.16f64 / 50_000.0).sqrt(), "{w:?}");
+        let s = subsample(x.view(), 100, &mut LaneRng::new(0, 2));
+        assert_eq!(s.dim(), (100, 2));
+        assert_eq!(subsample(x.view(), 100, &mut LaneRng::new(0, 2)), s, "deterministic");
+    }
+}

@@ -1,0 +1,413 @@
+//! The driver: runs a [`Kernel`] on N particles, block by block, in parallel.
+//!
+//! Schedule (DESIGN.md, "block-major"): particles are cut into blocks of a fixed size; a thread
+//! takes a block and advances it through many steps while its data stays in cache. Every block
+//! draws from its own random stream `(seed, block index)` and writes only its own rows of the
+//! output, so the result is bit-for-bit the same for any number of threads. The block size
+//! depends on N, d and the target, never on the thread count.
+//!
+//! Warm-up with step-size adaptation runs in short windows: all blocks advance a few steps, the
+//! mean acceptance probability over all particles (summed in block order, so deterministic)
+//! updates the step size by dual averaging, and so on.
+
+use super::{DualAveraging, Init, Kernel, StepCtx};
+use crate::block::Block;
+use crate::error::{Error, Result};
+use crate::invalid;
+use crate::rng::LaneRng;
+use crate::vmath::LANES;
+use ndarray::{Array2, Array3};
+use rayon::prelude::*;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::time::Instant;
+
+/// How to run a sampler.
+#[derive(Clone, Debug)]
+pub struct RunConfig {
+    /// Number of particles (independent chains) N.
+    pub particles: usize,
+    /// Warm-up steps, not kept (the step size adapts during them when `adapt` is set).
+    pub warmup: usize,
+    /// Steps after warm-up.
+    pub steps: usize,
+    /// Keep every `thin`-th state after warm-up; `None` keeps only the final state.
+    pub thin: Option<usize>,
+    /// Record all positions every `k` steps (warm-up included) into a trajectory.
+    pub record_every: Option<usize>,
+    /// Seed of all random streams.
+    pub seed: u64,
+    /// Particles per block; `None` chooses [`auto_block_size`] (or the target's preference).
+    pub block_size: Option<usize>,
+    /// Initial step size τ.
+    pub step_size: f64,
+    /// Adapt the step size during warm-up towards this acceptance rate (Metropolized kernels).
+    pub adapt: Option<f64>,
+    /// Counter of particle-steps done, for progress display.
+    pub progress: Option<Arc<AtomicU64>>,
+    /// Set to stop the run early (it then returns an error).
+    pub cancel: Option<Arc<AtomicBool>>,
+    /// Refuse runs whose kept samples and trajectory would exceed this many bytes.
+    pub max_output_bytes: u64,
+}
+
+impl Default for RunConfig {
+    fn default() -> Self {
+        RunConfig {
+            particles: 10_000,
+            warmup: 0,
+            steps: 1000,
+            thin: None,
+            record_every: None,
+            seed: 0,
+            block_size: None,
+            step_size: 0.01,
+            adapt: None,
+            progress: None,
+            cancel: None,
+            max_output_bytes: 8 << 30,
+        }
+    }
+}
+
+/// What a run produced.
+#[derive(Clone, Debug)]
+pub struct RunResult {
+    /// Kept states, `draws × particles` rows of d values; row `k·N + i` is particle i at its
+    /// k-th kept draw.
+    pub samples: Array2<f32>,
+    /// Kept draws per particle.
+    pub draws: usize,
+    /// Recorded frames × particles × d, when recording was asked for: the initial state, every
+    /// `record_every`-th step, and the final state.
+    pub trajectory: Option<Array3<f32>>,
+    /// Accepted proposals after warm-up (Metropolized kernels).
+    pub accepted: u64,
+    /// Proposals after warm-up.
+    pub proposed: u64,
+    /// Mean acceptance probability during the last warm-up window, if adapted.
+    pub warmup_acceptance: Option<f64>,
+    /// Step size used after warm-up.
+    pub step_size: f64,
+    /// Wall-clock seconds of the run (initialization included).
+    pub seconds: f64,
+    /// Particle-steps done (= score evaluations per particle, summed).
+    pub particle_steps: u64,
+    /// Particles per block.
+    pub block_size: usize,
+}
+
+impl RunResult {
+    /// Fraction of accepted proposals after warm-up, for Metropolized kernels.
+    pub fn acceptance_rate(&self) -> Option<f64> {
+        (self.proposed > 0).then(|| self.accepted as f64 / self.proposed as f64)
+    }
+}
+
+/// Block size from N and d alone: at most 256 particles, at most ~16k values per coordinate
+/// array (so a block's arrays stay in L2), and at least 16 blocks when N allows it, so two or
+/// more threads have work even for a few chains. Always a multiple of [`LANES`].
+pub fn auto_block_size(particles: usize, dim: usize) -> usize {
+    let by_cache = (16_384 / dim.max(1)) / LANES * LANES;
+    let by_count = particles.div_ceil(16).div_ceil(LANES) * LANES;
+    256.min(by_cache.max(LANES)).min(by_count.max(LANES))
+}
+
+struct Worker<S> {
+    state: S,
+    rng: LaneRng,
+    first: usize,
+    kept: Vec<f32>,
+    frames: Vec<f32>,
+    accepted: u64,
+    accept_prob: f64,
+}
+
+/// A stretch of steps run by every block: global step indices `from..to`, at one step size,
+/// either warm-up or sampling (only sampling steps are kept for thinning).
+#[derive(Clone, Copy)]
+struct Span {
+    from: usize,
+    to: usize,
+    step_size: f64,
+    sampling: bool,
+}
+
+/// A failure inside one block: the step (1-based) and particle, for deterministic reporting.
+struct BlockFailure {
+    step: usize,
+    particle: usize,
+    error: Error,
+}
+
+/// Run `kernel` from `init` as configured. See the module documentation for the schedule.
+pub fn run<K: Kernel>(kernel: &K, init: &Init, cfg: &RunConfig) -> Result<RunResult> {
+    let start = Instant::now();
+    let d = kernel.dim();
+    let n = cfg.particles;
+    if n == 0 {
+        return Err(invalid!("--particles must be at least 1"));
+    }
+    if cfg.steps == 0 {
+        return Err(invalid!("--steps must be at least 1"));
+    }
+    if !(cfg.step_size.is_finite() && cfg.step_size > 0.0) {
+        return Err(invalid!("--step-size = {} must be positive and finite", cfg.step_size));
+    }
+    if let Some(t) = cfg.thin {
+        if t == 0 || t > cfg.steps {
+            return Err(invalid!("--thin = {t} must be between 1 and the number of steps ({})", cfg.steps));
+        }
+    }
+    if let Some(len) = kernel.schedule_len() {
+        if cfg.warmup + cfg.steps != len {
+            return Err(invalid!(
+                "{} runs a fixed schedule of {len} steps, but {} warm-up + {} steps were asked for",
+                kernel.name(),
+                cfg.warmup,
+                cfg.steps
+            ));
+        }
+    }
+    if cfg.record_every == Some(0) {
+        return Err(invalid!("--record-every must be at least 1"));
+    }
+    init.check(d, n)?;
+    let total = cfg.warmup + cfg.steps;
+    let draws = cfg.thin.map_or(1, |t| cfg.steps / t);
+    let frames = cfg.record_every.map_or(0, |k| total / k + 2);
+    let bytes = (draws as u64 + frames as u64) * n as u64 * d as u64 * 4;
+    if bytes > cfg.max_output_bytes {
+        return Err(invalid!(
+            "keeping {draws} draws and {frames} trajectory frames of {n} particles in {d} dimensions needs {:.1} GiB; \
+             raise --thin or --record-every, or use fewer particles",
+            bytes as f64 / (1u64 << 30) as f64
+        ));
+    }
+    let block = cfg.block_size.unwrap_or_else(|| auto_block_size(n, d)).max(1);
+    let n_blocks = n.div_ceil(block);
+
+    // Initialize every block from its own stream.
+    let mut workers: Vec<Worker<K::State>> = (0..n_blocks)
+        .into_par_iter()
+        .map(|b| {
+            let first = b * block;
+            let len = block.min(n - first);
+            let mut rng = LaneRng::new(cfg.seed, b as u64);
+            let mut x = Block::zeros(d, len);
+            init.fill(&mut x, first, &mut rng);
+            let mut frames = Vec::new();
+            if cfg.record_every.is_some() {
+                x.append_rows(&mut frames);
+            }
+            Ok(Worker { state: kernel.init(x)?, rng, first, kept: Vec::new(), frames, accepted: 0, accept_prob: 0.0 })
+        })
+        .collect::<Result<_>>()?;
+
+    let first_bad = AtomicUsize::new(usize::MAX);
+    let mut step_size = cfg.step_size;
+    let mut warmup_acceptance = None;
+
+    // Warm-up: in adaptation windows, or in one go.
+    if cfg.warmup > 0 {
+        match cfg.adapt {
+            Some(target) if kernel.metropolized() => {
+                let window = (cfg.warmup / 100).clamp(1, 10);
+                let mut da = DualAveraging::new(step_size, target);
+                let mut t = 0;
+                while t < cfg.warmup {
+                    let end = (t + window).min(cfg.warmup);
+                    segment(
+                        kernel,
+                        &mut workers,
+                        Span { from: t, to: end, step_size, sampling: false },
+                        cfg,
+                        &first_bad,
+                    )?;
+                    let prob: f64 = workers.iter().map(|w| w.accept_prob).sum();
+                    workers.iter_mut().for_each(|w| {
+                        w.accept_prob = 0.0;
+                        w.accepted = 0;
+                    });
+                    let mean = prob / (n * (end - t)) as f64;
+                    warmup_acceptance = Some(mean);
+                    step_size = da.update(mean);
+                    t = end;
+                }
+                step_size = da.final_step();
+            }
+            _ => {
+                segment(
+                    kernel,
+                    &mut workers,
+                    Span { from: 0, to: cfg.warmup, step_size, sampling: false },
+                    cfg,
+                    &first_bad,
+                )?;
+                workers.iter_mut().for_each(|w| {
+                    w.accept_prob = 0.0;
+                    w.accepted = 0;
+                });
+            }
+        }
+    }
+    let span = Span { from: cfg.warmup, to: total, step_size, sampling: true };
+    segment(kernel, &mut workers, span, cfg, &first_bad)?;
+
+    // Finish (e.g. denoise) and collect.
+    let changed = workers
+        .par_iter_mut()
+        .map(|w| kernel.finish(&mut w.state))
+        .collect::<Result<Vec<bool>>>()?
+        .into_iter()
+        .any(|c| c);
+    if cfg.thin.is_none() {
+        for w in workers.iter_mut() {
+            kernel.position(&w.state).append_rows(&mut w.kept);
+        }
+    }
+    let mut samples = Array2::zeros((draws * n, d));
+    for w in &workers {
+        let len = kernel.position(&w.state).len();
+        for k in 0..draws {
+            let src = &w.kept[k * len * d..(k + 1) * len * d];
+            let rows = k * n + w.first..k * n + w.first + len;
+            samples.slice_mut(ndarray::s![rows, ..]).as_slice_mut().expect("standard layout").copy_from_slice(src);
+        }
+    }
+    let trajectory = cfg.record_every.map(|every| {
+        let recorded = total / every + 1;
+        let last_recorded = total % every == 0;
+        let n_frames = recorded + usize::from(!last_recorded || changed);
+        let mut traj = Array3::zeros((n_frames, n, d));
+        for w in workers.iter_mut() {
+            let pos = kernel.position(&w.state);
+            let len = pos.len();
+            if !last_recorded || changed {
+                pos.append_rows(&mut w.frames);
+            }
+            for f in 0..n_frames {
+                let src = &w.frames[f * len * d..(f + 1) * len * d];
+                traj.slice_mut(ndarray::s![f, w.first..w.first + len, ..])
+                    .as_slice_mut()
+                    .expect("standard layout")
+                    .copy_from_slice(src);
+            }
+        }
+        traj
+    });
+    let accepted: u64 = workers.iter().map(|w| w.accepted).sum();
+    let proposed = if kernel.metropolized() { (n * cfg.steps) as u64 } else { 0 };
+    Ok(RunResult {
+        samples,
+        draws,
+        trajectory,
+        accepted,
+        proposed,
+        warmup_acceptance,
+        step_size,
+        seconds: start.elapsed().as_secs_f64(),
+        particle_steps: (n * total) as u64,
+        block_size: block,
+    })
+}
+
+/// Advance every block through `span`.
+fn segment<K: Kernel>(
+    kernel: &K,
+    workers: &mut [Worker<K::State>],
+    span: Span,
+    cfg: &RunConfig,
+    first_bad: &AtomicUsize,
+) -> Result<()> {
+    let failures: Vec<Option<BlockFailure>> =
+        workers.par_iter_mut().map(|w| advance(kernel, w, span, cfg, first_bad).err()).collect();
+    // Report the earliest failure (lowest step, then lowest particle): the same whatever the
+    // thread count, because no block stops before reaching the earliest failing step.
+    match failures.into_iter().flatten().min_by_key(|f| (f.step, f.particle)) {
+        Some(f) => Err(f.error),
+        None => Ok(()),
+    }
+}
+
+fn advance<K: Kernel>(
+    kernel: &K,
+    w: &mut Worker<K::State>,
+    span: Span,
+    cfg: &RunConfig,
+    first_bad: &AtomicUsize,
+) -> std::result::Result<(), BlockFailure> {
+    let (step_size, sampling) = (span.step_size, span.sampling);
+    let len = kernel.position(&w.state).len();
+    let mut pending = 0u64;
+    for t in span.from..span.to {
+        if t >= first_bad.load(Ordering::Relaxed) {
+            return Ok(()); // an earlier step already failed elsewhere; this block cannot beat it
+        }
+        if let Some(c) = &cfg.cancel {
+            if c.load(Ordering::Relaxed) {
+                return Err(BlockFailure { step: t + 1, particle: w.first, error: invalid!("interrupted") });
+            }
+        }
+        let ctx = StepCtx { index: t, step_size };
+        let info = kernel.step(&mut w.state, &ctx, &mut w.rng).map_err(|error| {
+            first_bad.fetch_min(t, Ordering::Relaxed);
+            BlockFailure { step: t + 1, particle: w.first, error }
+        })?;
+        w.accepted += info.accepted as u64;
+        w.accept_prob += info.accept_prob;
+        let pos = kernel.position(&w.state);
+        if let Some(i) = if info.finite { None } else { pos.first_non_finite() } {
+            first_bad.fetch_min(t, Ordering::Relaxed);
+            let error = Error::NonFinite {
+                step: t + 1,
+                particle: w.first + i,
+                detail: kernel.describe_step(t),
+                suggestion: kernel.suggest_smaller(t, step_size),
+            };
+            return Err(BlockFailure { step: t + 1, particle: w.first + i, error });
+        }
+        if let Some(k) = cfg.record_every {
+            if (t + 1) % k == 0 {
+                pos.append_rows(&mut w.frames);
+            }
+        }
+        if sampling {
+            if let Some(thin) = cfg.thin {
+                if (t + 1 - cfg.warmup) % thin == 0 {
+                    pos.append_rows(&mut w.kept);
+                }
+            }
+        }
+        pending += len as u64;
+        if pending >= 4096 {
+            if let Some(p) = &cfg.progress {
+                p.fetch_add(pending, Ordering::Relaxed);
+            }
+            pending = 0;
+        }
+    }
+    if let Some(p) = &cfg.progress {
+        p.fetch_add(pending, Ordering::Relaxed);
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn block_sizes_depend_on_n_and_d_only() {
+        assert_eq!(auto_block_size(100_000, 2), 256);
+        assert_eq!(auto_block_size(64, 100), 16);
+        assert_eq!(auto_block_size(1000, 2), 64);
+        assert_eq!(auto_block_size(10_000, 1000), 16);
+        assert_eq!(auto_block_size(1, 1), 16);
+        for n in [1, 17, 1000, 123_457] {
+            for d in [1, 2, 10, 100, 5000] {
+                assert_eq!(auto_block_size(n, d) % LANES, 0);
+            }
+        }
+    }
+}
