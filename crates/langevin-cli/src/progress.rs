@@ -1,6 +1,6 @@
 //! A progress bar on stderr for runs longer than a second, and only on a terminal.
 
-use indicatif::{ProgressBar, ProgressStyle};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use std::io::IsTerminal;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -24,23 +24,24 @@ impl Progress {
         let handle = (!quiet && std::io::stderr().is_terminal()).then(|| {
             let (counter, done) = (counter.clone(), done.clone());
             std::thread::spawn(move || {
-                let start = Instant::now();
-                while start.elapsed() < Duration::from_secs(1) {
-                    if done.load(Ordering::Relaxed) {
-                        return;
-                    }
-                    std::thread::sleep(Duration::from_millis(20));
-                }
-                let bar = ProgressBar::new(total.max(1));
+                // The bar exists from the start, hidden, so its rate and ETA see the whole run;
+                // it is drawn only once a second has passed. `wide_bar` fits the terminal width.
+                let bar = ProgressBar::with_draw_target(Some(total.max(1)), ProgressDrawTarget::hidden());
                 bar.set_style(
                     ProgressStyle::with_template(&format!(
-                        "{{bar:40}} {{percent:>3}}% {{human_pos}}/{{human_len}} {unit} [{{elapsed_precise}} < {{eta_precise}}, {{per_sec}}]"
+                        "{{percent:>3}}% {{wide_bar}} {{human_pos}}/{{human_len}} {unit}, {{eta}} left"
                     ))
                     .expect("valid template"),
                 );
+                let start = Instant::now();
+                let mut shown = false;
                 while !done.load(Ordering::Relaxed) {
                     bar.set_position(counter.load(Ordering::Relaxed).min(total));
-                    std::thread::sleep(Duration::from_millis(100));
+                    if !shown && start.elapsed() >= Duration::from_secs(1) {
+                        bar.set_draw_target(ProgressDrawTarget::stderr());
+                        shown = true;
+                    }
+                    std::thread::sleep(Duration::from_millis(50));
                 }
                 bar.finish_and_clear();
             })
