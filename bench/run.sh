@@ -30,4 +30,25 @@ if "fraction_of_peak" in ula:
 print(f"\n{mala['description']}")
 print(f"min bulk ESS {mala['min_ess_bulk']:.0f} in {mala['seconds']:.2f} s -> {mala['min_ess_per_second']:.0f} ESS/s, "
       f"{mala['min_ess_per_gradient_evaluation']:.2e} ESS per gradient evaluation, acceptance {mala['acceptance_rate']:.3f}")
+baoab = next(w for w in ours["workloads"] if w["name"] == "baoab-gaussian-100")
+print(f"\n{baoab['description']}")
+print(f"min bulk ESS {baoab['min_ess_bulk']:.0f} in {baoab['seconds']:.2f} s -> {baoab['min_ess_per_second']:.0f} ESS/s "
+      f"({baoab['ratio_to_mala_ess_per_second']:.1f}x MALA), {baoab['min_ess_per_gradient_evaluation']:.2e} ESS per gradient evaluation, "
+      f"kinetic temperature {baoab['kinetic_temperature']:.3f} (kT = 1)")
+sg = next(w for w in ours["workloads"] if w["name"] == "sgld-vs-mala-logistic")
+print(f"\n{sg['description']}")
+fmt = lambda v: "not reached" if v is None else f"{v:.2f} s"
+print(f"SGLD (batch 128): {fmt(sg['sgld_seconds_to_tolerance'])} of a {sg['sgld_seconds_run']:.2f} s run; "
+      f"full-batch MALA: {fmt(sg['mala_seconds_to_tolerance'])} of a {sg['mala_seconds_run']:.2f} s run "
+      f"({sg['mala_seconds_per_step'] * 1000:.1f} ms per step for 4 chains)")
+print(f"SGLD-CV (batch 128, control variates at the MAP): {fmt(sg['sgld_cv_seconds_to_tolerance'])} "
+      f"(including {sg['sgld_cv_setup_seconds']:.2f} s for the MAP and one full gradient)")
+for name in ["sgld", "sgld_cv"]:
+    if sg[f"{name}_speedup"] is not None:
+        print(f"{name.replace('_', '-').upper()} is {sg[f'{name}_speedup']:.1f}x faster than full-batch MALA to the posterior mean")
+    errs = sg[f"{name}_final_error_in_std"]
+    ratio = sg[f"{name}_std_over_laplace_std_second_half"]
+    print(f"{name.replace('_', '-').upper()} at the end: mean error up to {max(abs(e) for e in errs):.2f} posterior std, "
+          f"standard deviations {min(ratio):.2f}-{max(ratio):.2f}x Laplace's")
+print(f"MALA at the end: mean error up to {max(abs(e) for e in sg['mala_final_error_in_std']):.2f} posterior std")
 PY

@@ -3,7 +3,7 @@
 use crate::report;
 use anyhow::Result;
 use clap::Args;
-use langevin::sampler::{self, Init, Mala, RunConfig, Ula};
+use langevin::sampler::{self, Init, Mala, RunConfig, Scheme, Ula, Underdamped};
 use langevin::target::builtin;
 use serde_json::json;
 use std::path::PathBuf;
@@ -104,6 +104,192 @@ fn peak_gflops(threads: usize) -> Option<(f64, String)> {
     Some((g, format!("{threads} cores × 2 FMA pipes × {lanes} f32 lanes × 2 flops × {ghz:.2} GHz (measured)")))
 }
 
+/// Seconds until the running estimate of the posterior mean is within `tol` posterior standard
+/// deviations of `reference` in every coordinate, and stays there. The estimate at a recorded
+/// frame f is the mean over chains and over frames f/2..=f (the first half is burn-in).
+fn time_to_tolerance(
+    traj: &ndarray::Array3<f32>,
+    seconds_per_frame: f64,
+    reference: &[f64],
+    std: &[f64],
+    tol: f64,
+) -> Option<f64> {
+    let (frames, chains, d) = traj.dim();
+    // Prefix sums over frames of the chain-averaged parameters.
+    let mut prefix = vec![vec![0.0; d]; frames + 1];
+    for f in 0..frames {
+        for c in 0..d {
+            let m = (0..chains).map(|k| traj[[f, k, c]] as f64).sum::<f64>() / chains as f64;
+            prefix[f + 1][c] = prefix[f][c] + m;
+        }
+    }
+    let ok = |f: usize| {
+        let lo = f / 2;
+        (0..d).all(|c| {
+            let est = (prefix[f + 1][c] - prefix[lo][c]) / (f + 1 - lo) as f64;
+            (est - reference[c]).abs() < tol * std[c]
+        })
+    };
+    let mut first = None;
+    for f in 0..frames {
+        match (ok(f), first) {
+            (true, None) => first = Some(f),
+            (false, Some(_)) => first = None,
+            _ => {}
+        }
+    }
+    first.map(|f| f as f64 * seconds_per_frame)
+}
+
+/// Over the second half of a trajectory (frames × chains × d): the error of the mean and the
+/// ratio of the standard deviations, both in units of the reference standard deviations.
+fn second_half_stats(traj: &ndarray::Array3<f32>, reference: &[f64], std: &[f64]) -> (Vec<f64>, Vec<f64>) {
+    let (frames, chains, d) = traj.dim();
+    let half = traj.slice(ndarray::s![frames / 2.., .., ..]);
+    let flat = half.to_shape(((frames - frames / 2) * chains, d)).expect("contiguous").to_owned();
+    let (mean, cov) = langevin::diagnostics::mean_cov(flat.view());
+    let err = (0..d).map(|c| (mean[c] - reference[c]) / std[c]).collect();
+    let ratio = (0..d).map(|c| cov[[c, c]].sqrt() / std[c]).collect();
+    (err, ratio)
+}
+
+/// SGLD (minibatches of 128) and full-batch MALA on an N-row synthetic logistic regression,
+/// both from θ = 0, both with 4 chains; wall time until the posterior mean is within 0.25
+/// posterior standard deviations of the reference (the MAP, whose distance to the posterior mean
+/// is O(1/√N) standard deviations).
+fn sgld_vs_mala(quick: bool, seed: u64) -> Result<serde_json::Value> {
+    use langevin::posterior::{Dataset, Model, Posterior, Schedule, Sgld};
+    let rows = if quick { 100_000 } else { 1_000_000 };
+    let coef = [-0.5, 1.0, -2.0, 0.5, 0.25];
+    let p = coef.len() - 1;
+    let mut rng = langevin::rng::LaneRng::new(seed, 0xDA7A);
+    let mut x = Vec::with_capacity(rows * p);
+    let mut y = Vec::with_capacity(rows);
+    for _ in 0..rows {
+        let row: Vec<f64> = (0..p).map(|_| rng.normal()).collect();
+        let z = coef[0] + row.iter().zip(&coef[1..]).map(|(a, b)| a * b).sum::<f64>();
+        y.push(f64::from(u8::from(rng.uniform_f64() < 1.0 / (1.0 + (-z).exp()))));
+        x.extend(row);
+    }
+    let names = (0..p).map(|i| format!("x{i}")).collect();
+    let map_start = std::time::Instant::now();
+    let post = Posterior::new(Arc::new(Dataset::new(x, p, y, names, "y".into())?), Model::Logistic, 10.0)?;
+    let map_seconds = map_start.elapsed().as_secs_f64();
+    let reference = post.map().to_vec();
+    let std = post.laplace_std();
+    let chains = 4;
+    let start = Init::Point(vec![0.0]);
+    // The tolerance of the SGLD-against-MALA test (tests/posterior.rs).
+    let tol = 0.25;
+
+    // Welling & Teh's decreasing schedule from the discretization limit 0.2 v_min down to the
+    // step whose minibatch noise is a tenth of the injected noise (Sgld::default_step), after a
+    // burn-in at the large step: it crosses the distance from θ = 0 quickly, the last steps
+    // sample accurately.
+    // A fifth of the run is burn-in at the large step.
+    let sgld_steps = if quick { 50_000 } else { 400_000 };
+    let hold = sgld_steps / 5;
+    let eps = 0.2 * std.iter().map(|s| s * s).fold(f64::INFINITY, f64::min);
+    let sgld = Sgld::new(&post, 128, Schedule::Constant(eps), false)?;
+    let safe = sgld.default_step(seed);
+    let schedule = Schedule::decaying(eps, (eps / safe).max(1.0), hold, sgld_steps - hold, 0.55)?;
+    let sgld = sgld.with_schedule(schedule);
+    let every = sgld_steps / 2000;
+    let out = sampler::run(
+        &sgld,
+        &start,
+        &RunConfig {
+            particles: chains,
+            steps: sgld_steps,
+            record_every: Some(every),
+            seed,
+            step_size: eps,
+            block_size: Some(1),
+            ..Default::default()
+        },
+    )?;
+    let traj = out.trajectory.as_ref().expect("recorded");
+    let sgld_time = time_to_tolerance(traj, out.seconds / sgld_steps as f64 * every as f64, &reference, &std, tol);
+    let (sgld_err, std_ratio) = second_half_stats(traj, &reference, &std);
+
+    // SGLD-CV: control variates at the MAP, constant default step (no burn-in needed beyond
+    // the first steps: its step is at the discretization limit).
+    // Its set-up counts: the MAP (Newton's method, computed above) and one full-data gradient.
+    let cv_start = std::time::Instant::now();
+    let cv = Sgld::new(&post, 128, Schedule::Constant(eps), false)?.with_control_variate();
+    let cv_eps = cv.default_step(seed);
+    let cv = cv.with_schedule(Schedule::Constant(cv_eps));
+    let cv_setup = map_seconds + cv_start.elapsed().as_secs_f64();
+    let cv_steps = if quick { 20_000 } else { 100_000 };
+    let cv_every = cv_steps / 2000;
+    let out_cv = sampler::run(
+        &cv,
+        &start,
+        &RunConfig {
+            particles: chains,
+            steps: cv_steps,
+            record_every: Some(cv_every),
+            seed,
+            step_size: cv_eps,
+            block_size: Some(1),
+            ..Default::default()
+        },
+    )?;
+    let traj_cv = out_cv.trajectory.as_ref().expect("recorded");
+    let cv_time = time_to_tolerance(traj_cv, out_cv.seconds / cv_steps as f64 * cv_every as f64, &reference, &std, tol)
+        .map(|t| t + cv_setup);
+    let (cv_err, cv_std) = second_half_stats(traj_cv, &reference, &std);
+
+    let mala_total = if quick { 300 } else { 600 };
+    let mala_warmup = mala_total / 4;
+    let out_m = sampler::run(
+        &Mala::new(&post),
+        &start,
+        &RunConfig {
+            particles: chains,
+            warmup: mala_warmup,
+            steps: mala_total - mala_warmup,
+            record_every: Some(1),
+            adapt: Some(0.574),
+            seed,
+            step_size: 0.2 * std.iter().map(|s| s * s).fold(f64::INFINITY, f64::min),
+            block_size: Some(1),
+            ..Default::default()
+        },
+    )?;
+    let traj_m = out_m.trajectory.as_ref().expect("recorded");
+    let mala_time = time_to_tolerance(traj_m, out_m.seconds / mala_total as f64, &reference, &std, tol);
+    let (mala_err, _) = second_half_stats(traj_m, &reference, &std);
+    Ok(json!({
+        "name": "sgld-vs-mala-logistic",
+        "description": format!(
+            "logistic regression, {rows} rows × {p} features, 4 chains from θ = 0: seconds until the running posterior-mean estimate is within {tol} posterior standard deviations of the reference in every coordinate"
+        ),
+        "rows": rows,
+        "sgld_seconds_to_tolerance": sgld_time,
+        "sgld_schedule": {"eps_first": schedule.at(0), "eps_last": schedule.at(sgld_steps - 1), "gamma": 0.55, "hold": hold},
+        "sgld_std_over_laplace_std_second_half": std_ratio,
+        "sgld_final_error_in_std": sgld_err,
+        "mala_final_error_in_std": mala_err,
+        "sgld_steps_run": sgld_steps,
+        "sgld_seconds_run": out.seconds,
+        "mala_seconds_to_tolerance": mala_time,
+        "mala_steps_run": mala_total,
+        "mala_seconds_run": out_m.seconds,
+        "mala_seconds_per_step": out_m.seconds / mala_total as f64,
+        "sgld_speedup": match (sgld_time, mala_time) { (Some(s), Some(m)) => json!(m / s), _ => json!(null) },
+        "sgld_cv_seconds_to_tolerance": cv_time,
+        "sgld_cv_setup_seconds": cv_setup,
+        "map_seconds": map_seconds,
+        "sgld_cv_step": cv_eps,
+        "sgld_cv_steps_run": cv_steps,
+        "sgld_cv_seconds_run": out_cv.seconds,
+        "sgld_cv_final_error_in_std": cv_err,
+        "sgld_cv_std_over_laplace_std_second_half": cv_std,
+        "sgld_cv_speedup": match (cv_time, mala_time) { (Some(s), Some(m)) => json!(m / s), _ => json!(null) },
+    }))
+}
+
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(|a, b| a.total_cmp(b));
     v[v.len() / 2]
@@ -191,6 +377,7 @@ pub fn run(a: &BenchArgs) -> Result<()> {
         ));
     }
     let best = results.iter().cloned().fold(results[0].clone(), |b, r| if r.0 > b.0 { r } else { b });
+    let best = (best.0, best.1, best.2, best.3, best.4);
     workloads.push(json!({
         "name": "mala-gaussian-100",
         "description": format!("MALA on {spec}, {chains} chains × {steps} steps after {warmup} warm-up steps (step size adapted to acceptance 0.574)"),
@@ -203,6 +390,51 @@ pub fn run(a: &BenchArgs) -> Result<()> {
         "step_size": warm.step_size,
         "rhat_max": best.4,
     }));
+
+    // 3. BAOAB on the same Gaussian, compared with the MALA figures above.
+    let (chains, steps, warmup) = if a.quick { (64, 1000, 300) } else { (64, 10_000, 1000) };
+    let (dt, friction) = (0.5, 1.0);
+    let baoab = Underdamped::new(gauss.as_ref(), Scheme::Baoab, &[1.0], friction)?;
+    let warm = sampler::run(
+        &baoab,
+        &gauss.default_init(),
+        &RunConfig { particles: chains, warmup, steps: 1, seed: a.seed, step_size: dt, ..Default::default() },
+    )?;
+    let start = Init::Rows(Arc::new(warm.samples.clone()));
+    let mut results = Vec::new();
+    for r in 0..repeats.min(3) {
+        let out = sampler::run(
+            &baoab,
+            &start,
+            &RunConfig {
+                particles: chains,
+                steps,
+                thin: Some(1),
+                seed: a.seed + 11 + r as u64,
+                step_size: dt,
+                ..Default::default()
+            },
+        )?;
+        let diag = report::chain_diagnostics(out.samples.view(), chains);
+        let ess = diag["ess_bulk_min"].as_f64().unwrap_or(f64::NAN);
+        results.push((ess / out.seconds, ess, out.seconds, out.kinetic_temperature.unwrap_or(f64::NAN)));
+    }
+    let best_baoab = results.iter().cloned().fold(results[0], |b, r| if r.0 > b.0 { r } else { b });
+    let mala_ess_per_s = best.0;
+    workloads.push(json!({
+        "name": "baoab-gaussian-100",
+        "description": format!("BAOAB on {spec}, {chains} chains × {steps} steps after {warmup} warm-up steps, Δt = {dt}, γ = {friction}, m = 1"),
+        "min_ess_per_second": best_baoab.0,
+        "min_ess_per_second_runs": results.iter().map(|r| r.0).collect::<Vec<_>>(),
+        "min_ess_bulk": best_baoab.1,
+        "seconds": best_baoab.2,
+        "min_ess_per_gradient_evaluation": best_baoab.1 / (chains * steps) as f64,
+        "kinetic_temperature": best_baoab.3,
+        "ratio_to_mala_ess_per_second": best_baoab.0 / mala_ess_per_s,
+    }));
+
+    // 4. SGLD against full-batch MALA on a large logistic regression: time to the posterior mean.
+    workloads.push(sgld_vs_mala(a.quick, a.seed)?);
 
     let result = json!({
         "langevin_version": env!("CARGO_PKG_VERSION"),

@@ -2,6 +2,7 @@
 
 mod bench;
 mod eval;
+mod posterior;
 mod progress;
 mod report;
 mod sample;
@@ -20,7 +21,9 @@ use std::process::ExitCode;
       langevin sample --target ncsn-toy --sampler annealed --particles 100000 --seed 1 --out s.npy --report r.json\n  \
       langevin sample --target my_potential.toml --sampler mala --steps 5000 --out s.csv\n  \
       langevin eval --samples s.npy --target ncsn-toy --report metrics.json\n  \
-      langevin eval --samples a.npy --reference b.npy"
+      langevin eval --samples a.npy --reference b.npy\n  \
+      langevin sample --target muller-brown --sampler baoab --friction 1 --temperature 10 --dt 0.001 --steps 200000\n  \
+      langevin posterior --data loans.csv --label default --model logistic --sampler sgld --batch 128 --steps 50000"
 )]
 struct Cli {
     #[command(subcommand)]
@@ -37,6 +40,8 @@ struct Cli {
 enum Command {
     /// Draw samples from a target with ULA, MALA or annealed Langevin dynamics.
     Sample(Box<sample::SampleArgs>),
+    /// Sample a Bayesian regression posterior from a CSV file (SGLD, pSGLD, MALA, ULA).
+    Posterior(Box<posterior::PosteriorArgs>),
     /// Compare samples with a target (exact answers) or with reference samples.
     Eval(eval::EvalArgs),
     /// List the built-in targets and their parameters.
@@ -60,6 +65,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Sample(a) => sample::run(&a, cli.quiet),
         Command::Eval(a) => eval::run(&a, cli.quiet),
+        Command::Posterior(a) => posterior::run(&a, cli.quiet),
         Command::Targets(a) => targets::run(&a),
         Command::Bench(a) => bench::run(&a),
     };

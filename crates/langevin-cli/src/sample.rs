@@ -4,7 +4,9 @@ use crate::progress::Progress;
 use crate::report;
 use anyhow::{Result, bail};
 use clap::{Args, ValueEnum};
-use langevin::sampler::{self, AnnealConfig, AnnealOptions, Annealed, Init, Mala, RunConfig, RunResult, Ula};
+use langevin::sampler::{
+    self, AnnealConfig, AnnealOptions, Annealed, Init, Mala, RunConfig, RunResult, Scheme, Ula, Underdamped,
+};
 use langevin::target::{Target, load_target};
 use serde_json::{Value, json};
 use std::path::PathBuf;
@@ -19,6 +21,12 @@ pub enum SamplerKind {
     Annealed,
     /// Independent exact draws, for targets that can be sampled directly (a reference to compare with).
     Exact,
+    /// Underdamped Langevin, BAOAB splitting (physical units: --mass, --friction, --temperature, --dt).
+    Baoab,
+    /// Underdamped Langevin, OBABO splitting.
+    Obabo,
+    /// Underdamped Langevin, plain Euler–Maruyama (the baseline the splittings beat).
+    UnderdampedEm,
 }
 
 impl SamplerKind {
@@ -28,6 +36,18 @@ impl SamplerKind {
             SamplerKind::Mala => "mala",
             SamplerKind::Annealed => "annealed",
             SamplerKind::Exact => "exact",
+            SamplerKind::Baoab => "baoab",
+            SamplerKind::Obabo => "obabo",
+            SamplerKind::UnderdampedEm => "underdamped-em",
+        }
+    }
+
+    fn scheme(self) -> Option<Scheme> {
+        match self {
+            SamplerKind::Baoab => Some(Scheme::Baoab),
+            SamplerKind::Obabo => Some(Scheme::Obabo),
+            SamplerKind::UnderdampedEm => Some(Scheme::EulerMaruyama),
+            _ => None,
         }
     }
 }
@@ -72,6 +92,19 @@ pub struct SampleArgs {
     /// Default: a region covering the target (annealed: N(mean, σ₁² I)).
     #[arg(long, value_name = "INIT")]
     pub init: Option<String>,
+    /// Temperature kT: re-targets a Boltzmann target p ∝ exp(−U/kT) (any sampler); the thermostat
+    /// of the underdamped samplers holds it.
+    #[arg(long, value_name = "KT")]
+    pub temperature: Option<f64>,
+    /// Underdamped: time step Δt (default from the target's stiffness, or 0.01).
+    #[arg(long, value_name = "DT")]
+    pub dt: Option<f64>,
+    /// Underdamped: mass, one value or one per coordinate (comma-separated). Default 1.
+    #[arg(long, value_name = "M")]
+    pub mass: Option<String>,
+    /// Underdamped: friction coefficient γ in m ẍ = −∇U − γẋ + √(2γkT) η. Default 1.
+    #[arg(long, value_name = "GAMMA")]
+    pub friction: Option<f64>,
     /// Annealed: largest noise level σ₁ (default from the target's spread).
     #[arg(long, value_name = "SIGMA")]
     pub sigma_max: Option<f64>,
@@ -148,6 +181,33 @@ fn check_flags(a: &SampleArgs) -> Result<()> {
             }
         }
     }
+    let underdamped = a.sampler.scheme().is_some();
+    if !underdamped {
+        for (flag, set) in
+            [("--dt", a.dt.is_some()), ("--mass", a.mass.is_some()), ("--friction", a.friction.is_some())]
+        {
+            if set {
+                bail!("{flag} applies to the underdamped samplers (baoab, obabo, underdamped-em) only");
+            }
+        }
+    } else {
+        if a.step_size.is_some() {
+            bail!("the underdamped samplers take a time step --dt, not --step-size");
+        }
+        if a.no_noise {
+            bail!("--no-noise is not available for the underdamped samplers");
+        }
+        if let Some(dt) = a.dt {
+            if !(dt.is_finite() && dt > 0.0) {
+                bail!("--dt = {dt} must be positive and finite");
+            }
+        }
+    }
+    if let Some(t) = a.temperature {
+        if !(t.is_finite() && t > 0.0) {
+            bail!("--temperature = {t} must be positive and finite");
+        }
+    }
     if a.sampler != SamplerKind::Mala && (a.no_adapt || a.target_accept.is_some()) {
         bail!("--no-adapt and --target-accept apply to --sampler mala only");
     }
@@ -183,6 +243,15 @@ pub fn run(a: &SampleArgs, quiet: bool) -> Result<()> {
     for p in [&a.out, &a.report, &a.trajectory].into_iter().flatten() {
         report::check_output(p)?;
     }
+    let target = match a.temperature {
+        Some(kt) => target.at_temperature(kt).ok_or_else(|| {
+            anyhow::anyhow!(
+                "--temperature applies to Boltzmann targets p ∝ exp(−U/kT); '{}' has no temperature (it is sampled as U = −log p at kT = 1)",
+                target.name()
+            )
+        })?,
+        None => target,
+    };
     let t: &dyn Target = target.as_ref();
     if a.sampler == SamplerKind::Exact {
         return exact(a, t, quiet);
@@ -219,9 +288,17 @@ pub fn run(a: &SampleArgs, quiet: bool) -> Result<()> {
         None => a.steps.unwrap_or(1000),
     };
     let warmup = a.warmup.unwrap_or(if a.sampler == SamplerKind::Mala { 1000 } else { 0 });
-    let step_size = match &anneal {
-        Some((cfg, _)) => cfg.eps,
-        None => a.step_size.unwrap_or_else(|| t.default_step_size()),
+    let mass = match &a.mass {
+        Some(m) => m
+            .split(',')
+            .map(|v| v.trim().parse::<f64>().map_err(|_| anyhow::anyhow!("--mass: '{}' is not a number", v.trim())))
+            .collect::<Result<Vec<f64>>>()?,
+        None => vec![1.0],
+    };
+    let step_size = match (&anneal, a.sampler.scheme()) {
+        (Some((cfg, _)), _) => cfg.eps,
+        (None, Some(_)) => a.dt.unwrap_or_else(|| default_dt(t, &mass)),
+        (None, None) => a.step_size.unwrap_or_else(|| t.default_step_size()),
     };
     let total = (warmup + steps) as u64 * particles as u64;
     let record_every = a.trajectory.as_ref().map(|_| a.record_every.unwrap_or(((warmup + steps) / 100).max(1)));
@@ -243,6 +320,11 @@ pub fn run(a: &SampleArgs, quiet: bool) -> Result<()> {
         SamplerKind::Ula => sampler::run(&Ula::new(t, !a.no_noise), &init, &cfg)?,
         SamplerKind::Mala => sampler::run(&Mala::new(t), &init, &cfg)?,
         SamplerKind::Exact => unreachable!("handled above"),
+        SamplerKind::Baoab | SamplerKind::Obabo | SamplerKind::UnderdampedEm => {
+            let scheme = a.sampler.scheme().expect("underdamped");
+            let k = Underdamped::new(t, scheme, &mass, a.friction.unwrap_or(1.0))?;
+            sampler::run(&k, &init, &cfg)?
+        }
         SamplerKind::Annealed => {
             let (acfg, _) = anneal.as_ref().expect("resolved above");
             sampler::run(&Annealed::new(t, acfg.clone(), !a.no_noise)?, &init, &cfg)?
@@ -291,9 +373,23 @@ pub fn run(a: &SampleArgs, quiet: bool) -> Result<()> {
                 "notes": notes,
             }),
         );
+    } else if a.sampler.scheme().is_some() {
+        rep.insert("dt".into(), json!(step_size));
+        rep.insert("mass".into(), json!(mass));
+        rep.insert("friction".into(), json!(a.friction.unwrap_or(1.0)));
     } else {
         rep.insert("step_size".into(), json!(result.step_size));
         rep.insert("step_size_initial".into(), json!(step_size));
+    }
+    if let Some(kt) = t.temperature() {
+        rep.insert("temperature".into(), json!(kt));
+        // log p = −U/kT exactly for Boltzmann targets.
+        let (_, logp) = langevin::target::eval_rows(t, result.samples.view())?;
+        let u = -kt * logp.iter().map(|&l| l as f64).sum::<f64>() / logp.len() as f64;
+        rep.insert("potential_energy_mean".into(), json!(u));
+    }
+    if let Some(k) = result.kinetic_temperature {
+        rep.insert("kinetic_temperature".into(), json!(k));
     }
     if let Some(rate) = result.acceptance_rate() {
         rep.insert("acceptance_rate".into(), json!(rate));
@@ -331,6 +427,17 @@ pub fn run(a: &SampleArgs, quiet: bool) -> Result<()> {
         print_summary(a, t, &result, &rep, (warmup, steps), &all_warnings[warnings.len()..]);
     }
     Ok(())
+}
+
+/// Default time step: a fifth of the period scale 1/ω_max of the stiffest mode, with
+/// ω_max ≈ √(kT/m)/ℓ for the narrowest length scale ℓ of the target.
+fn default_dt(t: &dyn Target, mass: &[f64]) -> f64 {
+    let kt = t.temperature().unwrap_or(1.0);
+    let m = mass.iter().cloned().fold(f64::INFINITY, f64::min);
+    match t.scales() {
+        Some(s) if m.is_finite() && m > 0.0 => 0.2 * s.smallest * (m / kt).sqrt(),
+        _ => 0.01,
+    }
 }
 
 /// `--sampler exact`: independent draws straight from the target.
@@ -393,6 +500,10 @@ fn print_summary(
             an["eps"].as_f64().unwrap_or(0.0),
             if an["denoise"].as_bool() == Some(true) { ", denoised" } else { "" }
         ),
+        None if a.sampler.scheme().is_some() => format!(
+            "{warmup} warm-up + {steps} steps, Δt {:.4e}, γ {}, m {}",
+            r.step_size, rep["friction"], rep["mass"]
+        ),
         None => format!(
             "{warmup} warm-up + {steps} steps, step size {:.4e}{}",
             r.step_size,
@@ -404,6 +515,13 @@ fn print_summary(
     lines.push(format!("time       {:.3} s ({:.3e} particle-steps/s)", r.seconds, r.particle_steps as f64 / r.seconds));
     if let Some(rate) = r.acceptance_rate() {
         lines.push(format!("acceptance {rate:.3}"));
+    }
+    if let Some(kt) = rep.get("temperature").and_then(|v| v.as_f64()) {
+        let kin = r.kinetic_temperature.map(|k| format!(", kinetic temperature {k:.4}")).unwrap_or_default();
+        lines.push(format!(
+            "energy     kT {kt}{kin}, mean potential energy {:.4}",
+            rep["potential_energy_mean"].as_f64().unwrap_or(f64::NAN)
+        ));
     }
     if let (Some(w), Some(e)) = (f("mode_weights"), f("mode_weights_expected")) {
         lines.push(format!("modes      weights {} (target {})", report::short(&w), report::short(&e)));

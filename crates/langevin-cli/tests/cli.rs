@@ -45,11 +45,13 @@ fn npy(path: &Path) -> ndarray::Array2<f32> {
 fn targets_lists_every_builtin() {
     let dir = tempfile::tempdir().unwrap();
     let out = ok(dir.path(), &["targets"]);
-    for name in ["ncsn-toy", "double-well", "many-well", "muller-brown", "banana", "funnel", "gaussian", "ring"] {
+    for name in
+        ["ncsn-toy", "double-well", "many-well", "muller-brown", "lj-cluster", "banana", "funnel", "gaussian", "ring"]
+    {
         assert!(out.contains(name), "{name} missing from:\n{out}");
     }
     let list: serde_json::Value = serde_json::from_str(&ok(dir.path(), &["targets", "--json"])).unwrap();
-    assert_eq!(list.as_array().unwrap().len(), 8);
+    assert_eq!(list.as_array().unwrap().len(), 9);
 }
 
 #[test]
@@ -422,4 +424,213 @@ fn eval_rejects_non_finite_and_malformed_samples() {
     assert!(e.contains("not a readable .npy"), "{e}");
     let e = fails(d, &["eval", "--samples", "ragged.csv"]);
     assert!(e.contains("--target") && e.contains("--reference"), "{e}");
+}
+
+#[test]
+fn baoab_reports_temperatures_and_energy() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    ok(
+        d,
+        &[
+            "sample",
+            "--target",
+            "muller-brown",
+            "--sampler",
+            "baoab",
+            "--mass",
+            "1",
+            "--friction",
+            "1",
+            "--temperature",
+            "10",
+            "--dt",
+            "0.001",
+            "--steps",
+            "5000",
+            "--particles",
+            "400",
+            "--out",
+            "traj.npy",
+            "--report",
+            "r.json",
+        ],
+    );
+    let r = json(&d.join("r.json"));
+    assert_eq!(r["sampler"], "baoab");
+    assert_eq!(r["temperature"], 10.0);
+    let kin = r["kinetic_temperature"].as_f64().unwrap();
+    // 400 particles × 2 degrees of freedom: SE of the kinetic temperature = kT √(2/800) = 0.5.
+    assert!((kin - 10.0).abs() < 2.5, "{kin}");
+    assert!(r["potential_energy_mean"].as_f64().unwrap() < -80.0);
+    assert_eq!(npy(&d.join("traj.npy")).dim(), (400, 2));
+    write(d, "lj.toml", "kind = \"builtin\"\ntarget = \"lj-cluster\"\nparams = { atoms = 7, temperature = 0.1 }\n");
+    ok(
+        d,
+        &[
+            "sample",
+            "--target",
+            "lj.toml",
+            "--sampler",
+            "baoab",
+            "--dt",
+            "0.005",
+            "--steps",
+            "500",
+            "--particles",
+            "16",
+            "--report",
+            "lj.json",
+        ],
+    );
+    assert_eq!(json(&d.join("lj.json"))["dim"], 21);
+}
+
+#[test]
+fn bad_physical_parameters_are_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let base = ["sample", "--target", "double-well", "--sampler", "baoab"];
+    let e = fails(d, &[&base[..], &["--mass", "0"]].concat());
+    assert!(e.contains("--mass 0 must be positive"), "{e}");
+    let e = fails(d, &[&base[..], &["--mass", "-2"]].concat());
+    assert!(e.contains("--mass -2 must be positive"), "{e}");
+    let e = fails(d, &[&base[..], &["--friction", "0"]].concat());
+    assert!(e.contains("--friction 0 must be positive"), "{e}");
+    let e = fails(d, &[&base[..], &["--temperature", "-1"]].concat());
+    assert!(e.contains("--temperature = -1 must be positive"), "{e}");
+    let e = fails(d, &[&base[..], &["--dt", "0"]].concat());
+    assert!(e.contains("--dt = 0 must be positive"), "{e}");
+    let e = fails(d, &[&base[..], &["--step-size", "0.1"]].concat());
+    assert!(e.contains("take a time step --dt"), "{e}");
+    let e = fails(d, &["sample", "--target", "double-well", "--dt", "0.1"]);
+    assert!(e.contains("underdamped samplers"), "{e}");
+    let e = fails(d, &["sample", "--target", "ncsn-toy", "--temperature", "2"]);
+    assert!(e.contains("has no temperature"), "{e}");
+    let e = fails(d, &[&base[..], &["--dt", "2", "--out", "x.npy"]].concat());
+    assert!(e.contains("at step") && e.contains("try --dt 5.000e-1"), "{e}");
+    assert!(!d.join("x.npy").exists());
+}
+
+/// A small synthetic logistic data set as CSV text.
+fn loans(rows: usize) -> String {
+    let mut s = String::from("income,age,default\n");
+    let mut state = 12345u64;
+    let mut next = || {
+        state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        ((state >> 11) as f64) / ((1u64 << 53) as f64)
+    };
+    for _ in 0..rows {
+        let (a, b) = (next() * 4.0 - 2.0, next() * 4.0 - 2.0);
+        let p = 1.0 / (1.0 + (-(0.5 + 1.5 * a - b)).exp());
+        s.push_str(&format!("{a:.4},{b:.4},{}\n", u8::from(next() < p)));
+    }
+    s
+}
+
+#[test]
+fn posterior_with_sgld_and_mala() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    write(d, "loans.csv", &loans(2000));
+    ok(
+        d,
+        &[
+            "posterior",
+            "--data",
+            "loans.csv",
+            "--label",
+            "default",
+            "--model",
+            "logistic",
+            "--sampler",
+            "sgld",
+            "--batch",
+            "64",
+            "--steps",
+            "20000",
+            "--out",
+            "theta.npy",
+            "--report",
+            "r.json",
+        ],
+    );
+    let r = json(&d.join("r.json"));
+    assert_eq!(r["parameters"], serde_json::json!(["intercept", "income", "age"]));
+    let theta = npy(&d.join("theta.npy"));
+    assert_eq!(theta.dim(), (4 * 1000, 3), "4 chains × 1000 kept draws");
+    let mean = r["posterior_mean"][1].as_f64().unwrap();
+    assert!((mean - 1.5).abs() < 0.5, "income coefficient {mean}");
+    ok(
+        d,
+        &[
+            "posterior",
+            "--data",
+            "loans.csv",
+            "--label",
+            "default",
+            "--sampler",
+            "mala",
+            "--steps",
+            "2000",
+            "--report",
+            "m.json",
+            "-q",
+        ],
+    );
+    let m = json(&d.join("m.json"));
+    assert!((m["acceptance_rate"].as_f64().unwrap() - 0.574).abs() < 0.1);
+    let csv = ok(
+        d,
+        &[
+            "posterior",
+            "--data",
+            "loans.csv",
+            "--label",
+            "default",
+            "--features",
+            "income",
+            "--sampler",
+            "psgld",
+            "--steps",
+            "2000",
+            "--out",
+            "t.csv",
+            "-q",
+        ],
+    );
+    assert!(csv.is_empty());
+    assert!(std::fs::read_to_string(d.join("t.csv")).unwrap().starts_with("intercept,income\n"));
+}
+
+#[test]
+fn bad_posterior_data_is_explained() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    write(d, "loans.csv", &loans(100));
+    let run = |file: &str, extra: &[&str]| {
+        fails(d, &[&["posterior", "--data", file, "--label", "default", "--steps", "10"][..], extra].concat())
+    };
+    let e = fails(d, &["posterior", "--data", "loans.csv", "--label", "defaulted", "--steps", "10"]);
+    assert!(e.contains("no column named 'defaulted'") && e.contains("income, age, default"), "{e}");
+    write(d, "text.csv", "income,default\n1.0,0\nlots,1\n");
+    let e = run("text.csv", &[]);
+    assert!(e.contains("line 3") && e.contains("'lots' is not a number"), "{e}");
+    write(d, "nan.csv", "income,default\n1.0,0\n2.0,1\ninf,1\n");
+    let e = run("nan.csv", &[]);
+    assert!(e.contains("data row 3") && e.contains("column 'income'") && e.contains("inf"), "{e}");
+    write(d, "labels.csv", "income,default\n1.0,0\n2.0,3\n");
+    let e = run("labels.csv", &[]);
+    assert!(e.contains("labels 0 or 1") && e.contains("is 3"), "{e}");
+    let e = run("loans.csv", &["--batch", "500"]);
+    assert!(e.contains("--batch 500") && e.contains("(100)"), "{e}");
+    let e = run("missing.csv", &[]);
+    assert!(e.contains("not found"), "{e}");
+    write(d, "x.npy", "");
+    let e = run("x.npy", &[]);
+    assert!(e.contains("must be a CSV file"), "{e}");
+    let e = run("loans.csv", &["--prior-std", "0"]);
+    assert!(e.contains("--prior-std 0 must be positive"), "{e}");
+    let e = run("loans.csv", &["--noise-std", "1"]);
+    assert!(e.contains("--model linear only"), "{e}");
 }

@@ -25,6 +25,7 @@
 //! Modules, named after the ideas of the seed documents:
 //! - [`target`]: densities and potentials, with exact perturbed scores where they exist;
 //! - [`sampler`]: ULA, MALA, annealed Langevin, and the parallel, deterministic driver;
+//! - [`posterior`]: Bayesian regression posteriors from data, and SGLD;
 //! - [`diagnostics`]: moments, ESS, R-hat; [`metrics`]: distances between sample sets;
 //! - [`rng`], [`vmath`], [`block`]: the vectorized machinery underneath; [`io`]: files.
 
@@ -37,6 +38,7 @@ pub mod diagnostics;
 mod error;
 pub mod io;
 pub mod metrics;
+pub mod posterior;
 pub mod rng;
 pub mod sampler;
 pub mod target;

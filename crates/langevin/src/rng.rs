@@ -89,6 +89,27 @@ impl LaneRng {
         }
     }
 
+    /// Fill `out` with raw 32-bit draws.
+    pub fn fill_u32(&mut self, out: &mut [u32]) {
+        let mut buf = [0u32; LANES];
+        for chunk in out.chunks_mut(LANES) {
+            next_u32s(&mut self.s, &mut buf);
+            chunk.copy_from_slice(&buf[..chunk.len()]);
+        }
+    }
+
+    /// Fill `out` with uniform integers in `0..n` (`n > 0`): 64 random bits per draw mapped by
+    /// multiply-and-shift, so the deviation from uniform is below n/2⁶⁴.
+    pub fn fill_below(&mut self, n: u64, out: &mut [u64]) {
+        assert!(n > 0, "LaneRng::fill_below needs n > 0");
+        let mut bits = vec![0u32; 2 * out.len()];
+        self.fill_u32(&mut bits);
+        for (o, pair) in out.iter_mut().zip(bits.chunks_exact(2)) {
+            let r = ((pair[0] as u64) << 32) | pair[1] as u64;
+            *o = ((r as u128 * n as u128) >> 64) as u64;
+        }
+    }
+
     /// One uniform draw on (0, 1) with 23 bits of resolution.
     pub fn uniform(&mut self) -> f64 {
         if self.next_uniform == LANES {
@@ -299,6 +320,12 @@ mod tests {
         }
         let x = rng.uniform_f64();
         assert!(x > 0.0 && x < 1.0);
+        let mut idx = vec![0u64; 70_000];
+        rng.fill_below(7, &mut idx);
+        for v in 0..7 {
+            let c = idx.iter().filter(|&&x| x == v).count() as f64 / 70_000.0;
+            assert!((c - 1.0 / 7.0).abs() < 5.0 * (1.0 / 7.0 * 6.0 / 7.0 / 70_000.0f64).sqrt());
+        }
         let s: f64 = (0..20_000).map(|_| rng.normal()).sum::<f64>() / 20_000.0;
         assert!(s.abs() < 5.0 / (20_000f64).sqrt());
     }

@@ -245,7 +245,7 @@ impl Kernel for Annealed {
     fn dim(&self) -> usize {
         self.levels[0].dim()
     }
-    fn init(&self, x: Block) -> Result<UlaState> {
+    fn init(&self, x: Block, _rng: &mut LaneRng) -> Result<UlaState> {
         Ok(UlaState::new(x))
     }
     fn schedule_len(&self) -> Option<usize> {

@@ -95,6 +95,9 @@ pub struct RunResult {
     pub particle_steps: u64,
     /// Particles per block.
     pub block_size: usize,
+    /// ⟨m v²⟩ per degree of freedom over the kept draws, for kernels with velocities; equals kT
+    /// when the thermostat works.
+    pub kinetic_temperature: Option<f64>,
 }
 
 impl RunResult {
@@ -121,6 +124,8 @@ struct Worker<S> {
     frames: Vec<f32>,
     accepted: u64,
     accept_prob: f64,
+    /// Σ m v² over kept draws (kernels with velocities).
+    kinetic: f64,
 }
 
 /// A stretch of steps run by every block: global step indices `from..to`, at one step size,
@@ -200,7 +205,8 @@ pub fn run<K: Kernel>(kernel: &K, init: &Init, cfg: &RunConfig) -> Result<RunRes
             if cfg.record_every.is_some() {
                 x.append_rows(&mut frames);
             }
-            Ok(Worker { state: kernel.init(x)?, rng, first, kept: Vec::new(), frames, accepted: 0, accept_prob: 0.0 })
+            let state = kernel.init(x, &mut rng)?;
+            Ok(Worker { state, rng, first, kept: Vec::new(), frames, accepted: 0, accept_prob: 0.0, kinetic: 0.0 })
         })
         .collect::<Result<_>>()?;
 
@@ -264,8 +270,12 @@ pub fn run<K: Kernel>(kernel: &K, init: &Init, cfg: &RunConfig) -> Result<RunRes
     if cfg.thin.is_none() {
         for w in workers.iter_mut() {
             kernel.position(&w.state).append_rows(&mut w.kept);
+            w.kinetic += kernel.kinetic_sum(&w.state).unwrap_or(0.0);
         }
     }
+    let kinetic_temperature = kernel
+        .kinetic_sum(&workers[0].state)
+        .map(|_| workers.iter().map(|w| w.kinetic).sum::<f64>() / (draws * n * d) as f64);
     let mut samples = Array2::zeros((draws * n, d));
     for w in &workers {
         let len = kernel.position(&w.state).len();
@@ -309,6 +319,7 @@ pub fn run<K: Kernel>(kernel: &K, init: &Init, cfg: &RunConfig) -> Result<RunRes
         seconds: start.elapsed().as_secs_f64(),
         particle_steps: (n * total) as u64,
         block_size: block,
+        kinetic_temperature,
     })
 }
 
@@ -376,6 +387,7 @@ fn advance<K: Kernel>(
             if let Some(thin) = cfg.thin {
                 if (t + 1 - cfg.warmup) % thin == 0 {
                     pos.append_rows(&mut w.kept);
+                    w.kinetic += kernel.kinetic_sum(&w.state).unwrap_or(0.0);
                 }
             }
         }

@@ -54,7 +54,7 @@ impl Kernel for Mala<'_> {
         true
     }
 
-    fn init(&self, x: Block) -> Result<MalaState> {
+    fn init(&self, x: Block, _rng: &mut LaneRng) -> Result<MalaState> {
         let (d, n, stride) = (x.dim(), x.len(), x.stride());
         let mut sx = Block::zeros(d, n);
         let mut lx = vec![0.0f32; stride];

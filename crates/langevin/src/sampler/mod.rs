@@ -17,6 +17,7 @@ mod driver;
 mod init;
 mod mala;
 mod ula;
+mod underdamped;
 
 pub use annealed::{
     AnnealConfig, AnnealOptions, Annealed, GAMMA_CAP, contraction_step_ratio, ncsnv2_gamma, ncsnv2_step_ratio,
@@ -26,6 +27,7 @@ pub use driver::{RunConfig, RunResult, auto_block_size, run};
 pub use init::Init;
 pub use mala::{DualAveraging, Mala};
 pub use ula::Ula;
+pub use underdamped::{Scheme, Underdamped};
 
 use crate::block::Block;
 use crate::error::Result;
@@ -61,8 +63,9 @@ pub trait Kernel: Sync {
     fn name(&self) -> &'static str;
     /// Dimension of the particles.
     fn dim(&self) -> usize;
-    /// Build the state from initial positions.
-    fn init(&self, x: Block) -> Result<Self::State>;
+    /// Build the state from initial positions (`rng` is the block's stream, e.g. for initial
+    /// velocities).
+    fn init(&self, x: Block, rng: &mut LaneRng) -> Result<Self::State>;
     /// Advance every particle of the block by one step.
     fn step(&self, state: &mut Self::State, ctx: &StepCtx, rng: &mut LaneRng) -> Result<StepInfo>;
     /// Current positions.
@@ -80,6 +83,11 @@ pub trait Kernel: Sync {
     /// Returns whether positions changed.
     fn finish(&self, _state: &mut Self::State) -> Result<bool> {
         Ok(false)
+    }
+    /// Σ m v² over the real particles and coordinates of the block, for kernels with velocities
+    /// (the kinetic temperature is Σ m v² / (N d)).
+    fn kinetic_sum(&self, _state: &Self::State) -> Option<f64> {
+        None
     }
     /// Context for error messages about step `index` (e.g. the noise level).
     fn describe_step(&self, _index: usize) -> String {

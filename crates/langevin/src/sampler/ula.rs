@@ -50,7 +50,7 @@ impl Kernel for Ula<'_> {
     fn dim(&self) -> usize {
         self.target.dim()
     }
-    fn init(&self, x: Block) -> Result<UlaState> {
+    fn init(&self, x: Block, _rng: &mut LaneRng) -> Result<UlaState> {
         Ok(UlaState::new(x))
     }
     fn step(&self, st: &mut UlaState, ctx: &StepCtx, rng: &mut LaneRng) -> Result<StepInfo> {

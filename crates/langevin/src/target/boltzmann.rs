@@ -11,6 +11,7 @@ use crate::invalid;
 use crate::rng::LaneRng;
 use crate::sampler::Init;
 use ndarray::Array2;
+use std::sync::Arc;
 
 /// A potential energy U: ℝᵈ → ℝ with its gradient.
 pub trait Potential: Send + Sync {
@@ -28,20 +29,20 @@ pub trait Potential: Send + Sync {
 
 /// p(x) ∝ exp(−U(x)/kT).
 pub struct Boltzmann<P: Potential> {
-    potential: P,
+    potential: Arc<P>,
     kt: f64,
     init: Option<Init>,
     scales: Option<Scales>,
     name: Option<String>,
 }
 
-impl<P: Potential> Boltzmann<P> {
+impl<P: Potential + 'static> Boltzmann<P> {
     /// The Boltzmann distribution of `potential` at temperature `kt` (> 0, in energy units).
     pub fn new(potential: P, kt: f64) -> Result<Self> {
         if !kt.is_finite() || kt <= 0.0 {
             return Err(invalid!("temperature kT = {kt}; it must be positive and finite"));
         }
-        Ok(Boltzmann { potential, kt, init: None, scales: None, name: None })
+        Ok(Boltzmann { potential: Arc::new(potential), kt, init: None, scales: None, name: None })
     }
     /// Set the default initial distribution.
     pub fn with_init(mut self, init: Init) -> Self {
@@ -88,7 +89,7 @@ impl<P: Potential> Boltzmann<P> {
     }
 }
 
-impl<P: Potential> Target for Boltzmann<P> {
+impl<P: Potential + 'static> Target for Boltzmann<P> {
     fn dim(&self) -> usize {
         self.potential.dim()
     }
@@ -126,5 +127,22 @@ impl<P: Potential> Target for Boltzmann<P> {
     }
     fn coordinate_names(&self) -> Vec<String> {
         self.potential.coordinate_names()
+    }
+    fn temperature(&self) -> Option<f64> {
+        Some(self.kt)
+    }
+    fn at_temperature(&self, kt: f64) -> Option<Arc<dyn Target>> {
+        if !kt.is_finite() || kt <= 0.0 {
+            return None;
+        }
+        // Widths of the wells scale with √kT; distances between wells do not.
+        let ratio = (kt / self.kt).sqrt();
+        Some(Arc::new(Boltzmann {
+            potential: self.potential.clone(),
+            kt,
+            init: self.init.clone(),
+            scales: self.scales.map(|s| Scales { largest: s.largest, smallest: s.smallest * ratio }),
+            name: self.name.clone(),
+        }))
     }
 }

@@ -76,6 +76,22 @@ pub const BUILTINS: &[BuiltinInfo] = &[
         params: &[Param { name: "temperature", default: 10.0, help: "kT (energies range over about 150 units)" }],
     },
     BuiltinInfo {
+        name: "lj-cluster",
+        description: "Lennard-Jones cluster of N atoms in 3-D, U = Σ 4ε[(σ/r)¹² − (σ/r)⁶] + a harmonic wall so it cannot evaporate",
+        params: &[
+            Param { name: "atoms", default: 13.0, help: "number of atoms N (d = 3N)" },
+            Param { name: "epsilon", default: 1.0, help: "well depth ε" },
+            Param { name: "sigma", default: 1.0, help: "length scale σ" },
+            Param {
+                name: "wall_radius",
+                default: 0.0,
+                help: "radius of the confining wall around the origin (0: 1 + 1.5·N^(1/3) σ)",
+            },
+            Param { name: "wall_k", default: 100.0, help: "stiffness of the wall beyond its radius" },
+            Param { name: "temperature", default: 0.2, help: "kT in units of ε" },
+        ],
+    },
+    BuiltinInfo {
         name: "banana",
         description: "Rosenbrock density log p = -(b·(y-x²)² + (a-x)²)/scale (Goodman & Weare 2010)",
         params: &[
@@ -216,6 +232,30 @@ pub fn build(name: &str, params: &[(String, f64)]) -> Result<Arc<dyn Target>> {
                     .with_scales(Scales { largest: 2.5, smallest: w }),
             )
         }
+        "lj-cluster" => {
+            let atoms = count(name, "atoms", p[0])?;
+            if atoms < 2 {
+                return Err(invalid!("target 'lj-cluster': atoms = {atoms} must be at least 2"));
+            }
+            let (eps, sigma) = (positive(name, "epsilon", p[1])?, positive(name, "sigma", p[2])?);
+            let wall_radius = if p[3] == 0.0 {
+                sigma * (1.0 + 1.5 * (atoms as f64).cbrt())
+            } else {
+                positive(name, "wall_radius", p[3])?
+            };
+            let wall_k = positive(name, "wall_k", p[4])?;
+            let kt = positive(name, "temperature", p[5])?;
+            let lj = LjCluster { atoms, eps, sigma, wall_radius, wall_k };
+            // Curvature of the pair potential at its minimum r = 2^(1/6) σ: 57.15 ε/σ².
+            let w = (kt / (57.15 * eps)).sqrt() * sigma;
+            let start = lj.lattice();
+            Arc::new(
+                Boltzmann::new(lj, kt)?
+                    .with_name(format!("lj-cluster({atoms} atoms)"))
+                    .with_init(Init::Point(start))
+                    .with_scales(Scales { largest: 2.0 * wall_radius, smallest: w }),
+            )
+        }
         "banana" => {
             let (a, b, s) = (p[0], positive(name, "b", p[1])?, positive(name, "scale", p[2])?);
             if !a.is_finite() {
@@ -321,6 +361,76 @@ impl Potential for MullerBrown {
     }
 }
 
+/// A Lennard-Jones cluster: atoms at positions rᵢ ∈ ℝ³ (coordinates x₀ y₀ z₀ x₁ ...),
+/// U = Σ_{i<j} 4ε[(σ/rᵢⱼ)¹² − (σ/rᵢⱼ)⁶] + Σᵢ ½ k (|rᵢ| − R)² for |rᵢ| > R.
+struct LjCluster {
+    atoms: usize,
+    eps: f64,
+    sigma: f64,
+    wall_radius: f64,
+    wall_k: f64,
+}
+
+impl LjCluster {
+    /// The `atoms` sites of a simple cubic lattice with the pair-minimum spacing 2^(1/6) σ
+    /// nearest to the origin: a compact, strain-free start.
+    fn lattice(&self) -> Vec<f64> {
+        let a = 2f64.powf(1.0 / 6.0) * self.sigma;
+        let k = (self.atoms as f64).cbrt().ceil() as i64 + 1;
+        let mut sites: Vec<[f64; 3]> = Vec::new();
+        for i in -k..=k {
+            for j in -k..=k {
+                for l in -k..=k {
+                    sites.push([i as f64 * a, j as f64 * a, l as f64 * a]);
+                }
+            }
+        }
+        let norm = |s: &[f64; 3]| s.iter().map(|v| v * v).sum::<f64>();
+        sites.sort_by(|p, q| norm(p).total_cmp(&norm(q)).then(p.partial_cmp(q).unwrap_or(std::cmp::Ordering::Equal)));
+        sites.iter().take(self.atoms).flat_map(|s| s.iter().copied()).collect()
+    }
+}
+
+impl Potential for LjCluster {
+    fn dim(&self) -> usize {
+        3 * self.atoms
+    }
+    fn name(&self) -> String {
+        format!("lj-cluster({} atoms, ε={}, σ={})", self.atoms, self.eps, self.sigma)
+    }
+    fn energy_grad(&self, x: &[f64], grad: &mut [f64]) -> f64 {
+        grad.fill(0.0);
+        let s2 = self.sigma * self.sigma;
+        let mut u = 0.0;
+        for i in 0..self.atoms {
+            for j in i + 1..self.atoms {
+                let d = [x[3 * i] - x[3 * j], x[3 * i + 1] - x[3 * j + 1], x[3 * i + 2] - x[3 * j + 2]];
+                let r2 = d[0] * d[0] + d[1] * d[1] + d[2] * d[2];
+                let sr6 = (s2 / r2).powi(3);
+                u += 4.0 * self.eps * (sr6 * sr6 - sr6);
+                // dU/dr · 1/r = −24ε (2 (σ/r)¹² − (σ/r)⁶) / r²
+                let f = -24.0 * self.eps * (2.0 * sr6 * sr6 - sr6) / r2;
+                for c in 0..3 {
+                    grad[3 * i + c] += f * d[c];
+                    grad[3 * j + c] -= f * d[c];
+                }
+            }
+            let r = (x[3 * i] * x[3 * i] + x[3 * i + 1] * x[3 * i + 1] + x[3 * i + 2] * x[3 * i + 2]).sqrt();
+            if r > self.wall_radius {
+                let over = r - self.wall_radius;
+                u += 0.5 * self.wall_k * over * over;
+                for c in 0..3 {
+                    grad[3 * i + c] += self.wall_k * over * x[3 * i + c] / r;
+                }
+            }
+        }
+        u
+    }
+    fn coordinate_names(&self) -> Vec<String> {
+        (0..self.atoms).flat_map(|i| ["x", "y", "z"].map(|c| format!("{c}{i}"))).collect()
+    }
+}
+
 /// d/2 copies of U(x, y) = x⁴ − 6x² − 0.5x + 0.5y² at temperature kT.
 struct ManyWell {
     dim: usize,
@@ -388,6 +498,12 @@ impl Target for ManyWell {
     }
     fn default_init(&self) -> Init {
         Init::Uniform { lo: -3.0, hi: 3.0 }
+    }
+    fn temperature(&self) -> Option<f64> {
+        Some(self.kt)
+    }
+    fn at_temperature(&self, kt: f64) -> Option<Arc<dyn Target>> {
+        (kt.is_finite() && kt > 0.0).then(|| Arc::new(ManyWell::new(self.dim, kt)) as Arc<dyn Target>)
     }
 }
 
@@ -605,7 +721,13 @@ mod tests {
         for info in BUILTINS {
             let t = build(info.name, &[]).unwrap();
             let d = t.dim();
-            let pts = Array2::from_shape_fn((6, d), |(i, c)| 0.3 + 0.17 * i as f32 - 0.11 * c as f32);
+            let pts = match t.default_init() {
+                // Atoms must not overlap: perturb the lattice start a little.
+                Init::Point(p) if info.name == "lj-cluster" => {
+                    Array2::from_shape_fn((6, d), |(i, c)| p[c] as f32 + 0.02 * ((i * 7 + c * 3) % 5) as f32 - 0.04)
+                }
+                _ => Array2::from_shape_fn((6, d), |(i, c)| 0.3 + 0.17 * i as f32 - 0.11 * c as f32),
+            };
             check_gradient(t.as_ref(), &pts);
         }
     }
@@ -617,6 +739,24 @@ mod tests {
         assert!(s.iter().all(|v| v.abs() < 0.05), "score at the minimum: {s:?}");
         // U = −146.70 at kT = 10 → log p = 14.670.
         assert!((l[0] - 14.670).abs() < 1e-2, "{}", l[0]);
+    }
+
+    #[test]
+    fn lj_dimer_has_its_minimum_at_two_to_the_sixth() {
+        let t = build("lj-cluster", &[("atoms".into(), 2.0)]).unwrap();
+        let r = 2f64.powf(1.0 / 6.0) as f32;
+        let (s, l) = eval_rows(t.as_ref(), array![[0.0f32, 0.0, 0.0, r, 0.0, 0.0]].view()).unwrap();
+        assert!(s.iter().all(|v| v.abs() < 1e-3), "force at the minimum: {s:?}");
+        // U = −ε at the minimum → log p = ε/kT = 5 at kT = 0.2.
+        assert!((l[0] - 5.0).abs() < 1e-4, "{}", l[0]);
+        // The default start is a compact lattice inside the wall.
+        if let Init::Point(p) = t.default_init() {
+            assert_eq!(p.len(), 6);
+        } else {
+            panic!("lattice start expected");
+        }
+        let cold = t.at_temperature(0.1).unwrap();
+        assert_eq!(cold.temperature(), Some(0.1));
     }
 
     #[test]
@@ -632,6 +772,7 @@ mod tests {
         assert!(e("many-well", &[("dim", 3.0)]).contains("even"));
         assert!(e("double-well", &[("temperature", -1.0)]).contains("positive"));
         assert!(e("ncsn-toy", &[("x", 1.0)]).contains("takes none"));
+        assert!(e("lj-cluster", &[("atoms", 1.0)]).contains("at least 2"));
     }
 
     #[test]

@@ -109,6 +109,17 @@ pub trait Target: Send + Sync {
         }
     }
 
+    /// The temperature kT of a Boltzmann target p ∝ exp(−U/kT). Other densities return `None`
+    /// and are treated as U = −log p at kT = 1 (so the force −∇U is the score).
+    fn temperature(&self) -> Option<f64> {
+        None
+    }
+
+    /// The same potential at temperature `kt`, for Boltzmann targets.
+    fn at_temperature(&self, _kt: f64) -> Option<Arc<dyn Target>> {
+        None
+    }
+
     /// Names of the coordinates (CSV headers): `x0, x1, ...` unless the target names them.
     fn coordinate_names(&self) -> Vec<String> {
         (0..self.dim()).map(|i| format!("x{i}")).collect()
