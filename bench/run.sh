@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# One benchmark run: `langevin bench` and its Python peers (NumPy, JAX) on the same machine,
+# One benchmark run: `langevin bench` and its Python peers (NumPy, JAX, PyTorch) on the same machine,
 # then a table with the ratios. Usage: bash bench/run.sh [--quick]
 # Writes bench/results.json (ours) and bench/peers.jsonl (peers) as well.
 set -euo pipefail
@@ -7,12 +7,12 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 cargo build --release -q
 ./target/release/langevin bench "$@" --out bench/results.json > /dev/null
-if [ "${1:-}" = "--quick" ]; then peer_args=(10000 200); else peer_args=(); fi
-bash bench/peers/run.sh "${peer_args[@]}" > bench/peers.jsonl
+bash bench/peers/run.sh "$@" > bench/peers.jsonl
 python3 - <<'PY'
 import json
 ours = json.load(open("bench/results.json"))
-peers = [json.loads(l) for l in open("bench/peers.jsonl") if l.strip()]
+allpeers = [json.loads(l) for l in open("bench/peers.jsonl") if l.strip()]
+peers = [p for p in allpeers if p["workload"] == "ula-ncsn-toy"]
 ula = next(w for w in ours["workloads"] if w["name"] == "ula-ncsn-toy")
 mala = next(w for w in ours["workloads"] if w["name"] == "mala-gaussian-100")
 print(f"machine: {ours['cpu']}, {ours['threads']} threads")
@@ -51,4 +51,19 @@ for name in ["sgld", "sgld_cv"]:
     print(f"{name.replace('_', '-').upper()} at the end: mean error up to {max(abs(e) for e in errs):.2f} posterior std, "
           f"standard deviations {min(ratio):.2f}-{max(ratio):.2f}x Laplace's")
 print(f"MALA at the end: mean error up to {max(abs(e) for e in sg['mala_final_error_in_std']):.2f} posterior std")
+dsm = next(w for w in ours["workloads"] if w["name"] == "dsm-moons-mlp256")
+torch = next((p for p in allpeers if p["workload"] == "dsm"), None)
+print(f"\n{dsm['description']}")
+print(f"{'implementation':<24}{'train step':>12}{'score evals/s':>16}{'forward passes/s':>18}")
+print(f"{'langevin':<24}{dsm['train_step_seconds'] * 1000:>10.2f}ms{dsm['score_evaluations_per_second']:>16.3e}{dsm['forward_passes_per_second']:>18.1f}")
+if torch:
+    print(f"{'pytorch ' + torch['version']:<24}{torch['train_step_seconds'] * 1000:>10.2f}ms{torch['score_evaluations_per_second']:>16.3e}{torch['forward_passes_per_second']:>18.1f}")
+    print(f"langevin is {torch['train_step_seconds'] / dsm['train_step_seconds']:.2f}x PyTorch's training speed and "
+          f"{dsm['score_evaluations_per_second'] / torch['score_evaluations_per_second']:.2f}x its generation speed "
+          f"(PyTorch on {torch['threads']} threads)")
+else:
+    print("(PyTorch peer skipped: see the message above)")
+if "train_fraction_of_peak" in dsm:
+    print(f"matrix products: training {dsm['train_gemm_gflops']:.0f} GFLOP/s = {100 * dsm['train_fraction_of_peak']:.0f}% of peak, "
+          f"generation {dsm['generation_gemm_gflops']:.0f} GFLOP/s = {100 * dsm['generation_fraction_of_peak']:.0f}% of peak")
 PY

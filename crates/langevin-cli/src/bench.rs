@@ -290,6 +290,83 @@ fn sgld_vs_mala(quick: bool, seed: u64) -> Result<serde_json::Value> {
     }))
 }
 
+/// Denoising score matching with the default network shape of the peers' tutorials, wider:
+/// 3 hidden layers of 256 SiLU units on [x, 16 Fourier features of log σ], 2-D moons data,
+/// batch 1024, Adam + clipping + EMA; then annealed Langevin generation of 100,000 points
+/// (10,000 quick) with T = 2 steps per level over the 29-level ladder 4.3 → 0.01. The same work
+/// as bench/peers/dsm_torch.py.
+fn dsm(quick: bool, seed: u64, repeats: usize) -> Result<serde_json::Value> {
+    use langevin_learn::checkpoint::{TrainedModel, new_run};
+    use langevin_learn::ladder::LadderOptions;
+    use langevin_learn::net::NetConfig;
+    use langevin_learn::train::TrainConfig;
+    let x = langevin_learn::data::generate("moons", 20_000, &mut langevin::rng::LaneRng::new(seed, 0xD5))?;
+    let ladder = LadderOptions { sigma_max: Some(4.3), sigma_min: Some(0.01), levels: Some(29) };
+    let net = NetConfig { width: 256, depth: 3, fourier: 16, ..Default::default() };
+    let train = TrainConfig { batch: 1024, seed, ..Default::default() };
+    let device = candle_core::Device::Cpu;
+    let mut run = new_run(&x, "moons", 0, 0.1, &ladder, net, train, &device)?;
+    for _ in 0..20 {
+        run.trainer.train_step()?;
+    }
+    let n = if quick { 50 } else { 300 };
+    let mut step_times = Vec::new();
+    for _ in 0..repeats.min(3) {
+        let start = std::time::Instant::now();
+        for _ in 0..n {
+            run.trainer.train_step()?;
+        }
+        step_times.push(start.elapsed().as_secs_f64() / n as f64);
+    }
+    let best_step = step_times.iter().cloned().fold(f64::INFINITY, f64::min);
+    let params: usize = run.trainer.net.params().iter().map(|(_, v)| v.as_tensor().elem_count()).sum();
+    // Matrix-multiply flops of one step: forward 2·B·(weights), backward twice that (input
+    // gradient and weight gradient), the first layer's input gradient excepted.
+    let widths = [2 + 32, 256, 256, 256, 2];
+    let weights: usize = widths.windows(2).map(|w| w[0] * w[1]).sum();
+    let gemm_flops = 2.0 * 1024.0 * (3 * weights - widths[0] * widths[1]) as f64;
+
+    let model = Arc::new(TrainedModel::from_trainer(&run.trainer, run.config.clone(), std::path::Path::new("bench"))?);
+    let points = if quick { 10_000 } else { 100_000 };
+    let opts = crate::generate::GenOptions {
+        n: points,
+        sampler: crate::generate::GenSampler::Annealed,
+        steps_per_level: Some(2),
+        eps: None,
+        eps_rule: crate::generate::EpsRule::Contraction,
+        denoise: false,
+        steps: None,
+        step_size: None,
+        init: None,
+        seed,
+        record_every: None,
+    };
+    let mut gens = Vec::new();
+    for _ in 0..repeats.min(2) {
+        let g = crate::generate::generate(model.clone(), &opts, true)?;
+        gens.push((
+            g.info["score_evaluations_per_second"].as_f64().unwrap_or(0.0),
+            g.info["forward_passes_per_second"].as_f64().unwrap_or(0.0),
+            g.result.seconds,
+        ));
+    }
+    let best_gen = gens.iter().cloned().fold(gens[0], |b, r| if r.0 > b.0 { r } else { b });
+    // Forward flops per point: 2·(weights).
+    let gen_gflops = best_gen.0 * 2.0 * weights as f64 / 1e9;
+    Ok(json!({
+        "name": "dsm-moons-mlp256",
+        "description": format!("DSM on 2-D moons, MLP 3×256 SiLU ({params} parameters), batch 1024, Adam + clip + EMA; annealed generation of {points} points, T = 2 × 29 levels"),
+        "train_step_seconds": best_step,
+        "train_step_seconds_runs": step_times,
+        "train_gemm_gflops": gemm_flops / best_step / 1e9,
+        "generation_points": points,
+        "generation_seconds": best_gen.2,
+        "score_evaluations_per_second": best_gen.0,
+        "forward_passes_per_second": best_gen.1,
+        "generation_gemm_gflops": gen_gflops,
+    }))
+}
+
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(|a, b| a.total_cmp(b));
     v[v.len() / 2]
@@ -299,6 +376,7 @@ fn median(mut v: Vec<f64>) -> f64 {
 pub fn run(a: &BenchArgs) -> Result<()> {
     let threads = rayon::current_num_threads();
     let repeats = a.repeats.max(1);
+    let peak = peak_gflops(threads);
     let mut workloads = Vec::new();
 
     // 1. ULA on the NCSN toy.
@@ -325,7 +403,7 @@ pub fn run(a: &BenchArgs) -> Result<()> {
         "gflops": gflops,
         "mode_weight_of_(5,5)": mode_weight,
     });
-    if let Some((peak, how)) = peak_gflops(threads) {
+    if let Some((peak, how)) = &peak {
         ula["peak_gflops_estimate"] = json!(peak);
         ula["peak_assumption"] = json!(how);
         ula["fraction_of_peak"] = json!(gflops / peak);
@@ -435,6 +513,14 @@ pub fn run(a: &BenchArgs) -> Result<()> {
 
     // 4. SGLD against full-batch MALA on a large logistic regression: time to the posterior mean.
     workloads.push(sgld_vs_mala(a.quick, a.seed)?);
+
+    // 5. Learning a score and generating with it.
+    let mut d = dsm(a.quick, a.seed, repeats)?;
+    if let (Some((peak, _)), Some(g)) = (&peak, d["train_gemm_gflops"].as_f64()) {
+        d["train_fraction_of_peak"] = json!(g / peak);
+        d["generation_fraction_of_peak"] = json!(d["generation_gemm_gflops"].as_f64().unwrap_or(0.0) / peak);
+    }
+    workloads.push(d);
 
     let result = json!({
         "langevin_version": env!("CARGO_PKG_VERSION"),

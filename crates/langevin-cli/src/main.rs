@@ -2,11 +2,18 @@
 
 mod bench;
 mod eval;
+mod generate;
+mod plot;
 mod posterior;
 mod progress;
+mod quickstart;
 mod report;
 mod sample;
 mod targets;
+mod train;
+
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -40,6 +47,12 @@ struct Cli {
 enum Command {
     /// Draw samples from a target with ULA, MALA or annealed Langevin dynamics.
     Sample(Box<sample::SampleArgs>),
+    /// Train on a built-in 2-D data set, generate with plain and annealed Langevin, compare, plot.
+    Quickstart(quickstart::QuickstartArgs),
+    /// Learn a noise-conditional score from data (denoising score matching over a noise ladder).
+    Train(Box<train::TrainArgs>),
+    /// Generate samples with a trained score model (annealed or plain Langevin).
+    Generate(Box<generate::GenerateArgs>),
     /// Sample a Bayesian regression posterior from a CSV file (SGLD, pSGLD, MALA, ULA).
     Posterior(Box<posterior::PosteriorArgs>),
     /// Compare samples with a target (exact answers) or with reference samples.
@@ -50,13 +63,31 @@ enum Command {
     Bench(bench::BenchArgs),
 }
 
+/// Thread settings for candle, fixed before any thread exists: candle's matrix products use
+/// `RAYON_NUM_THREADS` (and without it read /proc/cpuinfo on every call); its element-wise pool
+/// is switched off (`CANDLE_NUM_THREADS=1`) because the network's element-wise work runs in our
+/// own fused kernels on rayon, and a second pool spinning beside gemm's slowed training by 15%.
+fn configure_threads(threads: Option<usize>) {
+    let n = threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    // SAFETY: called first thing in main, before this process has started any other thread.
+    unsafe {
+        if threads.is_some() || std::env::var_os("RAYON_NUM_THREADS").is_none() {
+            std::env::set_var("RAYON_NUM_THREADS", n.to_string());
+        }
+        if std::env::var_os("CANDLE_NUM_THREADS").is_none() {
+            std::env::set_var("CANDLE_NUM_THREADS", "1");
+        }
+    }
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if cli.threads == Some(0) {
+        eprintln!("error: --threads must be at least 1");
+        return ExitCode::from(2);
+    }
+    configure_threads(cli.threads);
     if let Some(n) = cli.threads {
-        if n == 0 {
-            eprintln!("error: --threads must be at least 1");
-            return ExitCode::from(2);
-        }
         if let Err(e) = rayon::ThreadPoolBuilder::new().num_threads(n).build_global() {
             eprintln!("error: cannot start {n} threads: {e}");
             return ExitCode::FAILURE;
@@ -65,12 +96,19 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Sample(a) => sample::run(&a, cli.quiet),
         Command::Eval(a) => eval::run(&a, cli.quiet),
+        Command::Quickstart(a) => quickstart::run(&a, cli.quiet),
+        Command::Train(a) => train::run(&a, cli.quiet),
+        Command::Generate(a) => generate::run(&a, cli.quiet),
         Command::Posterior(a) => posterior::run(&a, cli.quiet),
         Command::Targets(a) => targets::run(&a),
         Command::Bench(a) => bench::run(&a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
+        Err(e) if e.downcast_ref::<train::Interrupted>().is_some() => {
+            eprintln!("{e}");
+            ExitCode::from(130)
+        }
         Err(e) => {
             eprintln!("error: {e:#}");
             ExitCode::FAILURE

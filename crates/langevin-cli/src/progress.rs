@@ -2,8 +2,8 @@
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use std::io::IsTerminal;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -13,6 +13,7 @@ pub struct Progress {
     handle: Option<JoinHandle<()>>,
     /// Counter the work increments (particle-steps, training steps, ...).
     pub counter: Arc<AtomicU64>,
+    message: Arc<Mutex<String>>,
 }
 
 impl Progress {
@@ -21,15 +22,16 @@ impl Progress {
     pub fn start(total: u64, unit: &'static str, quiet: bool) -> Progress {
         let counter = Arc::new(AtomicU64::new(0));
         let done = Arc::new(AtomicBool::new(false));
+        let message = Arc::new(Mutex::new(String::new()));
         let handle = (!quiet && std::io::stderr().is_terminal()).then(|| {
-            let (counter, done) = (counter.clone(), done.clone());
+            let (counter, done, message) = (counter.clone(), done.clone(), message.clone());
             std::thread::spawn(move || {
                 // The bar exists from the start, hidden, so its rate and ETA see the whole run;
                 // it is drawn only once a second has passed. `wide_bar` fits the terminal width.
                 let bar = ProgressBar::with_draw_target(Some(total.max(1)), ProgressDrawTarget::hidden());
                 bar.set_style(
                     ProgressStyle::with_template(&format!(
-                        "{{percent:>3}}% {{wide_bar}} {{human_pos}}/{{human_len}} {unit}, {{eta}} left"
+                        "{{percent:>3}}% {{wide_bar}} {{human_pos}}/{{human_len}} {unit}, {{eta}} left {{msg}}"
                     ))
                     .expect("valid template"),
                 );
@@ -37,6 +39,9 @@ impl Progress {
                 let mut shown = false;
                 while !done.load(Ordering::Relaxed) {
                     bar.set_position(counter.load(Ordering::Relaxed).min(total));
+                    if let Ok(m) = message.lock() {
+                        bar.set_message(m.clone());
+                    }
                     if !shown && start.elapsed() >= Duration::from_secs(1) {
                         bar.set_draw_target(ProgressDrawTarget::stderr());
                         shown = true;
@@ -46,7 +51,14 @@ impl Progress {
                 bar.finish_and_clear();
             })
         });
-        Progress { done, handle, counter }
+        Progress { done, handle, counter, message }
+    }
+
+    /// Text shown after the bar (e.g. the current loss).
+    pub fn set_message(&self, m: String) {
+        if let Ok(mut g) = self.message.lock() {
+            *g = m;
+        }
     }
 
     /// Stop and clear the display.

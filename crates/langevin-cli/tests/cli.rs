@@ -634,3 +634,312 @@ fn bad_posterior_data_is_explained() {
     let e = run("loans.csv", &["--noise-std", "1"]);
     assert!(e.contains("--model linear only"), "{e}");
 }
+
+/// Train a small model quickly (a few hundred steps of a small network).
+fn small_train(d: &Path, out: &str, steps: &str, extra: &[&str]) -> Output {
+    langevin(
+        d,
+        &[
+            &[
+                "train",
+                "--data",
+                "moons",
+                "--out",
+                out,
+                "--steps",
+                steps,
+                "--width",
+                "32",
+                "--depth",
+                "2",
+                "--rows",
+                "2000",
+                "--batch",
+                "128",
+                "--checkpoint-every",
+                "50",
+                "-q",
+            ][..],
+            extra,
+        ]
+        .concat(),
+    )
+}
+
+#[test]
+fn train_then_generate_and_evaluate() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    assert!(small_train(d, "run", "200", &[]).status.success());
+    for f in ["config.json", "checkpoint.safetensors", "train.npy", "heldout.npy", "metrics.jsonl"] {
+        assert!(d.join("run").join(f).exists(), "{f} missing");
+    }
+    let metrics = std::fs::read_to_string(d.join("run/metrics.jsonl")).unwrap();
+    let first: serde_json::Value = serde_json::from_str(metrics.lines().next().unwrap()).unwrap();
+    assert!(first["loss"].as_f64().unwrap() > 0.0 && first["level_loss"].as_array().unwrap().len() > 2);
+    assert!(metrics.contains("heldout_loss"));
+    ok(
+        d,
+        &[
+            "generate",
+            "--model",
+            "run",
+            "--n",
+            "500",
+            "--out",
+            "gen.npy",
+            "--report",
+            "g.json",
+            "--steps-per-level",
+            "10",
+            "-q",
+        ],
+    );
+    assert_eq!(npy(&d.join("gen.npy")).dim(), (500, 2));
+    let g = json(&d.join("g.json"));
+    for key in ["sampler", "n", "seconds", "score_evaluations_per_second", "forward_passes_per_second", "annealing"] {
+        assert!(g.get(key).is_some(), "{key} missing from {g}");
+    }
+    ok(
+        d,
+        &["generate", "--model", "run", "--n", "300", "--sampler", "ula", "--steps", "50", "--out", "plain.csv", "-q"],
+    );
+    ok(d, &["eval", "--samples", "gen.npy", "--reference", "run/heldout.npy", "-q"]);
+    // Generation gives the same bytes with 1 and 2 threads (9000 rows: two forward chunks).
+    for t in ["1", "2"] {
+        ok(
+            d,
+            &[
+                "generate",
+                "--model",
+                "run",
+                "--n",
+                "9000",
+                "--steps-per-level",
+                "2",
+                "--threads",
+                t,
+                "--out",
+                &format!("t{t}.npy"),
+                "-q",
+            ],
+        );
+    }
+    assert_eq!(std::fs::read(d.join("t1.npy")).unwrap(), std::fs::read(d.join("t2.npy")).unwrap());
+}
+
+/// An interrupted run continued with --resume ends exactly where an uninterrupted one does:
+/// both models generate the same bytes.
+#[test]
+fn resume_continues_exactly() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    assert!(small_train(d, "straight", "100", &[]).status.success());
+    assert!(small_train(d, "split", "50", &[]).status.success());
+    ok(d, &["train", "--out", "split", "--resume", "--steps", "100", "-q"]);
+    for name in ["straight", "split"] {
+        ok(
+            d,
+            &[
+                "generate",
+                "--model",
+                name,
+                "--n",
+                "100",
+                "--steps-per-level",
+                "5",
+                "--seed",
+                "3",
+                "--out",
+                &format!("{name}.npy"),
+                "-q",
+            ],
+        );
+    }
+    assert_eq!(std::fs::read(d.join("straight.npy")).unwrap(), std::fs::read(d.join("split.npy")).unwrap());
+    assert_eq!(
+        std::fs::read(d.join("straight/checkpoint.safetensors")).unwrap(),
+        std::fs::read(d.join("split/checkpoint.safetensors")).unwrap(),
+        "checkpoints are byte-identical"
+    );
+    let e = fails(d, &["train", "--out", "split", "--resume", "--width", "64"]);
+    assert!(e.contains("--width cannot change when resuming"), "{e}");
+    let out = langevin(d, &["train", "--out", "split", "--resume"]);
+    assert!(out.status.success() && String::from_utf8_lossy(&out.stderr).contains("nothing to do"));
+    let e = fails(d, &["train", "--data", "moons", "--out", "split"]);
+    assert!(e.contains("already holds a training run") && e.contains("--resume"), "{e}");
+}
+
+fn wait_for(path: &Path) {
+    for _ in 0..600 {
+        if path.exists() && std::fs::metadata(path).map(|m| m.len() > 0).unwrap_or(false) {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    panic!("{} never appeared", path.display());
+}
+
+fn signal(child: &std::process::Child, sig: &str) {
+    assert!(Command::new("kill").args([sig, &child.id().to_string()]).status().unwrap().success());
+}
+
+#[test]
+fn ctrl_c_writes_a_checkpoint_and_kill_never_corrupts_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let spawn = |out: &str| {
+        Command::new(env!("CARGO_BIN_EXE_langevin"))
+            .current_dir(d)
+            .args([
+                "train",
+                "--data",
+                "moons",
+                "--out",
+                out,
+                "--steps",
+                "1000000",
+                "--width",
+                "32",
+                "--depth",
+                "2",
+                "--rows",
+                "2000",
+                "--batch",
+                "128",
+                "--checkpoint-every",
+                "20",
+                "--log-every",
+                "10",
+            ])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    // Ctrl-C: a checkpoint, a message naming --resume, exit status 130.
+    let child = spawn("int");
+    wait_for(&d.join("int/metrics.jsonl"));
+    signal(&child, "-INT");
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(130));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("interrupted at step") && err.contains("--resume"), "{err}");
+    ok(d, &["generate", "--model", "int", "--n", "50", "--steps-per-level", "2", "-q"]);
+    // kill -9 in the middle of frequent checkpoints: the checkpoint on disk always loads.
+    let child = spawn("kill");
+    wait_for(&d.join("kill/checkpoint.safetensors"));
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    signal(&child, "-KILL");
+    child.wait_with_output().unwrap();
+    ok(d, &["generate", "--model", "kill", "--n", "50", "--steps-per-level", "2", "-q"]);
+    ok(d, &["train", "--out", "kill", "--resume", "--steps", "200", "-q"]);
+}
+
+#[test]
+fn quickstart_writes_samples_plot_and_report() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    ok(d, &["quickstart", "--steps", "300", "--n", "300", "--out", "q", "-q"]);
+    for f in ["quickstart.png", "report.json", "annealed.npy", "plain.npy", "data.npy"] {
+        assert!(d.join("q").join(f).exists(), "{f} missing");
+    }
+    let png = std::fs::read(d.join("q/quickstart.png")).unwrap();
+    assert_eq!(&png[1..4], b"PNG");
+    let r = json(&d.join("q/report.json"));
+    let m = &r["metrics_against_heldout"];
+    for k in ["data_fresh_draw", "plain_langevin", "annealed_langevin"] {
+        assert!(m[k]["mmd"].as_f64().unwrap() >= 0.0, "{k}");
+    }
+    // A second run reuses the finished model.
+    let out = langevin(d, &["quickstart", "--steps", "300", "--n", "300", "--out", "q"]);
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("nothing to do"));
+    let e = fails(d, &["quickstart", "--data", "nosuch", "--out", "q2"]);
+    assert!(e.contains("built-in 2-D data set"), "{e}");
+}
+
+#[test]
+fn bad_training_inputs_are_explained() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    write(d, "nan.csv", "a,b\n1,2\n3,4\n5,nan\n7,8\n");
+    let e = fails(d, &["train", "--data", "nan.csv", "--out", "r1", "--batch", "2"]);
+    assert!(e.contains("data row 3") && e.contains("column 2 ('b')") && e.contains("--drop-nonfinite"), "{e}");
+    let mut rows = String::from("a,b\n");
+    for i in 0..40 {
+        rows.push_str(&format!("{},{}\n", i, if i == 5 { "inf".to_string() } else { (i * 2).to_string() }));
+    }
+    write(d, "inf.csv", &rows);
+    ok(
+        d,
+        &[
+            "train",
+            "--data",
+            "inf.csv",
+            "--out",
+            "r2",
+            "--batch",
+            "8",
+            "--steps",
+            "5",
+            "--drop-nonfinite",
+            "--width",
+            "16",
+            "-q",
+        ],
+    );
+    assert_eq!(json(&d.join("r2/config.json"))["data"]["dropped_rows"], 1);
+    write(d, "ragged.csv", "1,2\n3\n");
+    let e = fails(d, &["train", "--data", "ragged.csv", "--out", "r3"]);
+    assert!(e.contains("line 2 has 1 fields"), "{e}");
+    write(d, "text.csv", "1,2\n3,x\n");
+    let e = fails(d, &["train", "--data", "text.csv", "--out", "r4"]);
+    assert!(e.contains("'x' is not a number"), "{e}");
+    let e = fails(d, &["train", "--data", "moons", "--rows", "100", "--batch", "500", "--out", "r5"]);
+    assert!(e.contains("--batch 500 is larger than the 90 training rows"), "{e}");
+    assert!(!d.join("r5").exists(), "nothing is written for a refused run");
+    let e = fails(d, &["train", "--data", "moons", "--sigma-max", "0.001", "--sigma-min", "0.01", "--out", "r6"]);
+    assert!(e.contains("σ₁ > σ_L"), "{e}");
+    let e = fails(d, &["train", "--data", "moons", "--levels", "1", "--out", "r7"]);
+    assert!(e.contains("at least 2 levels"), "{e}");
+    let e = fails(d, &["train", "--data", "moons", "--levels", "0", "--out", "r7"]);
+    assert!(e.contains("at least 2 levels"), "{e}");
+    let e = fails(d, &["train", "--data", "dunes", "--out", "r8"]);
+    assert!(e.contains("unknown data set 'dunes'") && e.contains("moons"), "{e}");
+    let e = fails(d, &["train", "--data", "moons", "--out", "r9", "--device", "cuda:0"]);
+    assert!(e.contains("no CUDA support"), "{e}");
+}
+
+#[test]
+fn bad_models_are_explained() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let e = fails(d, &["generate", "--model", "nowhere"]);
+    assert!(e.contains("no such run directory") && e.contains("langevin train"), "{e}");
+    std::fs::create_dir(d.join("empty")).unwrap();
+    let e = fails(d, &["generate", "--model", "empty"]);
+    assert!(e.contains("config.json") && e.contains("not a training run"), "{e}");
+    assert!(small_train(d, "run", "60", &[]).status.success());
+    let e = fails(d, &["generate", "--model", "run", "--dim", "3"]);
+    assert!(e.contains("--dim 3") && e.contains("2-dimensional"), "{e}");
+    write(d, "init3.csv", "1,2,3\n");
+    let e = fails(d, &["generate", "--model", "run", "--n", "1", "--init", "init3.csv"]);
+    assert!(e.contains("3 columns") && e.contains("dimension 2"), "{e}");
+    // A truncated checkpoint.
+    let ck = d.join("run/checkpoint.safetensors");
+    let bytes = std::fs::read(&ck).unwrap();
+    std::fs::write(&ck, &bytes[..bytes.len() / 2]).unwrap();
+    let e = fails(d, &["generate", "--model", "run"]);
+    assert!(e.contains("truncated or damaged"), "{e}");
+    std::fs::remove_file(&ck).unwrap();
+    let e = fails(d, &["generate", "--model", "run"]);
+    assert!(e.contains("no checkpoint yet"), "{e}");
+    // Another format version.
+    let cfg = std::fs::read_to_string(d.join("run/config.json"))
+        .unwrap()
+        .replace("\"format_version\": 1", "\"format_version\": 99");
+    std::fs::write(d.join("run/config.json"), cfg).unwrap();
+    let e = fails(d, &["generate", "--model", "run"]);
+    assert!(e.contains("format version 99") && e.contains("reads version 1"), "{e}");
+}

@@ -215,9 +215,9 @@ mod tests {
     fn dual_averaging_finds_the_target_acceptance_of_a_known_curve() {
         // A made-up monotone acceptance curve: acc(τ) = exp(-τ); target 0.574 → τ* = 0.555.
         let mut da = DualAveraging::new(0.01, 0.574);
-        let mut tau = 0.01;
+        let mut tau: f64 = 0.01;
         for _ in 0..200 {
-            tau = da.update((-tau as f64).exp());
+            tau = da.update((-tau).exp());
         }
         let t = da.final_step();
         assert!((t - 0.574f64.ln().abs()).abs() < 0.02, "{t} ({tau})");

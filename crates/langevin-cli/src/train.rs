@@ -1,0 +1,322 @@
+//! `langevin train`: learn a noise-conditional score from data by denoising score matching.
+
+use crate::progress::Progress;
+use anyhow::{Context, Result, anyhow, bail};
+use candle_core::Device;
+use clap::Args;
+use langevin::rng::LaneRng;
+use langevin_learn::checkpoint::{RunDir, new_run};
+use langevin_learn::data;
+use langevin_learn::ladder::LadderOptions;
+use langevin_learn::net::{NetConfig, ScoreNet};
+use langevin_learn::train::{TrainConfig, Trainer};
+use serde_json::json;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
+
+/// Returned (as an error) when Ctrl-C stopped training after writing a checkpoint; the binary
+/// exits with status 130.
+#[derive(Debug)]
+pub struct Interrupted(pub String);
+
+impl std::fmt::Display for Interrupted {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for Interrupted {}
+
+#[derive(Args, Debug, Clone, Default)]
+#[command(allow_negative_numbers = true)]
+pub struct TrainArgs {
+    /// Training data: a built-in 2-D data set (moons, swiss-roll, circles, 8-gaussians,
+    /// checkerboard, pinwheel, spirals, ncsn-toy) or a .csv / .npy file (one sample per row).
+    #[arg(long, value_name = "DATA")]
+    pub data: Option<String>,
+    /// Run directory for the config, checkpoints, metrics and the data split.
+    #[arg(long, value_name = "DIR")]
+    pub out: PathBuf,
+    /// Continue the run in --out from its last checkpoint (exactly where it stopped).
+    #[arg(long)]
+    pub resume: bool,
+    /// Optimization steps (in total; with --resume, a new total).
+    #[arg(long, value_name = "N")]
+    pub steps: Option<usize>,
+    /// Minibatch size (default 512).
+    #[arg(long, value_name = "N")]
+    pub batch: Option<usize>,
+    /// Peak learning rate (default 2e-3).
+    #[arg(long, value_name = "LR")]
+    pub lr: Option<f64>,
+    /// Learning-rate warm-up steps (default 200).
+    #[arg(long, value_name = "N")]
+    pub warmup: Option<usize>,
+    /// Decoupled weight decay (AdamW; default 0 = Adam).
+    #[arg(long, value_name = "W")]
+    pub weight_decay: Option<f64>,
+    /// Clip the global gradient norm (default 1; 0 = off).
+    #[arg(long, value_name = "C")]
+    pub clip: Option<f64>,
+    /// Decay of the weights' exponential moving average (default 0.999).
+    #[arg(long, value_name = "D")]
+    pub ema: Option<f64>,
+    /// Hidden width of the MLP (default 128).
+    #[arg(long, value_name = "N")]
+    pub width: Option<usize>,
+    /// Hidden layers of the MLP (default 3).
+    #[arg(long, value_name = "N")]
+    pub depth: Option<usize>,
+    /// Fourier frequencies of the log σ embedding (default 16).
+    #[arg(long, value_name = "N")]
+    pub fourier: Option<usize>,
+    /// σ₁ (default: the largest distance between training points, in standardized units).
+    #[arg(long, value_name = "SIGMA")]
+    pub sigma_max: Option<f64>,
+    /// σ_L (default 0.01, in standardized units).
+    #[arg(long, value_name = "SIGMA")]
+    pub sigma_min: Option<f64>,
+    /// Number of noise levels L (default: NCSNv2's ratio rule).
+    #[arg(long, value_name = "L")]
+    pub levels: Option<usize>,
+    /// Rows drawn from a built-in data set (default 20000).
+    #[arg(long, value_name = "N")]
+    pub rows: Option<usize>,
+    /// Fraction of rows held out (default 0.1).
+    #[arg(long, value_name = "F")]
+    pub heldout_fraction: Option<f64>,
+    /// Skip rows with NaN or inf instead of stopping.
+    #[arg(long)]
+    pub drop_nonfinite: bool,
+    /// Seed of the data draw, split, initialization and every training step.
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Device: cpu (cuda[:N] needs a build with CUDA support).
+    #[arg(long, default_value = "cpu")]
+    pub device: String,
+    /// Steps between metrics lines.
+    #[arg(long, default_value_t = 100, value_name = "N")]
+    pub log_every: usize,
+    /// Steps between held-out evaluations.
+    #[arg(long, default_value_t = 1000, value_name = "N")]
+    pub heldout_every: usize,
+    /// Steps between checkpoints.
+    #[arg(long, default_value_t = 1000, value_name = "N")]
+    pub checkpoint_every: usize,
+}
+
+/// The device named by `--device`.
+pub fn device(name: &str) -> Result<Device> {
+    match name {
+        "cpu" => Ok(Device::Cpu),
+        n if n == "cuda" || n.starts_with("cuda:") => {
+            bail!("--device {n}: this build has no CUDA support (CUDA builds are their own target); use --device cpu")
+        }
+        other => bail!("unknown --device '{other}'; use cpu or cuda[:N]"),
+    }
+}
+
+/// What a finished (or already complete) training run reports.
+pub struct TrainSummary {
+    /// Steps done.
+    pub steps: usize,
+    /// Seconds spent training in this invocation.
+    pub seconds: f64,
+    /// Last held-out loss (EMA weights).
+    pub heldout_loss: f64,
+}
+
+fn load_rows(path: &Path) -> Result<ndarray::Array2<f32>> {
+    langevin::io::read_matrix(path).with_context(|| format!("reading the run's data split {}", path.display()))
+}
+
+/// A new run, or the run in `a.out` resumed.
+fn prepare(a: &TrainArgs, dev: &Device) -> Result<Trainer> {
+    let run = RunDir::new(&a.out);
+    if a.resume {
+        let fixed = [
+            ("--data", a.data.is_some()),
+            ("--width", a.width.is_some()),
+            ("--depth", a.depth.is_some()),
+            ("--fourier", a.fourier.is_some()),
+            ("--sigma-max", a.sigma_max.is_some()),
+            ("--sigma-min", a.sigma_min.is_some()),
+            ("--levels", a.levels.is_some()),
+            ("--rows", a.rows.is_some()),
+            ("--heldout-fraction", a.heldout_fraction.is_some()),
+            ("--seed", a.seed.is_some()),
+            ("--batch", a.batch.is_some()),
+            ("--lr", a.lr.is_some()),
+            ("--warmup", a.warmup.is_some()),
+            ("--weight-decay", a.weight_decay.is_some()),
+            ("--clip", a.clip.is_some()),
+            ("--ema", a.ema.is_some()),
+        ];
+        if let Some((flag, _)) = fixed.iter().find(|(_, set)| *set) {
+            bail!(
+                "{flag} cannot change when resuming: the run continues with its saved settings (only --steps may grow)"
+            );
+        }
+        let mut config = run.load_config()?;
+        if let Some(s) = a.steps {
+            config.train.steps = s;
+        }
+        let norm = &config.normalization;
+        let train = norm.apply(&load_rows(&run.file("train.npy"))?);
+        let heldout = norm.apply(&load_rows(&run.file("heldout.npy"))?);
+        let net = ScoreNet::new(config.dim, config.net.clone(), config.train.seed, dev).map_err(|e| anyhow!("{e}"))?;
+        let (step, weights, ema, adam, _) = run.load_checkpoint(&net)?;
+        let mut t = Trainer::new(net, config.ladder.clone(), config.train.clone(), train, heldout)?;
+        t.restore(weights, ema, adam, step)?;
+        run.save_config(&config)?;
+        return Ok(t);
+    }
+    let source =
+        a.data.clone().ok_or_else(|| anyhow!("--data is required (a built-in data set or a .csv/.npy file)"))?;
+    let seed = a.seed.unwrap_or(0);
+    let lower = source.to_ascii_lowercase();
+    let (x, dropped) = if lower.ends_with(".csv") || lower.ends_with(".npy") {
+        if a.rows.is_some() {
+            bail!("--rows applies to built-in data sets; a file is used whole");
+        }
+        data::read(Path::new(&source), a.drop_nonfinite)?
+    } else {
+        let rows = a.rows.unwrap_or(20_000);
+        if rows < 10 {
+            bail!("--rows {rows}: at least 10 rows are needed");
+        }
+        (data::generate(&source, rows, &mut LaneRng::new(seed, 0xDA7A))?, 0)
+    };
+    let d = NetConfig::default();
+    let net = NetConfig {
+        width: a.width.unwrap_or(d.width),
+        depth: a.depth.unwrap_or(d.depth),
+        fourier: a.fourier.unwrap_or(d.fourier),
+        ..d
+    };
+    let train = TrainConfig {
+        steps: a.steps.unwrap_or(10_000),
+        batch: a.batch.unwrap_or(512),
+        lr: a.lr.unwrap_or(2e-3),
+        warmup: a.warmup.unwrap_or(200),
+        weight_decay: a.weight_decay.unwrap_or(0.0),
+        clip: a.clip.unwrap_or(1.0),
+        ema: a.ema.unwrap_or(0.999),
+        seed,
+    };
+    let ladder = LadderOptions { sigma_max: a.sigma_max, sigma_min: a.sigma_min, levels: a.levels };
+    let new = new_run(&x, &source, dropped, a.heldout_fraction.unwrap_or(0.1), &ladder, net, train, dev)?;
+    run.create()?;
+    langevin::io::write_matrix(&run.file("train.npy"), new.train_raw.view(), &[])?;
+    langevin::io::write_matrix(&run.file("heldout.npy"), new.heldout_raw.view(), &[])?;
+    run.save_config(&new.config)?;
+    Ok(new.trainer)
+}
+
+/// Train (or resume) as asked; prints progress unless `quiet`.
+pub fn train(a: &TrainArgs, quiet: bool) -> Result<TrainSummary> {
+    for (name, v) in
+        [("--log-every", a.log_every), ("--heldout-every", a.heldout_every), ("--checkpoint-every", a.checkpoint_every)]
+    {
+        if v == 0 {
+            bail!("{name} must be at least 1");
+        }
+    }
+    let dev = device(&a.device)?;
+    let mut t = prepare(a, &dev)?;
+    let run = RunDir::new(&a.out);
+    let total = t.config.steps;
+    if t.step >= total {
+        let (h, _) = t.heldout_loss()?;
+        if !quiet {
+            eprintln!(
+                "{} is already trained for {} steps; nothing to do (raise --steps to continue)",
+                a.out.display(),
+                t.step
+            );
+        }
+        return Ok(TrainSummary { steps: t.step, seconds: 0.0, heldout_loss: h });
+    }
+    let stop = Arc::new(AtomicBool::new(false));
+    {
+        let s = stop.clone();
+        // Only one handler per process; a second `train` in the same process keeps the first.
+        let _ = ctrlc::set_handler(move || s.store(true, Ordering::SeqCst));
+    }
+    let mut log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(run.file("metrics.jsonl"))
+        .with_context(|| format!("opening {}", run.file("metrics.jsonl").display()))?;
+    let progress = Progress::start((total - t.step) as u64, "steps", quiet);
+    let start = Instant::now();
+    let first = t.step;
+    let levels = t.ladder.levels();
+    let (mut win_loss, mut win_n) = (0.0, 0usize);
+    let mut win_levels = vec![(0.0, 0usize); levels];
+    let mut win_start = Instant::now();
+    let mut heldout = f64::NAN;
+    while t.step < total {
+        if stop.load(Ordering::SeqCst) {
+            run.save_checkpoint(&t)?;
+            progress.finish();
+            return Err(Interrupted(format!(
+                "interrupted at step {}: checkpoint written to {}; continue with `langevin train --out {} --resume`",
+                t.step,
+                run.file("checkpoint.safetensors").display(),
+                a.out.display()
+            ))
+            .into());
+        }
+        let st = t.train_step()?;
+        progress.counter.fetch_add(1, Ordering::Relaxed);
+        win_loss += st.loss;
+        win_n += 1;
+        for (w, l) in win_levels.iter_mut().zip(&st.level_loss) {
+            w.0 += l.0;
+            w.1 += l.1;
+        }
+        if st.step % a.log_every == 0 || st.step == total {
+            let rate = win_n as f64 / win_start.elapsed().as_secs_f64();
+            let level_means: Vec<Option<f64>> =
+                win_levels.iter().map(|&(s, c)| (c > 0).then(|| s / c as f64)).collect();
+            let line = json!({
+                "step": st.step, "loss": win_loss / win_n as f64, "level_loss": level_means,
+                "lr": st.lr, "grad_norm": st.grad_norm, "steps_per_second": rate, "seconds": start.elapsed().as_secs_f64(),
+            });
+            writeln!(log, "{line}").context("writing metrics.jsonl")?;
+            progress.set_message(format!("loss {:.4}, {rate:.0} steps/s", win_loss / win_n as f64));
+            (win_loss, win_n) = (0.0, 0);
+            win_levels.iter_mut().for_each(|w| *w = (0.0, 0));
+            win_start = Instant::now();
+        }
+        if st.step % a.heldout_every == 0 || st.step == total {
+            let (h, per_level) = t.heldout_loss()?;
+            heldout = h;
+            writeln!(log, "{}", json!({"step": st.step, "heldout_loss": h, "heldout_level_loss": per_level}))
+                .context("writing metrics.jsonl")?;
+        }
+        if st.step % a.checkpoint_every == 0 || st.step == total {
+            run.save_checkpoint(&t)?;
+        }
+    }
+    progress.finish();
+    let seconds = start.elapsed().as_secs_f64();
+    if !quiet {
+        eprintln!(
+            "trained {} → {} steps in {seconds:.1} s ({:.0} steps/s); held-out loss {heldout:.4}; run in {}",
+            first,
+            t.step,
+            (t.step - first) as f64 / seconds,
+            a.out.display()
+        );
+    }
+    Ok(TrainSummary { steps: t.step, seconds, heldout_loss: heldout })
+}
+
+pub fn run(a: &TrainArgs, quiet: bool) -> Result<()> {
+    train(a, quiet).map(|_| ())
+}

@@ -1,0 +1,321 @@
+//! A training run on disk:
+//!
+//! ```text
+//! runs/moons/
+//!   config.json              format version, data, normalization, ladder, network, training
+//!   checkpoint.safetensors   weights, EMA weights, Adam moments, Fourier frequencies; step in
+//!                            the metadata. One file, written atomically, so a crash or kill
+//!                            never leaves a half-written checkpoint.
+//!   train.npy, heldout.npy   the split, in the data's own units (heldout.npy is the reference
+//!                            for `langevin eval`)
+//!   metrics.jsonl            one JSON object per logged step
+//! ```
+
+use crate::data::{self, Normalization};
+use crate::ladder::{Ladder, LadderOptions};
+use crate::net::{NetConfig, ScoreNet};
+use crate::train::{Adam, TrainConfig, Trainer};
+use candle_core::{Device, Tensor};
+use langevin::{Error, Result};
+use safetensors::{Dtype, SafeTensors, tensor::TensorView};
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+/// Version of the run format this build reads and writes.
+pub const FORMAT_VERSION: u32 = 1;
+const CONFIG: &str = "config.json";
+const CHECKPOINT: &str = "checkpoint.safetensors";
+
+/// Where the data came from.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct DataInfo {
+    /// A built-in name or a file path.
+    pub source: String,
+    /// Training rows.
+    pub train_rows: usize,
+    /// Held-out rows.
+    pub heldout_rows: usize,
+    /// Rows dropped for NaN or inf.
+    pub dropped_rows: usize,
+}
+
+/// Everything needed to rebuild a run's model and continue it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RunConfig {
+    /// [`FORMAT_VERSION`] of the writer.
+    pub format_version: u32,
+    /// Data dimension.
+    pub dim: usize,
+    /// Data source and split sizes.
+    pub data: DataInfo,
+    /// Standardization of the data (undone at generation).
+    pub normalization: Normalization,
+    /// Noise ladder of the training objective.
+    pub ladder: Ladder,
+    /// Architecture.
+    pub net: NetConfig,
+    /// Training hyper-parameters.
+    pub train: TrainConfig,
+}
+
+/// A new run from raw data (rows in the data's own units): the seeded split, the
+/// standardization fitted on the training rows, the ladder from the standardized data, a freshly
+/// initialized network and its trainer, and the config that describes them.
+pub struct NewRun {
+    /// Ready to train.
+    pub trainer: Trainer,
+    /// What goes to config.json.
+    pub config: RunConfig,
+    /// Training rows, data units.
+    pub train_raw: ndarray::Array2<f32>,
+    /// Held-out rows, data units.
+    pub heldout_raw: ndarray::Array2<f32>,
+    /// Notes on how the ladder was chosen.
+    pub ladder_notes: Vec<String>,
+}
+
+/// Set up a new run (see [`NewRun`]).
+#[allow(clippy::too_many_arguments)]
+pub fn new_run(
+    x: &ndarray::Array2<f32>,
+    source: &str,
+    dropped: usize,
+    heldout_fraction: f64,
+    ladder: &LadderOptions,
+    net: NetConfig,
+    train: TrainConfig,
+    device: &Device,
+) -> Result<NewRun> {
+    if !(heldout_fraction > 0.0 && heldout_fraction < 1.0) {
+        return Err(Error::Invalid(format!("--heldout-fraction {heldout_fraction} must be between 0 and 1")));
+    }
+    let (train_raw, heldout_raw) =
+        data::split(x, heldout_fraction, &mut langevin::rng::LaneRng::new(train.seed, 0x5911));
+    if train.batch > train_raw.nrows() {
+        return Err(Error::Invalid(format!(
+            "--batch {} is larger than the {} training rows ({} rows, {:.0}% held out); use a smaller --batch or more data",
+            train.batch,
+            train_raw.nrows(),
+            x.nrows(),
+            100.0 * heldout_fraction
+        )));
+    }
+    let norm = Normalization::fit(&train_raw);
+    let (tr, ho) = (norm.apply(&train_raw), norm.apply(&heldout_raw));
+    let (ladder, ladder_notes) = Ladder::from_data(&tr, ladder, train.seed)?;
+    let m = |e: candle_core::Error| Error::Model(e.to_string());
+    let network = ScoreNet::new(x.ncols(), net.clone(), train.seed, device).map_err(m)?;
+    let config = RunConfig {
+        format_version: FORMAT_VERSION,
+        dim: x.ncols(),
+        data: DataInfo {
+            source: source.into(),
+            train_rows: tr.nrows(),
+            heldout_rows: ho.nrows(),
+            dropped_rows: dropped,
+        },
+        normalization: norm,
+        ladder: ladder.clone(),
+        net,
+        train: train.clone(),
+    };
+    let trainer = Trainer::new(network, ladder, train, tr, ho)?;
+    Ok(NewRun { trainer, config, train_raw, heldout_raw, ladder_notes })
+}
+
+fn file_err(path: &Path, m: impl Into<String>) -> Error {
+    Error::file(path, m)
+}
+
+/// Paths of a run directory.
+#[derive(Clone, Debug)]
+pub struct RunDir {
+    /// The directory.
+    pub path: PathBuf,
+}
+
+impl RunDir {
+    /// A run directory (not checked).
+    pub fn new(path: impl Into<PathBuf>) -> Self {
+        RunDir { path: path.into() }
+    }
+    /// Path of a file in the run.
+    pub fn file(&self, name: &str) -> PathBuf {
+        self.path.join(name)
+    }
+
+    /// Create the directory for a new run; refuses to overwrite an existing run.
+    pub fn create(&self) -> Result<()> {
+        if self.file(CONFIG).exists() {
+            return Err(file_err(
+                &self.path,
+                "already holds a training run; continue it with --resume, or choose another --out",
+            ));
+        }
+        std::fs::create_dir_all(&self.path)
+            .map_err(|e| file_err(&self.path, format!("cannot create the run directory: {e}")))
+    }
+
+    /// Write the config (atomically).
+    pub fn save_config(&self, config: &RunConfig) -> Result<()> {
+        let v = serde_json::to_value(config).map_err(|e| Error::Invalid(e.to_string()))?;
+        langevin::io::write_json(&self.file(CONFIG), &v)
+    }
+
+    /// Read and check the config.
+    pub fn load_config(&self) -> Result<RunConfig> {
+        if !self.path.is_dir() {
+            return Err(file_err(
+                &self.path,
+                "no such run directory; train one with `langevin train --data moons --out DIR`",
+            ));
+        }
+        let p = self.file(CONFIG);
+        let text = std::fs::read_to_string(&p)
+            .map_err(|_| file_err(&p, "missing: this directory is not a training run (or training never started)"))?;
+        #[derive(Deserialize)]
+        struct Version {
+            format_version: Option<u32>,
+        }
+        let version: Version = serde_json::from_str(&text).map_err(|e| file_err(&p, format!("damaged ({e})")))?;
+        match version.format_version {
+            Some(FORMAT_VERSION) => {}
+            Some(v) => {
+                return Err(file_err(
+                    &p,
+                    format!(
+                        "written in run format version {v}, but this build reads version {FORMAT_VERSION}; retrain with this build"
+                    ),
+                ));
+            }
+            None => return Err(file_err(&p, "has no format_version: not a langevin training run")),
+        }
+        serde_json::from_str(&text).map_err(|e| file_err(&p, format!("damaged ({e})")))
+    }
+
+    /// Write the trainer's weights, EMA, optimizer state and step (atomically).
+    pub fn save_checkpoint(&self, t: &Trainer) -> Result<()> {
+        let names: Vec<String> = t.net.params().iter().map(|(n, _)| n.clone()).collect();
+        let freqs: Vec<f32> =
+            t.net.freqs().flatten_all().and_then(|x| x.to_vec1()).map_err(|e| Error::Model(e.to_string()))?;
+        let mut owned: Vec<(String, Vec<u8>, Vec<usize>)> = Vec::new();
+        let bytes = |v: &[f32]| v.iter().flat_map(|x| x.to_le_bytes()).collect::<Vec<u8>>();
+        for (prefix, parts) in [("weights", &t.weights), ("ema", &t.ema), ("adam_m", &t.adam.m), ("adam_v", &t.adam.v)]
+        {
+            for (name, p) in names.iter().zip(parts.iter()) {
+                owned.push((format!("{prefix}/{name}"), bytes(p), vec![p.len()]));
+            }
+        }
+        owned.push(("fourier/freqs".into(), bytes(&freqs), vec![freqs.len()]));
+        let views: Vec<(String, TensorView)> = owned
+            .iter()
+            .map(|(n, b, s)| {
+                Ok((n.clone(), TensorView::new(Dtype::F32, s.clone(), b).map_err(|e| Error::Model(e.to_string()))?))
+            })
+            .collect::<Result<_>>()?;
+        // One metadata entry holding a JSON object with a fixed key order: safetensors writes its
+        // metadata map in hash order, which would make the file's bytes differ from run to run.
+        let info = format!(
+            r#"{{"format":"langevin-ncsn","format_version":{FORMAT_VERSION},"step":{},"adam_t":{}}}"#,
+            t.step, t.adam.t
+        );
+        let meta = HashMap::from([("langevin".to_string(), info)]);
+        let data = safetensors::serialize(views, Some(meta)).map_err(|e| Error::Model(e.to_string()))?;
+        langevin::io::write_atomic(&self.file(CHECKPOINT), |w| w.write_all(&data))
+    }
+
+    /// Read the checkpoint: (step, weights, EMA, Adam state, Fourier frequencies), checked
+    /// against the network's parameter names and sizes.
+    #[allow(clippy::type_complexity)]
+    pub fn load_checkpoint(&self, net: &ScoreNet) -> Result<(usize, Vec<Vec<f32>>, Vec<Vec<f32>>, Adam, Vec<f32>)> {
+        let p = self.file(CHECKPOINT);
+        let buf = std::fs::read(&p).map_err(|_| {
+            file_err(&p, "missing: the run has no checkpoint yet (training stopped before the first one was written)")
+        })?;
+        let damaged = |e: String| file_err(&p, format!("truncated or damaged ({e}); retrain, or restore a copy"));
+        let st = SafeTensors::deserialize(&buf).map_err(|e| damaged(e.to_string()))?;
+        let (_, meta) = SafeTensors::read_metadata(&buf).map_err(|e| damaged(e.to_string()))?;
+        let info: serde_json::Value = meta
+            .metadata()
+            .as_ref()
+            .and_then(|m| m.get("langevin"))
+            .and_then(|s| serde_json::from_str(s).ok())
+            .ok_or_else(|| file_err(&p, "not a langevin checkpoint"))?;
+        if info["format"] != "langevin-ncsn" {
+            return Err(file_err(&p, "not a langevin checkpoint"));
+        }
+        if info["format_version"].as_u64() != Some(FORMAT_VERSION as u64) {
+            return Err(file_err(
+                &p,
+                format!(
+                    "checkpoint format version {}, but this build reads version {FORMAT_VERSION}",
+                    info["format_version"]
+                ),
+            ));
+        }
+        let parse = |k: &str| info[k].as_u64().ok_or_else(|| damaged(format!("no '{k}'")));
+        let step = parse("step")? as usize;
+        let adam_t = parse("adam_t")?;
+        let read = |name: &str, len: usize| -> Result<Vec<f32>> {
+            let v = st.tensor(name).map_err(|_| damaged(format!("no tensor '{name}'")))?;
+            if v.dtype() != Dtype::F32 || v.data().len() != 4 * len {
+                return Err(damaged(format!("'{name}' has {} bytes, expected {}", v.data().len(), 4 * len)));
+            }
+            Ok(v.data().chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect())
+        };
+        let params: Vec<(String, usize)> =
+            net.params().iter().map(|(n, v)| (n.clone(), v.as_tensor().elem_count())).collect();
+        let group = |prefix: &str| {
+            params.iter().map(|(n, len)| read(&format!("{prefix}/{n}"), *len)).collect::<Result<Vec<_>>>()
+        };
+        let weights = group("weights")?;
+        let ema = group("ema")?;
+        let adam = Adam { m: group("adam_m")?, v: group("adam_v")?, t: adam_t };
+        let freqs = read("fourier/freqs", net.config().fourier)?;
+        Ok((step, weights, ema, adam, freqs))
+    }
+}
+
+/// A trained model ready for generation: the network with its EMA weights, and the run config.
+pub struct TrainedModel {
+    /// The run's config.
+    pub config: RunConfig,
+    /// The network, holding the EMA weights.
+    pub net: ScoreNet,
+    /// Training steps behind these weights.
+    pub step: usize,
+    /// Where it was loaded from.
+    pub dir: PathBuf,
+}
+
+impl TrainedModel {
+    /// The model of a trainer in memory: a second network holding its EMA weights.
+    pub fn from_trainer(t: &Trainer, config: RunConfig, dir: &Path) -> Result<TrainedModel> {
+        let m = |e: candle_core::Error| Error::Model(e.to_string());
+        let dev = t.net.device();
+        let mut net = ScoreNet::new(config.dim, config.net.clone(), config.train.seed, dev).map_err(m)?;
+        net.set_freqs(t.net.freqs().clone()).map_err(m)?;
+        for ((_, var), w) in net.params().iter().zip(&t.ema) {
+            let shape = var.as_tensor().shape().clone();
+            var.set(&Tensor::from_slice(w, shape, dev).map_err(m)?).map_err(m)?;
+        }
+        Ok(TrainedModel { config, net, step: t.step, dir: dir.to_path_buf() })
+    }
+
+    /// Load the run in `dir` on `device`.
+    pub fn load(dir: &Path, device: &Device) -> Result<TrainedModel> {
+        let run = RunDir::new(dir);
+        let config = run.load_config()?;
+        let mut net = ScoreNet::new(config.dim, config.net.clone(), config.train.seed, device)
+            .map_err(|e| Error::Model(e.to_string()))?;
+        let (step, _, ema, _, freqs) = run.load_checkpoint(&net)?;
+        let m = |e: candle_core::Error| Error::Model(e.to_string());
+        net.set_freqs(Tensor::from_vec(freqs, (1, config.net.fourier), device).map_err(m)?).map_err(m)?;
+        for ((_, var), w) in net.params().iter().zip(&ema) {
+            let shape = var.as_tensor().shape().clone();
+            var.set(&Tensor::from_slice(w, shape, device).map_err(m)?).map_err(m)?;
+        }
+        Ok(TrainedModel { config, net, step, dir: dir.to_path_buf() })
+    }
+}

@@ -1,0 +1,19 @@
+//! Learning scores from data: denoising score matching over a ladder of noise levels
+//! (NCSN / SMLD, Song & Ermon 2019, 2020), on candle, and the adapter that turns a trained
+//! network into a target of the core samplers.
+//!
+//! - [`data`]: built-in 2-D data sets, CSV/NPY tables, standardization, held-out split;
+//! - [`ladder`]: noise ladders and NCSNv2's rules for choosing them;
+//! - [`net`]: the noise-conditional score network (MLP on x and Fourier features of log σ);
+//! - [`ops`]: fused CPU kernels (SiLU);
+//! - [`train`]: the DSM objective and the training loop (Adam/AdamW, warm-up, clipping, EMA);
+//! - [`checkpoint`]: run directories, atomic checkpoints, resuming, loading for generation;
+//! - [`model`]: [`model::LearnedScore`], the trained score as a `langevin::target::Target`.
+
+pub mod checkpoint;
+pub mod data;
+pub mod ladder;
+pub mod model;
+pub mod net;
+pub mod ops;
+pub mod train;

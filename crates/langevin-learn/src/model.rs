@@ -1,0 +1,113 @@
+//! A trained network as a target of the core samplers: s(x, σ) = f_θ(x, σ)/σ.
+//!
+//! [`LearnedScore`] implements [`langevin::target::Target`] at one noise level; `perturbed(σ)`
+//! gives the same network at another level, so annealed Langevin, plain Langevin at σ_L and
+//! every later sampler run on it unchanged. Samples live in standardized coordinates (the
+//! network's); callers undo the standardization at the end.
+//!
+//! The network is evaluated in chunks of [`CHUNK`] rows (large intermediate tensors were slower:
+//! fresh memory pages cost more than the arithmetic), and the target asks the driver for one
+//! large block per step (step-major), so each step is a few large batched forward passes.
+
+use crate::checkpoint::TrainedModel;
+use candle_core::Tensor;
+use langevin::block::Block;
+use langevin::sampler::Init;
+use langevin::target::{Scales, Target};
+use langevin::{Error, Result};
+use std::sync::Arc;
+
+/// Rows per forward pass.
+pub const CHUNK: usize = 8192;
+
+/// The learned score at a fixed noise level σ.
+#[derive(Clone)]
+pub struct LearnedScore {
+    model: Arc<TrainedModel>,
+    sigma: f64,
+}
+
+impl LearnedScore {
+    /// The model's score at σ.
+    pub fn new(model: Arc<TrainedModel>, sigma: f64) -> Self {
+        LearnedScore { model, sigma }
+    }
+
+    /// The model's score at its smallest trained level σ_L.
+    pub fn at_smallest(model: Arc<TrainedModel>) -> Self {
+        let s = model.config.ladder.sigma_min();
+        LearnedScore { model, sigma: s }
+    }
+
+    /// The noise level.
+    pub fn sigma(&self) -> f64 {
+        self.sigma
+    }
+
+    /// Scores of the rows of an (n × d) row-major buffer, into `out` (row-major).
+    pub fn score_rows(&self, rows: &[f32], out: &mut [f32]) -> Result<()> {
+        let d = self.model.config.dim;
+        let n = rows.len() / d;
+        let dev = self.model.net.device();
+        let m = |e: candle_core::Error| Error::Model(e.to_string());
+        let inv = (1.0 / self.sigma) as f32;
+        let ls = self.sigma.ln() as f32;
+        for start in (0..n).step_by(CHUNK) {
+            let end = (start + CHUNK).min(n);
+            let x = Tensor::from_slice(&rows[start * d..end * d], (end - start, d), dev).map_err(m)?;
+            let s = Tensor::full(ls, (end - start, 1), dev).map_err(m)?;
+            let f: Vec<f32> =
+                self.model.net.forward(&x, &s).map_err(m)?.flatten_all().and_then(|t| t.to_vec1()).map_err(m)?;
+            for (o, v) in out[start * d..end * d].iter_mut().zip(&f) {
+                *o = v * inv;
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Target for LearnedScore {
+    fn dim(&self) -> usize {
+        self.model.config.dim
+    }
+    fn name(&self) -> String {
+        format!("learned score ({}, step {}) at σ = {:.4}", self.model.dir.display(), self.model.step, self.sigma)
+    }
+    fn eval(&self, x: &Block, score: &mut Block, log_density: Option<&mut [f32]>) -> Result<()> {
+        if log_density.is_some() {
+            return Err(Error::Invalid(
+                "a learned score has no log-density, which MALA's accept/reject step needs; use --sampler annealed or ula".into(),
+            ));
+        }
+        let (d, n) = (x.dim(), x.len());
+        let mut rows = Vec::with_capacity(n * d);
+        x.append_rows(&mut rows);
+        let mut out = vec![0.0f32; n * d];
+        self.score_rows(&rows, &mut out)?;
+        for c in 0..d {
+            let r = score.row_mut(c);
+            for i in 0..n {
+                r[i] = out[i * d + c];
+            }
+            r[n..].fill(0.0);
+        }
+        Ok(())
+    }
+    fn perturbed(&self, sigma: f64) -> Option<Arc<dyn Target>> {
+        (sigma > 0.0).then(|| Arc::new(LearnedScore { model: self.model.clone(), sigma }) as Arc<dyn Target>)
+    }
+    /// The training ladder's ends, as the annealing defaults would derive them from a target
+    /// (σ₁ = largest, σ_L = smallest/10).
+    fn scales(&self) -> Option<Scales> {
+        let l = &self.model.config.ladder;
+        Some(Scales { largest: l.sigma_max(), smallest: 10.0 * l.sigma_min() })
+    }
+    /// Standardized data live in a few standard deviations around 0.
+    fn default_init(&self) -> Init {
+        Init::Uniform { lo: -3.0, hi: 3.0 }
+    }
+    /// One large block per step: the network sees big batches.
+    fn preferred_block_size(&self) -> usize {
+        1 << 20
+    }
+}
