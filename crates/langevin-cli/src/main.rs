@@ -1,9 +1,13 @@
 //! `langevin`: sample densities with Langevin dynamics, evaluate samples, benchmark.
 
+mod analyze;
+mod animate;
 mod bench;
 mod eval;
+mod field;
 mod generate;
 mod plot;
+mod plot_cmd;
 mod posterior;
 mod progress;
 mod quickstart;
@@ -30,7 +34,10 @@ use std::process::ExitCode;
       langevin eval --samples s.npy --target ncsn-toy --report metrics.json\n  \
       langevin eval --samples a.npy --reference b.npy\n  \
       langevin sample --target muller-brown --sampler baoab --friction 1 --temperature 10 --dt 0.001 --steps 200000\n  \
-      langevin posterior --data loans.csv --label default --model logistic --sampler sgld --batch 128 --steps 50000"
+      langevin posterior --data loans.csv --label default --model logistic --sampler sgld --batch 128 --steps 50000\n  \
+      langevin analyze --target muller-brown --report a.json --plot a.png\n  \
+      langevin plot field --target muller-brown --out field.png\n  \
+      langevin animate --target ncsn-toy --sampler annealed --particles 2000 --out anneal.gif"
 )]
 struct Cli {
     #[command(subcommand)]
@@ -59,6 +66,12 @@ enum Command {
     Eval(eval::EvalArgs),
     /// List the built-in targets and their parameters.
     Targets(targets::TargetsArgs),
+    /// The score as a flow: stagnation points, divergence, stiffness, noise against drift.
+    Analyze(Box<analyze::AnalyzeArgs>),
+    /// Pictures: densities, score fields, trajectories, training curves, image grids.
+    Plot(Box<plot_cmd::PlotArgs>),
+    /// A GIF of particles moving under Langevin dynamics.
+    Animate(Box<animate::AnimateArgs>),
     /// Measure sampler speed on fixed workloads and print JSON.
     Bench(bench::BenchArgs),
 }
@@ -102,6 +115,9 @@ fn main() -> ExitCode {
         Command::Posterior(a) => posterior::run(&a, cli.quiet),
         Command::Targets(a) => targets::run(&a),
         Command::Bench(a) => bench::run(&a),
+        Command::Analyze(a) => analyze::run(&a, cli.quiet),
+        Command::Plot(a) => plot_cmd::run(&a, cli.quiet),
+        Command::Animate(a) => animate::run(&a, cli.quiet),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -70,9 +70,11 @@ pub struct SampleArgs {
     /// Keep every K-th state after warm-up (default: keep only the final state).
     #[arg(long, value_name = "K")]
     pub thin: Option<usize>,
-    /// Step size τ (default: from the target's length scales, or 0.01).
-    #[arg(long, value_name = "TAU")]
-    pub step_size: Option<f64>,
+    /// Step size τ, or `auto`: 1/λ_max, half the stability limit from the largest eigenvalue of
+    /// the score's Jacobian over typical samples (default: from the target's length scales).
+    /// For MALA it is the starting step of the warm-up adaptation.
+    #[arg(long, value_name = "TAU|auto")]
+    pub step_size: Option<Step>,
     /// Switch the noise off: pure gradient ascent on log p (ULA, annealed).
     #[arg(long)]
     pub no_noise: bool,
@@ -96,9 +98,10 @@ pub struct SampleArgs {
     /// of the underdamped samplers holds it.
     #[arg(long, value_name = "KT")]
     pub temperature: Option<f64>,
-    /// Underdamped: time step Δt (default from the target's stiffness, or 0.01).
-    #[arg(long, value_name = "DT")]
-    pub dt: Option<f64>,
+    /// Underdamped: time step Δt, or `auto` (√(m/(λ_max·kT)), half the stability limit).
+    /// Default from the target's length scales, or 0.01.
+    #[arg(long, value_name = "DT|auto")]
+    pub dt: Option<Step>,
     /// Underdamped: mass, one value or one per coordinate (comma-separated). Default 1.
     #[arg(long, value_name = "M")]
     pub mass: Option<String>,
@@ -191,13 +194,18 @@ fn check_flags(a: &SampleArgs) -> Result<()> {
             }
         }
     } else {
-        if a.step_size.is_some() {
-            bail!("the underdamped samplers take a time step --dt, not --step-size");
+        if matches!(a.step_size, Some(Step::Value(_))) {
+            bail!(
+                "the underdamped samplers take a time step --dt, not --step-size (--step-size auto sets --dt from the stiffness)"
+            );
+        }
+        if a.step_size.is_some() && a.dt.is_some() {
+            bail!("give --dt or --step-size auto, not both");
         }
         if a.no_noise {
             bail!("--no-noise is not available for the underdamped samplers");
         }
-        if let Some(dt) = a.dt {
+        if let Some(Step::Value(dt)) = a.dt {
             if !(dt.is_finite() && dt > 0.0) {
                 bail!("--dt = {dt} must be positive and finite");
             }
@@ -224,7 +232,7 @@ fn check_flags(a: &SampleArgs) -> Result<()> {
     if a.record_every.is_some() && a.trajectory.is_none() {
         bail!("--record-every needs --trajectory FILE.npy");
     }
-    if let Some(s) = a.step_size {
+    if let Some(Step::Value(s)) = a.step_size {
         if !(s.is_finite() && s > 0.0) {
             bail!("--step-size = {s} must be positive and finite");
         }
@@ -295,10 +303,31 @@ pub fn run(a: &SampleArgs, quiet: bool) -> Result<()> {
             .collect::<Result<Vec<f64>>>()?,
         None => vec![1.0],
     };
-    let step_size = match (&anneal, a.sampler.scheme()) {
-        (Some((cfg, _)), _) => cfg.eps,
-        (None, Some(_)) => a.dt.unwrap_or_else(|| default_dt(t, &mass)),
-        (None, None) => a.step_size.unwrap_or_else(|| t.default_step_size()),
+    let auto = a.step_size == Some(Step::Auto) || a.dt == Some(Step::Auto);
+    let stiffness = if auto {
+        let f = langevin::analysis::Field::new(t);
+        let pts = langevin::analysis::typical_samples(t, 1000, a.seed)?;
+        Some(langevin::analysis::stiffness(&f, &pts)?)
+    } else {
+        None
+    };
+    let step_size = match (&anneal, a.sampler.scheme(), &stiffness) {
+        (Some((cfg, _)), _, _) => cfg.eps,
+        // Δt = 1/ω_max with ω² = λ·kT/m: half the Verlet stability limit ωΔt < 2.
+        (None, Some(_), Some(s)) => {
+            let kt = t.temperature().unwrap_or(1.0);
+            let m = mass.iter().cloned().fold(f64::INFINITY, f64::min);
+            (m / (s.lambda_max * kt)).sqrt()
+        }
+        (None, Some(_), None) => match a.dt {
+            Some(Step::Value(v)) => v,
+            _ => default_dt(t, &mass),
+        },
+        (None, None, Some(s)) => s.recommended_step,
+        (None, None, None) => match a.step_size {
+            Some(Step::Value(v)) => v,
+            _ => t.default_step_size(),
+        },
     };
     let total = (warmup + steps) as u64 * particles as u64;
     let record_every = a.trajectory.as_ref().map(|_| a.record_every.unwrap_or(((warmup + steps) / 100).max(1)));
@@ -380,6 +409,14 @@ pub fn run(a: &SampleArgs, quiet: bool) -> Result<()> {
     } else {
         rep.insert("step_size".into(), json!(result.step_size));
         rep.insert("step_size_initial".into(), json!(step_size));
+    }
+    if let Some(s) = &stiffness {
+        rep.insert(
+            "step_size_auto".into(),
+            json!({"lambda_max": s.lambda_max, "lambda_max_at": s.lambda_max_at, "max_stable_ula_step": s.max_stable_step,
+                   "chosen": step_size, "samples": s.points,
+                   "rule": if a.sampler.scheme().is_some() { "Δt = √(m/(λ_max·kT)), half the stability limit" } else { "τ = 1/λ_max, half the stability limit 2/λ_max" }}),
+        );
     }
     if let Some(kt) = t.temperature() {
         rep.insert("temperature".into(), json!(kt));
@@ -558,5 +595,22 @@ fn print_summary(
     }
     for w in late_warnings {
         eprintln!("warning: {w}");
+    }
+}
+
+/// `--step-size` / `--dt`: a number, or `auto` (from the stiffness of the target).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Step {
+    Value(f64),
+    Auto,
+}
+
+impl std::str::FromStr for Step {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Step, String> {
+        if s.eq_ignore_ascii_case("auto") {
+            return Ok(Step::Auto);
+        }
+        s.parse::<f64>().map(Step::Value).map_err(|_| format!("'{s}' is not a number or 'auto'"))
     }
 }

@@ -943,3 +943,366 @@ fn bad_models_are_explained() {
     let e = fails(d, &["generate", "--model", "run"]);
     assert!(e.contains("format version 99") && e.contains("reads version 1"), "{e}");
 }
+
+// ----- Plots, animations and analysis -------------------------------------------------------
+
+/// Decode a PNG; check its size and that it is not one flat colour.
+fn check_png(path: &Path, w: u32, h: u32) {
+    let img = image::open(path).unwrap_or_else(|e| panic!("{}: {e}", path.display())).to_rgb8();
+    assert_eq!(img.dimensions(), (w, h), "{}", path.display());
+    let first = img.get_pixel(0, 0);
+    let differing = img.pixels().filter(|p| *p != first).count();
+    // Axes, labels and data cover well over 1% of any of our plots.
+    assert!(differing > (w * h / 100) as usize, "{}: only {differing} pixels differ from the corner", path.display());
+}
+
+#[test]
+fn analyze_finds_muller_brown_minima_and_saddles() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    ok(d, &["analyze", "--target", "muller-brown", "--report", "a.json", "--plot", "a.png"]);
+    let r = json(&d.join("a.json"));
+    let pts = r["stagnation_points"].as_array().unwrap();
+    let known = [
+        ("sink", -0.558224, 1.441726),
+        ("sink", -0.050011, 0.466694),
+        ("sink", 0.623499, 0.028038),
+        ("saddle", -0.822002, 0.624313),
+        ("saddle", 0.212487, 0.292988),
+    ];
+    assert_eq!(pts.len(), 5, "{pts:?}");
+    for (kind, x, y) in known {
+        let p = pts
+            .iter()
+            .find(|p| (p["x"][0].as_f64().unwrap() - x).abs() < 1e-3 && (p["x"][1].as_f64().unwrap() - y).abs() < 1e-3)
+            .unwrap_or_else(|| panic!("no point near ({x}, {y}): {pts:?}"));
+        assert_eq!(p["type"], kind);
+        let ev: Vec<f64> = p["eigenvalues"].as_array().unwrap().iter().map(|v| v.as_f64().unwrap()).collect();
+        match kind {
+            "sink" => assert!(ev.iter().all(|&e| e < 0.0), "{ev:?}"),
+            _ => assert!(ev[0] < 0.0 && ev[1] > 0.0, "{ev:?}"),
+        }
+    }
+    let lam = r["lambda_max"].as_f64().unwrap();
+    assert!(lam > 0.0);
+    assert!((r["max_stable_step"].as_f64().unwrap() - 2.0 / lam).abs() < 1e-12 / lam);
+    assert!((r["recommended_step"].as_f64().unwrap() - 1.0 / lam).abs() < 1e-12 / lam);
+    let f = r["noise_vs_drift"]["fraction_of_samples_noise_dominated"].as_f64().unwrap();
+    assert!((0.0..=1.0).contains(&f));
+    // Müller-Brown is a potential: its score field is a gradient field.
+    assert!(r["asymmetry_at_samples"]["max"].as_f64().unwrap() < 1e-6);
+    check_png(&d.join("a.png"), 1200, 600);
+}
+
+#[test]
+fn analyze_gaussian_divergence_and_bad_regions() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    write(
+        d,
+        "g.toml",
+        "kind = \"gmm\"\nweights = [1.0]\nmeans = [[1.0, -1.0]]\ncovariances = [[[2.0, 0.6], [0.6, 1.0]]]\n",
+    );
+    ok(d, &["analyze", "--target", "g.toml", "--report", "g.json"]);
+    let r = json(&d.join("g.json"));
+    // Σ⁻¹ = [[1, −0.6], [−0.6, 2]] / 1.64, so ∇·s = −tr Σ⁻¹ = −3/1.64 everywhere.
+    let want = -3.0 / 1.64;
+    for k in ["min", "max", "mean"] {
+        let v = r["divergence_at_samples"][k].as_f64().unwrap();
+        assert!((v - want).abs() < 1e-12, "{k}: {v} vs {want}");
+    }
+    let p = &r["stagnation_points"][0];
+    assert_eq!(p["type"], "sink");
+    assert!((p["x"][0].as_f64().unwrap() - 1.0).abs() < 1e-9 && (p["x"][1].as_f64().unwrap() + 1.0).abs() < 1e-9);
+
+    // A region without a zero of the score: say so, invent nothing, exit non-zero.
+    let e = fails(d, &["analyze", "--target", "g.toml", "--region", "3,4", "--report", "x.json"]);
+    assert!(e.contains("no stagnation point") && e.contains("--region"), "{e}");
+    assert!(!d.join("x.json").exists());
+    let e = fails(d, &["analyze", "--target", "g.toml", "--region", "4,3"]);
+    assert!(e.contains("LO < HI"), "{e}");
+    let e = fails(d, &["analyze", "--target", "gaussian:dim=3", "--plot", "p.png"]);
+    assert!(e.contains("2-D"), "{e}");
+    let e = fails(d, &["analyze"]);
+    assert!(e.contains("--target") && e.contains("--model"), "{e}");
+    let e = fails(d, &["analyze", "--target", "muller-brown", "--sigma", "0.5"]);
+    assert!(e.contains("perturbed"), "{e}");
+}
+
+#[test]
+fn auto_step_size_is_stable_where_four_times_it_diverges() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let target = "gaussian:dim=2,cond=1e4";
+    for sampler in ["ula", "mala", "baoab"] {
+        let args = [
+            "sample",
+            "--target",
+            target,
+            "--sampler",
+            sampler,
+            "--step-size",
+            "auto",
+            "--steps",
+            "3000",
+            "--particles",
+            "500",
+        ];
+        ok(d, &[&args[..], &["--report", "r.json", "--out", "s.npy"]].concat());
+        let r = json(&d.join("r.json"));
+        let lam = r["step_size_auto"]["lambda_max"].as_f64().unwrap();
+        // The stiffest direction of this Gaussian has precision 1e4.
+        assert!((lam - 1e4).abs() < 1e-6, "{sampler}: {lam}");
+        assert!(npy(&d.join("s.npy")).iter().all(|v| v.is_finite()));
+        if sampler == "ula" {
+            let tau = r["step_size_auto"]["chosen"].as_f64().unwrap();
+            assert!((tau - 1e-4).abs() < 1e-12);
+            let four = format!("{}", 4.0 * tau);
+            let e = fails(
+                d,
+                &[
+                    "sample",
+                    "--target",
+                    target,
+                    "--sampler",
+                    "ula",
+                    "--step-size",
+                    &four,
+                    "--steps",
+                    "3000",
+                    "--particles",
+                    "500",
+                ],
+            );
+            assert!(e.contains("non-finite") && e.contains("--step-size"), "{e}");
+        }
+    }
+    let e = fails(d, &["sample", "--target", target, "--step-size", "fast"]);
+    assert!(e.contains("'fast' is not a number or 'auto'"), "{e}");
+    let e = fails(d, &["sample", "--target", target, "--sampler", "baoab", "--step-size", "0.1"]);
+    assert!(e.contains("--dt"), "{e}");
+}
+
+#[test]
+fn plots_draw_images_of_the_requested_size() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    ok(
+        d,
+        &[
+            "sample",
+            "--target",
+            "double-well",
+            "--sampler",
+            "mala",
+            "--particles",
+            "4000",
+            "--out",
+            "dw.npy",
+            "--quiet",
+        ],
+    );
+    ok(
+        d,
+        &[
+            "plot",
+            "density",
+            "--target",
+            "double-well",
+            "--samples",
+            "dw.npy",
+            "--out",
+            "h.png",
+            "--width",
+            "640",
+            "--height",
+            "480",
+        ],
+    );
+    check_png(&d.join("h.png"), 640, 480);
+    ok(d, &["plot", "density", "--target", "double-well", "--samples", "dw.npy", "--out", "h.svg"]);
+    assert!(std::fs::read_to_string(d.join("h.svg")).unwrap().contains("<svg"));
+    ok(
+        d,
+        &[
+            "sample",
+            "--target",
+            "ncsn-toy",
+            "--sampler",
+            "ula",
+            "--particles",
+            "2000",
+            "--steps",
+            "200",
+            "--out",
+            "t.npy",
+            "--trajectory",
+            "traj.npy",
+            "--quiet",
+        ],
+    );
+    ok(d, &["plot", "density", "--target", "ncsn-toy", "--samples", "t.npy", "--out", "s.png"]);
+    check_png(&d.join("s.png"), 900, 700);
+    ok(
+        d,
+        &[
+            "plot",
+            "trajectories",
+            "--target",
+            "ncsn-toy",
+            "--samples",
+            "traj.npy",
+            "--out",
+            "tr.png",
+            "--width",
+            "500",
+            "--height",
+            "400",
+        ],
+    );
+    check_png(&d.join("tr.png"), 500, 400);
+    ok(d, &["plot", "field", "--target", "ncsn-toy", "--sigma", "1", "--out", "f.png"]);
+    check_png(&d.join("f.png"), 1300, 620);
+
+    // Image grids: 10 "images" of 4×6 with a gradient.
+    let imgs = ndarray::Array2::from_shape_fn((10, 24), |(i, j)| (i * 24 + j) as f32);
+    ndarray_npy::write_npy(d.join("im.npy"), &imgs).unwrap();
+    ok(d, &["plot", "images", "--samples", "im.npy", "--shape", "4x6", "--out", "g.png"]);
+    let g = image::open(d.join("g.png")).unwrap().to_rgb8();
+    assert!(g.width() > 20 && g.height() > 10);
+    let e = fails(d, &["plot", "images", "--samples", "im.npy", "--shape", "5x5", "--out", "g2.png"]);
+    assert!(e.contains("25 values per image but the samples have 24 columns"), "{e}");
+
+    // Bad inputs.
+    let five = ndarray::Array2::<f32>::zeros((10, 5));
+    ndarray_npy::write_npy(d.join("five.npy"), &five).unwrap();
+    let e = fails(d, &["plot", "density", "--samples", "five.npy", "--out", "x.png"]);
+    assert!(e.contains("5-dimensional") && e.contains("--coords I,J"), "{e}");
+    ok(d, &["plot", "density", "--samples", "five.npy", "--coords", "1,3", "--out", "x.png"]);
+    let e = fails(d, &["plot", "density", "--samples", "five.npy", "--coords", "1,7", "--out", "y.png"]);
+    assert!(e.contains("coordinate 7 does not exist"), "{e}");
+    let e = fails(d, &["plot", "density", "--target", "ncsn-toy", "--samples", "dw.npy", "--out", "y.png"]);
+    assert!(e.contains("1-dimensional") && e.contains("2-dimensional"), "{e}");
+    let e = fails(d, &["plot", "density", "--samples", "dw.npy", "--out", "no/such/dir/y.png"]);
+    assert!(e.contains("does not exist"), "{e}");
+    let e = fails(d, &["plot", "density", "--samples", "dw.npy", "--out", "y.jpg"]);
+    assert!(e.contains(".png or .svg"), "{e}");
+    assert!(!d.join("y.png").exists());
+}
+
+#[test]
+fn animations_are_gifs_with_frames() {
+    use image::AnimationDecoder;
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    ok(
+        d,
+        &[
+            "animate",
+            "--target",
+            "ncsn-toy",
+            "--sampler",
+            "ula",
+            "--no-noise",
+            "--particles",
+            "300",
+            "--frames",
+            "6",
+            "--out",
+            "c.gif",
+            "--quiet",
+        ],
+    );
+    let dec =
+        image::codecs::gif::GifDecoder::new(std::io::BufReader::new(std::fs::File::open(d.join("c.gif")).unwrap()))
+            .unwrap();
+    let frames = dec.into_frames().collect_frames().unwrap();
+    assert!(frames.len() >= 6, "{} frames", frames.len());
+    let last = frames.last().unwrap().buffer();
+    assert_eq!(last.dimensions(), (1200, 620));
+    let first_px = last.get_pixel(0, 0);
+    assert!(last.pixels().filter(|p| *p != first_px).count() > 10_000);
+    // The frames differ: the particles move.
+    assert_ne!(frames[0].buffer().as_raw(), last.as_raw());
+    ok(
+        d,
+        &[
+            "animate",
+            "--target",
+            "ncsn-toy",
+            "--sampler",
+            "annealed",
+            "--particles",
+            "300",
+            "--levels",
+            "5",
+            "--steps-per-level",
+            "10",
+            "--frames",
+            "5",
+            "--out",
+            "a.gif",
+            "--quiet",
+        ],
+    );
+    let e = fails(d, &["animate", "--target", "ncsn-toy", "--out", "a.png"]);
+    assert!(e.contains(".gif"), "{e}");
+    let e = fails(d, &["animate", "--target", "gaussian:dim=3", "--out", "b.gif"]);
+    assert!(e.contains("2-D"), "{e}");
+    let e = fails(d, &["animate", "--target", "ncsn-toy", "--sampler", "mala", "--no-noise", "--out", "b.gif"]);
+    assert!(e.contains("--sampler ula"), "{e}");
+}
+
+#[test]
+fn training_curves_and_analysis_of_a_learned_field() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let out = langevin(
+        d,
+        &[
+            "train",
+            "--data",
+            "ncsn-toy",
+            "--out",
+            "run",
+            "--steps",
+            "300",
+            "--width",
+            "32",
+            "--depth",
+            "2",
+            "--rows",
+            "2000",
+            "--batch",
+            "128",
+            "--heldout-every",
+            "100",
+            "-q",
+        ],
+    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    ok(d, &["plot", "training", "--run", "run", "--out", "loss.png", "--width", "800", "--height", "400"]);
+    check_png(&d.join("loss.png"), 800, 400);
+    ok(d, &["analyze", "--model", "run", "--sigma", "0.5", "--report", "m.json", "--plot", "m.png"]);
+    let r = json(&d.join("m.json"));
+    assert!(!r["stagnation_points"].as_array().unwrap().is_empty());
+    assert_eq!(r["precision"], "f32 (Jacobians by central differences)");
+    // A network's field is not exactly a gradient field; the measure is a fraction in [0, 1].
+    let asym = r["asymmetry_at_samples"]["mean"].as_f64().unwrap();
+    assert!(asym > 0.0 && asym < 1.0, "{asym}");
+    // Trained on the ncsn-toy mixture: its two exact modes are compared with the learned ones.
+    let modes = r["mode_smearing"]["modes"].as_array().unwrap();
+    assert_eq!(modes.len(), 2, "{modes:?}");
+    for m in modes {
+        for c in m["curvature_ratio"].as_array().unwrap() {
+            assert!(c.as_f64().unwrap().is_finite());
+        }
+    }
+    check_png(&d.join("m.png"), 1200, 600);
+    ok(d, &["plot", "field", "--model", "run", "--out", "mf.png"]);
+    check_png(&d.join("mf.png"), 1300, 620);
+    let e = fails(d, &["plot", "training", "--run", "nowhere", "--out", "x.png"]);
+    assert!(e.contains("metrics.jsonl"), "{e}");
+    let e = fails(d, &["analyze", "--model", "run", "--samples", "run/heldout.npy", "--target", "ncsn-toy"]);
+    assert!(e.contains("not both"), "{e}");
+}

@@ -111,3 +111,60 @@ impl Target for LearnedScore {
         1 << 20
     }
 }
+
+/// A learned score seen in the data's own units: x ↦ z = (x − mean)/std, s_x(x) = s_z(z)/std.
+/// Analysis and plots work in data units through it, so their positions, Jacobians and step
+/// sizes are the user's.
+pub struct DataUnitsScore {
+    inner: LearnedScore,
+    mean: Vec<f64>,
+    std: Vec<f64>,
+}
+
+impl DataUnitsScore {
+    /// The model's score at σ (in the model's standardized units), in data units.
+    pub fn new(model: Arc<TrainedModel>, sigma: f64) -> Self {
+        let n = &model.config.normalization;
+        let (mean, std) = (n.mean.clone(), n.std.clone());
+        DataUnitsScore { inner: LearnedScore::new(model, sigma), mean, std }
+    }
+    /// The noise level (standardized units).
+    pub fn sigma(&self) -> f64 {
+        self.inner.sigma
+    }
+}
+
+impl Target for DataUnitsScore {
+    fn dim(&self) -> usize {
+        self.inner.dim()
+    }
+    fn name(&self) -> String {
+        self.inner.name()
+    }
+    fn eval(&self, x: &Block, score: &mut Block, log_density: Option<&mut [f32]>) -> Result<()> {
+        let mut z = x.clone();
+        for c in 0..x.dim() {
+            let (m, s) = (self.mean[c] as f32, self.std[c] as f32);
+            z.row_mut(c).iter_mut().for_each(|v| *v = (*v - m) / s);
+        }
+        self.inner.eval(&z, score, log_density)?;
+        for c in 0..x.dim() {
+            let s = self.std[c] as f32;
+            score.row_mut(c).iter_mut().for_each(|v| *v /= s);
+        }
+        Ok(())
+    }
+    fn scales(&self) -> Option<Scales> {
+        let lo = self.std.iter().cloned().fold(f64::INFINITY, f64::min);
+        let hi = self.std.iter().cloned().fold(0.0, f64::max);
+        self.inner.scales().map(|s| Scales { largest: s.largest * hi, smallest: s.smallest * lo })
+    }
+    fn default_init(&self) -> Init {
+        let lo: Vec<f64> = self.mean.iter().zip(&self.std).map(|(m, s)| m - 3.0 * s).collect();
+        let hi: Vec<f64> = self.mean.iter().zip(&self.std).map(|(m, s)| m + 3.0 * s).collect();
+        Init::Box { lo, hi }
+    }
+    fn preferred_block_size(&self) -> usize {
+        self.inner.preferred_block_size()
+    }
+}

@@ -206,6 +206,27 @@ pub fn write_matrix(path: &Path, a: ArrayView2<f32>, header: &[String]) -> Resul
     }
 }
 
+/// Read a frames × particles × d trajectory (`.npy`, float32 or float64), as written by
+/// `sample --trajectory`.
+pub fn read_trajectory(path: &Path) -> Result<ndarray::Array3<f32>> {
+    let bytes = std::fs::read(path).map_err(|e| {
+        Error::file(
+            path,
+            if e.kind() == std::io::ErrorKind::NotFound { "file not found".into() } else { e.to_string() },
+        )
+    })?;
+    if let Ok(a) = ndarray::Array::<f32, ndarray::Ix3>::read_npy(&bytes[..]) {
+        return Ok(a);
+    }
+    match ndarray::Array::<f64, ndarray::Ix3>::read_npy(&bytes[..]) {
+        Ok(a) => Ok(a.mapv(|v| v as f32)),
+        Err(_) => Err(Error::file(
+            path,
+            "not a 3-D .npy array (frames × particles × d); write one with `langevin sample --trajectory FILE.npy`",
+        )),
+    }
+}
+
 /// Write a T × N × d trajectory as `.npy` (float32).
 pub fn write_trajectory(path: &Path, a: ArrayView3<f32>) -> Result<()> {
     if extension(path) != "npy" {

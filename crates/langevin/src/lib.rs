@@ -26,6 +26,7 @@
 //! - [`target`]: densities and potentials, with exact perturbed scores where they exist;
 //! - [`sampler`]: ULA, MALA, annealed Langevin, and the parallel, deterministic driver;
 //! - [`posterior`]: Bayesian regression posteriors from data, and SGLD;
+//! - [`analysis`]: the score as a flow: stagnation points, divergence, stiffness;
 //! - [`diagnostics`]: moments, ESS, R-hat; [`metrics`]: distances between sample sets;
 //! - [`rng`], [`vmath`], [`block`]: the vectorized machinery underneath; [`io`]: files.
 
@@ -33,6 +34,7 @@
 // and the small matrix code, and they are what the vectorizer sees best.
 #![allow(clippy::needless_range_loop)]
 
+pub mod analysis;
 pub mod block;
 pub mod diagnostics;
 mod error;

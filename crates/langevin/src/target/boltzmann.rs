@@ -108,6 +108,11 @@ impl<P: Potential + 'static> Target for Boltzmann<P> {
         });
         Ok(())
     }
+    fn score_f64(&self, x: &[f64], score: &mut [f64]) -> bool {
+        self.potential.energy_grad(x, score);
+        score.iter_mut().for_each(|v| *v /= -self.kt);
+        true
+    }
     fn marginal(&self, coord: usize) -> Option<Marginal> {
         if coord == 0 { self.tabulated() } else { None }
     }

@@ -305,6 +305,19 @@ impl Component {
         }
     }
 
+    /// Σ⁻¹ (for a full covariance, L⁻ᵀL⁻¹ from the Cholesky factor).
+    fn precision(&self) -> DMatrix<f64> {
+        let d = self.mean.len();
+        match &self.cov {
+            Covariance::Isotropic(v) => DMatrix::from_diagonal_element(d, d, 1.0 / v),
+            Covariance::Diagonal(v) => DMatrix::from_fn(d, d, |i, j| if i == j { 1.0 / v[i] } else { 0.0 }),
+            Covariance::Full(_) => {
+                let w = self.whiten.as_ref().expect("full covariance has L⁻¹");
+                w.transpose() * w
+            }
+        }
+    }
+
     /// −Σ⁻¹(x − μ) in f64.
     fn score(&self, x: &[f64]) -> Vec<f64> {
         let d = self.mean.len();
@@ -382,6 +395,41 @@ impl Target for GaussianMixture {
         Ok(())
     }
 
+    fn score_f64(&self, x: &[f64], score: &mut [f64]) -> bool {
+        score.copy_from_slice(&self.score(x));
+        true
+    }
+    /// ∇s = Σ r_k (−P_k + g_k g_kᵀ) − s sᵀ with responsibilities r_k, component scores g_k and
+    /// precisions P_k.
+    fn score_jacobian(&self, x: &[f64], jac: &mut [f64]) -> bool {
+        let d = self.dim;
+        let l = self.component_log_densities(x);
+        let m = l.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+        let e: Vec<f64> = l.iter().map(|v| (v - m).exp()).collect();
+        let z: f64 = e.iter().sum();
+        jac.fill(0.0);
+        let mut s = vec![0.0; d];
+        for (c, ek) in self.components.iter().zip(&e) {
+            let r = ek / z;
+            if r == 0.0 {
+                continue;
+            }
+            let g = c.score(x);
+            let p = c.precision();
+            for i in 0..d {
+                s[i] += r * g[i];
+                for j in 0..d {
+                    jac[i * d + j] += r * (g[i] * g[j] - p[(i, j)]);
+                }
+            }
+        }
+        for i in 0..d {
+            for j in 0..d {
+                jac[i * d + j] -= s[i] * s[j];
+            }
+        }
+        true
+    }
     fn perturbed(&self, sigma: f64) -> Option<Arc<dyn Target>> {
         let s2 = sigma * sigma;
         let covs = self.components.iter().map(|c| c.cov.plus_identity(s2)).collect();

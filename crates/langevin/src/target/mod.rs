@@ -59,6 +59,20 @@ pub trait Target: Send + Sync {
     /// that does not depend on x.
     fn eval(&self, x: &Block, score: &mut Block, log_density: Option<&mut [f32]>) -> Result<()>;
 
+    /// The score at one point in double precision, when the target can compute it that way;
+    /// returns `false` otherwise. Analysis (Newton iteration on the score, Jacobians by
+    /// differences) needs more than the samplers' `f32`.
+    fn score_f64(&self, _x: &[f64], _score: &mut [f64]) -> bool {
+        false
+    }
+
+    /// The Jacobian of the score ∇s(x) (the Hessian of log p), row-major d × d with
+    /// `jac[i*d + j]` = ∂s_i/∂x_j, when known in closed form; returns `false` otherwise (analysis
+    /// then differentiates the score numerically).
+    fn score_jacobian(&self, _x: &[f64], _jac: &mut [f64]) -> bool {
+        false
+    }
+
     /// The density convolved with N(0, σ²I), when its score is known exactly (σ ≥ 0).
     fn perturbed(&self, _sigma: f64) -> Option<Arc<dyn Target>> {
         None

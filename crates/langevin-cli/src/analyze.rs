@@ -1,0 +1,309 @@
+//! `langevin analyze`: the score as a flow (seed 002). Stagnation points and their types,
+//! divergence, stiffness and the step sizes that follow from it, where noise outweighs drift,
+//! how far a learned field is from a gradient field, and (for models trained on a built-in
+//! mixture) how much the learned modes are smeared against the exact ones.
+
+use crate::field::{self, FieldArgs};
+use crate::plot::{self, Heat, Layer, Marker, Panel};
+use crate::report;
+use anyhow::{Context, Result, bail};
+use clap::Args;
+use langevin::analysis::{self, Field, PointKind, Region, StagnationPoint};
+use langevin::sampler::Init;
+use langevin::target::Target;
+use ndarray::Array2;
+use serde_json::json;
+use std::path::{Path, PathBuf};
+
+#[derive(Args, Debug)]
+#[command(allow_negative_numbers = true)]
+pub struct AnalyzeArgs {
+    #[command(flatten)]
+    pub field: FieldArgs,
+    /// Box to search for stagnation points: LO,HI (every coordinate) or LO0,HI0;LO1,HI1;...
+    /// Default: the target's start region, or the range of the samples.
+    #[arg(long, value_name = "BOX")]
+    pub region: Option<String>,
+    /// Newton starts (a grid in 1-D and 2-D, seeded uniform draws above).
+    #[arg(long, default_value_t = 400, value_name = "N")]
+    pub starts: usize,
+    /// Typical samples (.npy or .csv) for stiffness, divergence and the noise map. Default: exact
+    /// draws, a short MALA run, or a model's held-out data.
+    #[arg(long, value_name = "FILE")]
+    pub samples: Option<PathBuf>,
+    /// Step size τ for the noise-versus-drift map (default: the recommended step).
+    #[arg(long, value_name = "TAU")]
+    pub step_size: Option<f64>,
+    /// Random seed (Newton starts above 2-D, pilot samples).
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Write the JSON report (`-` for stdout; default stdout).
+    #[arg(long, value_name = "FILE")]
+    pub report: Option<PathBuf>,
+    /// Write a picture of the field (2-D only): .png or .svg.
+    #[arg(long, value_name = "FILE")]
+    pub plot: Option<PathBuf>,
+}
+
+/// Typical samples of a field source, in f64: a file, a model's held-out data, or
+/// [`analysis::typical_samples`].
+pub fn samples_for(src: &field::FieldSource, file: Option<&Path>, n: usize, seed: u64) -> Result<Array2<f64>> {
+    let d = src.target.dim();
+    let x = match (file, &src.model) {
+        (Some(p), _) => langevin::io::read_matrix(p)?,
+        (None, Some(m)) => {
+            let p = m.dir.join("heldout.npy");
+            langevin::io::read_matrix(&p)
+                .with_context(|| format!("reading the model's held-out data {}", p.display()))?
+        }
+        (None, None) => return Ok(analysis::typical_samples(src.target.as_ref(), n, seed)?),
+    };
+    if x.ncols() != d {
+        bail!(
+            "{}: the samples have {} columns but the field is {d}-dimensional",
+            file.map_or_else(|| "held-out data".into(), |p| p.display().to_string()),
+            x.ncols()
+        );
+    }
+    if let Some((r, c)) = langevin::io::first_non_finite(x.view()) {
+        bail!("samples: row {} column {} is not finite; remove it", r + 1, c + 1);
+    }
+    // Evenly spaced rows, at most n of them.
+    let step = x.nrows().div_ceil(n).max(1);
+    let rows: Vec<usize> = (0..x.nrows()).step_by(step).collect();
+    Ok(Array2::from_shape_fn((rows.len(), d), |(i, c)| x[[rows[i], c]] as f64))
+}
+
+/// The default search region: the target's start box, else the samples' range.
+pub fn default_region(t: &dyn Target, samples: &Array2<f64>) -> Region {
+    let d = t.dim();
+    match t.default_init() {
+        Init::Box { lo, hi } if lo.len() == d => Region { lo, hi },
+        Init::Uniform { lo, hi } => Region { lo: vec![lo; d], hi: vec![hi; d] },
+        _ => Region::around(samples),
+    }
+}
+
+fn kind_name(k: PointKind) -> &'static str {
+    match k {
+        PointKind::Sink => "sink",
+        PointKind::Saddle => "saddle",
+        PointKind::Source => "source",
+    }
+}
+
+pub fn run(a: &AnalyzeArgs, quiet: bool) -> Result<()> {
+    if a.starts == 0 {
+        bail!("--starts must be at least 1");
+    }
+    if let Some(t) = a.step_size {
+        if !(t.is_finite() && t > 0.0) {
+            bail!("--step-size = {t} must be positive and finite");
+        }
+    }
+    for p in [&a.report, &a.plot].into_iter().flatten() {
+        if p.as_os_str() != "-" {
+            report::check_output(p)?;
+        }
+    }
+    if let Some(p) = &a.plot {
+        plot::check_plot_path(p, false)?;
+    }
+    let src = field::load(&a.field)?;
+    if !quiet {
+        src.warnings.iter().for_each(|w| eprintln!("warning: {w}"));
+    }
+    let t = src.target.as_ref();
+    let d = t.dim();
+    if a.plot.is_some() && d != 2 {
+        bail!("--plot draws 2-D fields; this one is {d}-dimensional (the JSON report covers any dimension)");
+    }
+    let f = Field::new(t);
+    let samples = samples_for(&src, a.samples.as_deref(), 2000, a.seed)?;
+    let region = match &a.region {
+        Some(r) => Region::parse(r, d)?,
+        None => default_region(t, &samples),
+    };
+    let points = analysis::stagnation_points(&f, &region, a.starts, a.seed)?;
+    if points.is_empty() {
+        bail!(
+            "no stagnation point (s(x) = 0) in the region lo = {:?}, hi = {:?}: the score does not vanish there; widen --region or add --starts",
+            region.lo,
+            region.hi
+        );
+    }
+    let stiff = analysis::stiffness(&f, &samples)?;
+    let tau = a.step_size.unwrap_or(stiff.recommended_step);
+    let jac = f.jacobians(&samples)?;
+    let div: Vec<f64> = jac.iter().map(|j| j.trace()).collect();
+    let scores = f.scores(&samples)?;
+    let noisy = analysis::noise_dominated(&scores, tau);
+    let asym = analysis::asymmetry(&jac);
+    let stats = |v: &[f64]| {
+        let mut s: Vec<f64> = v.iter().cloned().filter(|x| x.is_finite()).collect();
+        s.sort_by(|a, b| a.total_cmp(b));
+        let mean = s.iter().sum::<f64>() / s.len().max(1) as f64;
+        json!({"mean": mean, "median": s.get(s.len() / 2), "min": s.first(), "max": s.last()})
+    };
+
+    let mut rep = serde_json::Map::new();
+    rep.insert("command".into(), json!("analyze"));
+    rep.insert("field".into(), json!(t.name()));
+    rep.insert("dim".into(), json!(d));
+    rep.insert("sigma".into(), json!(src.sigma));
+    rep.insert(
+        "units".into(),
+        json!(if src.model.is_some() { "data (σ in the model's standardized units)" } else { "target" }),
+    );
+    rep.insert("precision".into(), json!(if f.is_f64() { "f64" } else { "f32 (Jacobians by central differences)" }));
+    rep.insert("region".into(), json!(region));
+    rep.insert("starts".into(), json!(a.starts));
+    rep.insert(
+        "stagnation_points".into(),
+        json!(
+            points
+                .iter()
+                .map(|p| json!({"x": p.x, "type": kind_name(p.kind), "eigenvalues": p.eigenvalues,
+                            "eigenvalues_imag": p.eigenvalues_imag, "divergence": p.eigenvalues.iter().sum::<f64>(),
+                            "score_norm": p.score_norm, "starts": p.starts}))
+                .collect::<Vec<_>>()
+        ),
+    );
+    rep.insert(
+        "counts".into(),
+        json!({"sink": points.iter().filter(|p| p.kind == PointKind::Sink).count(),
+               "saddle": points.iter().filter(|p| p.kind == PointKind::Saddle).count(),
+               "source": points.iter().filter(|p| p.kind == PointKind::Source).count()}),
+    );
+    rep.insert("samples".into(), json!(samples.nrows()));
+    rep.insert("lambda_max".into(), json!(stiff.lambda_max));
+    rep.insert("lambda_max_at".into(), json!(stiff.lambda_max_at));
+    rep.insert("lambda_median".into(), json!(stiff.lambda_median));
+    rep.insert("stiffness_ratio".into(), json!(stiff.lambda_max / stiff.lambda_median.max(f64::MIN_POSITIVE)));
+    rep.insert("max_stable_step".into(), json!(stiff.max_stable_step));
+    rep.insert("recommended_step".into(), json!(stiff.recommended_step));
+    rep.insert("divergence_at_samples".into(), stats(&div));
+    rep.insert(
+        "noise_vs_drift".into(),
+        json!({"step_size": tau, "threshold_score_norm_squared": 2.0 * d as f64 / tau,
+               "fraction_of_samples_noise_dominated": noisy.iter().filter(|&&b| b).count() as f64 / noisy.len().max(1) as f64,
+               "rule": "noise dominates where ‖s‖² < 2d/τ"}),
+    );
+    rep.insert("asymmetry_at_samples".into(), stats(&asym));
+    if let Some(m) = &src.model {
+        if let Some(s) = smearing(m, src.sigma, &points, &region, a)? {
+            rep.insert("mode_smearing".into(), s);
+        }
+    }
+    let value = serde_json::Value::Object(rep);
+    match &a.report {
+        Some(p) if p.as_os_str() != "-" => report::write(p, &value)?,
+        _ => println!("{}", serde_json::to_string_pretty(&value)?),
+    }
+    if let Some(p) = &a.plot {
+        let panels = field_panels(&f, &region, &points, Some(tau))?;
+        plot::render(p, &format!("{} — score field", t.name()), &panels, (1200, 600))?;
+    }
+    Ok(())
+}
+
+/// Learned against exact curvature at the modes, for models trained on a built-in mixture.
+fn smearing(
+    m: &langevin_learn::checkpoint::TrainedModel,
+    sigma: f64,
+    points: &[StagnationPoint],
+    region: &Region,
+    a: &AnalyzeArgs,
+) -> Result<Option<serde_json::Value>> {
+    let Some(exact) =
+        langevin_learn::data::exact_perturbed_mixture(&m.config.data.source, sigma, &m.config.normalization.std)
+    else {
+        return Ok(None);
+    };
+    let ef = Field::new(&exact);
+    let exact_points = analysis::stagnation_points(&ef, region, a.starts, a.seed)?;
+    let modes: Vec<serde_json::Value> = exact_points
+        .iter()
+        .filter(|p| p.kind == PointKind::Sink)
+        .map(|e| {
+            let nearest = points.iter().filter(|p| p.kind == PointKind::Sink).min_by(|p, q| {
+                dist(&p.x, &e.x).total_cmp(&dist(&q.x, &e.x))
+            });
+            match nearest {
+                Some(l) => json!({"exact_x": e.x, "learned_x": l.x, "offset": dist(&l.x, &e.x),
+                                  "exact_eigenvalues": e.eigenvalues, "learned_eigenvalues": l.eigenvalues,
+                                  "curvature_ratio": l.eigenvalues.iter().zip(&e.eigenvalues).map(|(a, b)| a / b).collect::<Vec<_>>()}),
+                None => json!({"exact_x": e.x, "learned_x": null, "exact_eigenvalues": e.eigenvalues}),
+            }
+        })
+        .collect();
+    Ok(Some(json!({
+        "data": m.config.data.source,
+        "note": "curvature_ratio = learned/exact eigenvalue of ∇s at each mode (sorted); below 1 the learned mode is smeared (flatter) than the exact one",
+        "modes": modes,
+    })))
+}
+
+fn dist(a: &[f64], b: &[f64]) -> f64 {
+    a.iter().zip(b).map(|(x, y)| (x - y).powi(2)).sum::<f64>().sqrt()
+}
+
+/// Two panels of a 2-D field: arrows over log₁₀‖s‖ (noise-dominated cells shaded when a step is
+/// given) and the divergence, both with the stagnation points marked.
+pub fn field_panels(f: &Field, region: &Region, points: &[StagnationPoint], tau: Option<f64>) -> Result<Vec<Panel>> {
+    let xr = (region.lo[0], region.hi[0]);
+    let yr = (region.lo[1], region.hi[1]);
+    let n = 80;
+    let g = plot::grid(xr, yr, n, n);
+    let s = f.scores(&g)?;
+    let norm: Vec<f64> = s.outer_iter().map(|r| (r[0] * r[0] + r[1] * r[1]).sqrt()).collect();
+    let mut left = Panel::new(
+        match tau {
+            Some(t) => format!("score s(x): arrows, log₁₀‖s‖ bands; grey: noise wins at τ = {t:.3e}"),
+            None => "score s(x): arrows over log₁₀‖s‖".into(),
+        },
+        xr,
+        yr,
+    );
+    left.heat = Some(Heat {
+        nx: n,
+        ny: n,
+        values: norm.iter().map(|v| v.max(1e-300).log10()).collect(),
+        bands: 10,
+        clip_low: false,
+        mask: tau.map(|t| (analysis::noise_dominated(&s, t), plotters::style::RGBColor(225, 225, 225))),
+    });
+    // Arrows on a coarser grid, all of one length (direction only; the bands give magnitude).
+    let m = 22;
+    let ga = plot::grid(xr, yr, m, m);
+    let sa = f.scores(&ga)?;
+    let len = 0.4 * ((xr.1 - xr.0) / m as f64).min((yr.1 - yr.0) / m as f64);
+    let arrows = ga
+        .outer_iter()
+        .zip(sa.outer_iter())
+        .filter_map(|(p, v)| {
+            let nv = (v[0] * v[0] + v[1] * v[1]).sqrt();
+            (nv > 0.0 && nv.is_finite()).then(|| {
+                let (ux, uy) = (v[0] / nv * len, v[1] / nv * len);
+                ((p[0] - ux, p[1] - uy), (p[0] + ux, p[1] + uy))
+            })
+        })
+        .collect();
+    left.layers.push(Layer::Arrows { arrows, color: plot::GRAY });
+    let mut right = Panel::new("divergence ∇·s (bands) and stagnation points", xr, yr);
+    let div = analysis::divergence(f, &g)?;
+    right.heat = Some(Heat { nx: n, ny: n, values: div, bands: 12, clip_low: true, mask: None });
+    for p in [&mut left, &mut right] {
+        for (kind, marker, label) in [
+            (PointKind::Sink, Marker::Sink, "sink (mode)"),
+            (PointKind::Saddle, Marker::Saddle, "saddle"),
+            (PointKind::Source, Marker::Source, "source"),
+        ] {
+            let pts: Vec<(f64, f64)> = points.iter().filter(|q| q.kind == kind).map(|q| (q.x[0], q.x[1])).collect();
+            if !pts.is_empty() {
+                p.layers.push(Layer::Markers { pts, marker, label: Some(label.into()) });
+            }
+        }
+    }
+    Ok(vec![left, right])
+}

@@ -1,0 +1,245 @@
+//! `langevin animate`: particles moving under Langevin dynamics, as a GIF (seed 001's pictures).
+//! With `--no-noise` two panels run side by side from the same start: gradient ascent on log p
+//! (every particle collapses onto its nearest mode) and Langevin with noise (which samples).
+
+use crate::plot::{self, Heat, Layer, Panel};
+use anyhow::{Context, Result, bail};
+use clap::{Args, ValueEnum};
+use langevin::sampler::{self, AnnealConfig, AnnealOptions, Annealed, Init, Mala, RunConfig, Scheme, Ula, Underdamped};
+use langevin::target::{Target, load_target};
+use ndarray::Array3;
+use std::path::PathBuf;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum AnimSampler {
+    Ula,
+    Mala,
+    Annealed,
+    Baoab,
+}
+
+#[derive(Args, Debug)]
+#[command(allow_negative_numbers = true)]
+pub struct AnimateArgs {
+    /// A 2-D target: built-in name, name:key=value,..., or a TOML file.
+    #[arg(long, value_name = "SPEC")]
+    pub target: String,
+    #[arg(long, value_enum, default_value_t = AnimSampler::Ula)]
+    pub sampler: AnimSampler,
+    /// ULA: show gradient ascent without noise beside Langevin with noise, from the same start.
+    #[arg(long)]
+    pub no_noise: bool,
+    #[arg(long, default_value_t = 2000, value_name = "N")]
+    pub particles: usize,
+    /// Steps (ULA, MALA, BAOAB; default 300). Annealed runs --levels × --steps-per-level.
+    #[arg(long, value_name = "N")]
+    pub steps: Option<usize>,
+    /// Step size τ (ULA, MALA; default the target's) or time step Δt (BAOAB).
+    #[arg(long, value_name = "TAU")]
+    pub step_size: Option<f64>,
+    /// Initial positions (default: the target's start region; annealed N(mean, σ₁²)).
+    #[arg(long, value_name = "INIT")]
+    pub init: Option<String>,
+    /// Annealed: number of noise levels.
+    #[arg(long, value_name = "L")]
+    pub levels: Option<usize>,
+    /// Annealed: steps per level.
+    #[arg(long, value_name = "T")]
+    pub steps_per_level: Option<usize>,
+    /// Frames in the GIF.
+    #[arg(long, default_value_t = 60, value_name = "N")]
+    pub frames: usize,
+    /// Frames per second.
+    #[arg(long, default_value_t = 12, value_name = "N")]
+    pub fps: u32,
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Output .gif.
+    #[arg(long, value_name = "FILE")]
+    pub out: PathBuf,
+    #[arg(long, value_name = "PX")]
+    pub width: Option<u32>,
+    #[arg(long, value_name = "PX")]
+    pub height: Option<u32>,
+}
+
+pub fn run(a: &AnimateArgs, quiet: bool) -> Result<()> {
+    plot::check_plot_path(&a.out, true)?;
+    if a.no_noise && a.sampler != AnimSampler::Ula {
+        bail!("--no-noise compares gradient ascent with ULA; use it with --sampler ula");
+    }
+    if !(2..=500).contains(&a.frames) {
+        bail!("--frames = {} must be between 2 and 500", a.frames);
+    }
+    if !(1..=50).contains(&a.fps) {
+        bail!("--fps = {} must be between 1 and 50", a.fps);
+    }
+    if a.particles == 0 || a.particles > 200_000 {
+        bail!("--particles = {} must be between 1 and 200000 (every particle is drawn in every frame)", a.particles);
+    }
+    if a.sampler == AnimSampler::Annealed && a.steps.is_some() {
+        bail!("--steps does not apply to --sampler annealed; its length is --levels × --steps-per-level");
+    }
+    if a.sampler != AnimSampler::Annealed && (a.levels.is_some() || a.steps_per_level.is_some()) {
+        bail!("--levels and --steps-per-level apply to --sampler annealed only");
+    }
+    if let Some(s) = a.step_size {
+        if !(s.is_finite() && s > 0.0) {
+            bail!("--step-size = {s} must be positive and finite");
+        }
+    }
+    let (target, warnings) = load_target(&a.target)?;
+    if !quiet {
+        warnings.iter().for_each(|w| eprintln!("warning: {w}"));
+    }
+    let t: &dyn Target = target.as_ref();
+    if t.dim() != 2 {
+        bail!("animate draws 2-D targets; '{}' is {}-dimensional", t.name(), t.dim());
+    }
+    let default_size = if a.no_noise { (1200, 620) } else { (720, 680) };
+    let size = (a.width.unwrap_or(default_size.0), a.height.unwrap_or(default_size.1));
+    if !(200..=3000).contains(&size.0) || !(150..=3000).contains(&size.1) {
+        bail!("--width/--height must be 200–3000 by 150–3000 pixels for a GIF");
+    }
+
+    let anneal = if a.sampler == AnimSampler::Annealed {
+        let opts =
+            AnnealOptions { levels: a.levels, steps_per_level: a.steps_per_level, denoise: true, ..Default::default() };
+        Some(AnnealConfig::resolve(t, &opts)?.0)
+    } else {
+        None
+    };
+    let init = match (&a.init, &anneal) {
+        (Some(s), _) => Init::parse(s)?,
+        (None, Some(c)) => Init::Gaussian { mean: t.moments().map_or(vec![0.0; 2], |(m, _)| m), std: c.sigmas[0] },
+        (None, None) => t.default_init(),
+    };
+    init.check(2, a.particles)?;
+    let steps = match &anneal {
+        Some(c) => c.total_steps(),
+        None => a.steps.unwrap_or(300),
+    };
+    if steps == 0 {
+        bail!("--steps must be at least 1");
+    }
+    let every = (steps / (a.frames - 1)).max(1);
+    let step_size = match (&anneal, a.sampler) {
+        (Some(c), _) => c.eps,
+        (None, AnimSampler::Baoab) => a.step_size.unwrap_or_else(|| {
+            let kt = t.temperature().unwrap_or(1.0);
+            t.scales().map_or(0.01, |s| 0.2 * s.smallest / kt.sqrt())
+        }),
+        _ => a.step_size.unwrap_or_else(|| t.default_step_size()),
+    };
+    let cfg = RunConfig {
+        particles: a.particles,
+        steps,
+        record_every: Some(every),
+        seed: a.seed,
+        step_size,
+        adapt: None,
+        ..Default::default()
+    };
+    let run_one = |noise: bool| -> Result<Array3<f32>> {
+        let r = match a.sampler {
+            AnimSampler::Ula => sampler::run(&Ula::new(t, noise), &init, &cfg)?,
+            AnimSampler::Mala => sampler::run(&Mala::new(t), &init, &cfg)?,
+            AnimSampler::Baoab => sampler::run(&Underdamped::new(t, Scheme::Baoab, &[1.0], 1.0)?, &init, &cfg)?,
+            AnimSampler::Annealed => {
+                sampler::run(&Annealed::new(t, anneal.clone().expect("resolved"), true)?, &init, &cfg)?
+            }
+        };
+        r.trajectory.context("the driver recorded no trajectory")
+    };
+    let mut runs: Vec<(String, Array3<f32>)> = Vec::new();
+    if a.no_noise {
+        runs.push(("no noise: x ← x + τ s(x)".into(), run_one(false)?));
+        runs.push(("with noise: x ← x + τ s(x) + √(2τ) z".into(), run_one(true)?));
+    } else {
+        let name = match a.sampler {
+            AnimSampler::Ula => "ULA",
+            AnimSampler::Mala => "MALA",
+            AnimSampler::Annealed => "annealed Langevin",
+            AnimSampler::Baoab => "BAOAB",
+        };
+        runs.push((name.into(), run_one(true)?));
+    }
+
+    // One fixed view for all frames: where the particles end up, and the target's own start
+    // region (annealing starts far wider; those early frames show the particles flowing in).
+    let coord = |c: usize| {
+        runs.iter().flat_map(move |(_, tr)| {
+            let f = tr.dim().0;
+            tr.slice(ndarray::s![f - 1, .., c]).to_vec()
+        })
+    };
+    let (mut xr, mut yr) = (plot::range_of(coord(0).map(|v| v as f64)), plot::range_of(coord(1).map(|v| v as f64)));
+    let region = match t.default_init() {
+        Init::Box { lo, hi } if lo.len() == 2 => Some((lo, hi)),
+        Init::Uniform { lo, hi } => Some((vec![lo; 2], vec![hi; 2])),
+        _ => None,
+    };
+    if let Some((lo, hi)) = region {
+        xr = (xr.0.min(lo[0]), xr.1.max(hi[0]));
+        yr = (yr.0.min(lo[1]), yr.1.max(hi[1]));
+    }
+    let g = plot::grid(xr, yr, 100, 100).mapv(|v| v as f32);
+    // Background: log p, or for annealed Langevin log p_σ of the current level.
+    let heat_of = |t: &dyn Target| -> Result<Vec<f64>> {
+        let (_, lp) = langevin::target::eval_rows(t, g.view())?;
+        Ok(lp.iter().map(|&v| if v.is_finite() { v as f64 } else { f64::NAN }).collect())
+    };
+    let base_heat = heat_of(t)?;
+    let mut level_heat: Option<(usize, Vec<f64>)> = None;
+
+    let n_frames = runs[0].1.dim().0;
+    let delay = image::Delay::from_numer_denom_ms(1000, a.fps);
+    let mut gif = Vec::new();
+    {
+        let mut enc = image::codecs::gif::GifEncoder::new_with_speed(&mut gif, 10);
+        enc.set_repeat(image::codecs::gif::Repeat::Infinite).context("encoding the GIF")?;
+        for f in 0..n_frames {
+            let step = if f + 1 == n_frames { steps } else { (f * every).min(steps) };
+            let mut corner = format!("frame {}/{n_frames}, step {step}", f + 1);
+            let mut heat_values = &base_heat;
+            if let Some(c) = &anneal {
+                let level = (step / c.steps_per_level.max(1)).min(c.sigmas.len() - 1);
+                corner.push_str(&format!(", σ = {:.3}", c.sigmas[level]));
+                if level_heat.as_ref().is_none_or(|(l, _)| *l != level) {
+                    let pt = t.perturbed(c.sigmas[level]).context("annealing needs the perturbed target")?;
+                    level_heat = Some((level, heat_of(pt.as_ref())?));
+                }
+                heat_values = &level_heat.as_ref().expect("set above").1;
+            }
+            let panels: Vec<Panel> = runs
+                .iter()
+                .map(|(title, tr)| {
+                    let mut p = Panel::new(title.clone(), xr, yr);
+                    p.heat = Some(Heat {
+                        nx: 100,
+                        ny: 100,
+                        values: heat_values.clone(),
+                        bands: 12,
+                        clip_low: true,
+                        mask: None,
+                    });
+                    let pts = (0..tr.dim().1).map(|i| (tr[[f, i, 0]] as f64, tr[[f, i, 1]] as f64)).collect();
+                    p.layers.push(Layer::Points { pts, color: plot::BLUE, alpha: 0.55, size: 2, label: None });
+                    p.corner = Some(corner.clone());
+                    p
+                })
+                .collect();
+            let rgb = plot::render_rgb(&t.name(), &panels, size)?;
+            let rgba = image::RgbaImage::from_fn(size.0, size.1, |x, y| {
+                let k = ((y * size.0 + x) * 3) as usize;
+                image::Rgba([rgb[k], rgb[k + 1], rgb[k + 2], 255])
+            });
+            enc.encode_frame(image::Frame::from_parts(rgba, 0, 0, delay)).context("encoding the GIF")?;
+        }
+    }
+    langevin::io::write_atomic(&a.out, |o| o.write_all(&gif))?;
+    if !quiet {
+        eprintln!("wrote {} ({n_frames} frames, {} particles, {steps} steps)", a.out.display(), a.particles);
+    }
+    Ok(())
+}
