@@ -272,6 +272,7 @@ pub fn field_panels(f: &Field, region: &Region, points: &[StagnationPoint], tau:
         bands: 10,
         clip_low: false,
         mask: tau.map(|t| (analysis::noise_dominated(&s, t), plotters::style::RGBColor(225, 225, 225))),
+        label: "log₁₀‖s‖".into(),
     });
     // Arrows on a coarser grid, all of one length (direction only; the bands give magnitude).
     let m = 22;
@@ -292,7 +293,8 @@ pub fn field_panels(f: &Field, region: &Region, points: &[StagnationPoint], tau:
     left.layers.push(Layer::Arrows { arrows, color: plot::GRAY });
     let mut right = Panel::new("divergence ∇·s (bands) and stagnation points", xr, yr);
     let div = analysis::divergence(f, &g)?;
-    right.heat = Some(Heat { nx: n, ny: n, values: div, bands: 12, clip_low: true, mask: None });
+    right.heat =
+        Some(Heat { nx: n, ny: n, values: div, bands: 12, clip_low: true, mask: None, label: "∇·s".into() });
     for p in [&mut left, &mut right] {
         for (kind, marker, label) in [
             (PointKind::Sink, Marker::Sink, "sink (mode)"),

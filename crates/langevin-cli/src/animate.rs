@@ -222,6 +222,7 @@ pub fn run(a: &AnimateArgs, quiet: bool) -> Result<()> {
                         bands: 12,
                         clip_low: true,
                         mask: None,
+                        label: if anneal.is_some() { "log p_σ".into() } else { "log p".into() },
                     });
                     let pts = (0..tr.dim().1).map(|i| (tr[[f, i, 0]] as f64, tr[[f, i, 1]] as f64)).collect();
                     p.layers.push(Layer::Points { pts, color: plot::BLUE, alpha: 0.55, size: 2, label: None });

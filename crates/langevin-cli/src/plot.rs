@@ -152,6 +152,8 @@ pub struct Heat {
     pub clip_low: bool,
     /// Shade cells where this is true in a flat colour instead (e.g. noise-dominated cells).
     pub mask: Option<(Vec<bool>, RGBColor)>,
+    /// What the bands show (e.g. "log p"), printed with their range in the bottom-left corner.
+    pub label: String,
 }
 
 /// Kind of stagnation-point marker.
@@ -287,6 +289,7 @@ where
             .label_style(("sans-serif", 13))
             .draw()
             .map_err(e)?;
+        let mut heat_key: Option<String> = None;
         if let Some(heat) = &panel.heat {
             let mut finite: Vec<f64> = heat.values.iter().cloned().filter(|v| v.is_finite()).collect();
             finite.sort_by(|a, b| a.total_cmp(b));
@@ -294,6 +297,9 @@ where
                 let lo = if heat.clip_low { finite[finite.len() / 20] } else { finite[0] };
                 let hi = finite[finite.len() - 1];
                 let span = (hi - lo).max(1e-300);
+                // The key: what the bands are and their range, dark (low) to bright (high).
+                let key = format!("bands: {} from {} (dark) to {} (bright)", heat.label, short_num(lo), short_num(hi));
+                heat_key = Some(key);
                 let (dx, dy) = ((x1 - x0) / heat.nx as f64, (y1 - y0) / heat.ny as f64);
                 let bands = heat.bands.max(2) as f64;
                 chart
@@ -432,9 +438,20 @@ where
                 .draw()
                 .map_err(e)?;
         }
+        if let Some(key) = heat_key {
+            chart
+                .plotting_area()
+                .draw(&Text::new(
+                    key,
+                    (x0 + 0.02 * (x1 - x0), y0 + 0.02 * (y1 - y0)),
+                    ("sans-serif", 13).into_font().color(&BLACK).pos(plotters::style::text_anchor::Pos::new(
+                        plotters::style::text_anchor::HPos::Left,
+                        plotters::style::text_anchor::VPos::Bottom,
+                    )),
+                ))
+                .map_err(e)?;
+        }
         if let Some(text) = &panel.corner {
-            let (px, py) = chart.plotting_area().get_pixel_range();
-            let _ = (px, py);
             chart
                 .plotting_area()
                 .draw(&Text::new(
@@ -449,6 +466,11 @@ where
         }
     }
     Ok(())
+}
+
+/// A number in at most 4 significant digits.
+fn short_num(v: f64) -> String {
+    if v != 0.0 && (v.abs() >= 1e4 || v.abs() < 1e-2) { format!("{v:.2e}") } else { format!("{v:.3}") }
 }
 
 /// A range covering `values` (1st–99th percentile plus 10%), or (−1, 1) when there are none.

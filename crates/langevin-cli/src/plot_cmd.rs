@@ -169,6 +169,7 @@ fn log_density_heat(t: &dyn Target, xr: (f64, f64), yr: (f64, f64), n: usize) ->
         bands: 12,
         clip_low: true,
         mask: None,
+        label: "log p".into(),
     })
 }
 
