@@ -41,7 +41,7 @@ pub fn chain_diagnostics(samples: ArrayView2<f32>, chains: usize) -> Map<String,
         .into_par_iter()
         .map(|c| {
             let ch = diagnostics::chains_of(samples, chains, c);
-            (diagnostics::ess_bulk(&ch), diagnostics::rhat(&ch))
+            diagnostics::ess_bulk_and_rhat(&ch)
         })
         .collect();
     let ess: Vec<f64> = per.iter().map(|p| p.0).collect();
