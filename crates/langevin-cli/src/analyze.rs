@@ -124,12 +124,20 @@ pub fn run(a: &AnalyzeArgs, quiet: bool) -> Result<()> {
         Some(r) => Region::parse(r, d)?,
         None => default_region(t, &samples),
     };
-    let points = analysis::stagnation_points(&f, &region, a.starts, a.seed)?;
+    // Newton also starts from typical samples (evenly spaced rows, at most --starts of them).
+    let every = samples.nrows().div_ceil(a.starts).max(1);
+    let rows: Vec<usize> = (0..samples.nrows()).step_by(every).collect();
+    let extra = samples.select(ndarray::Axis(0), &rows);
+    let points = analysis::stagnation_points(&f, &region, a.starts, a.seed, Some(&extra))?;
     if points.is_empty() {
+        let shown = if d <= 4 {
+            format!("lo = {:?}, hi = {:?}", region.lo, region.hi)
+        } else {
+            format!("(a {d}-dimensional box)")
+        };
         bail!(
-            "no stagnation point (s(x) = 0) in the region lo = {:?}, hi = {:?}: the score does not vanish there; widen --region or add --starts",
-            region.lo,
-            region.hi
+            "no stagnation point (s(x) = 0) found in the region {shown} from {} starts: the score does not vanish there; widen --region or add --starts",
+            a.starts + rows.len()
         );
     }
     let stiff = analysis::stiffness(&f, &samples)?;
@@ -164,7 +172,7 @@ pub fn run(a: &AnalyzeArgs, quiet: bool) -> Result<()> {
             points
                 .iter()
                 .map(|p| json!({"x": p.x, "type": kind_name(p.kind), "eigenvalues": p.eigenvalues,
-                            "eigenvalues_imag": p.eigenvalues_imag, "divergence": p.eigenvalues.iter().sum::<f64>(),
+                            "eigenvalues_imag": p.eigenvalues_imag, "zero_modes": p.zero_modes, "divergence": p.eigenvalues.iter().sum::<f64>(),
                             "score_norm": p.score_norm, "starts": p.starts}))
                 .collect::<Vec<_>>()
         ),
@@ -175,6 +183,14 @@ pub fn run(a: &AnalyzeArgs, quiet: bool) -> Result<()> {
                "saddle": points.iter().filter(|p| p.kind == PointKind::Saddle).count(),
                "source": points.iter().filter(|p| p.kind == PointKind::Source).count()}),
     );
+    let degenerate = points.iter().filter(|p| p.zero_modes > 0).count();
+    let mut notes = Vec::new();
+    if degenerate > 0 {
+        notes.push(format!(
+            "{degenerate} stagnation points have zero modes (eigenvalues ≈ 0): they lie on a continuum of zeros (a ring of modes, or a symmetry such as the rotations of a cluster), and the list samples that continuum rather than counting distinct modes"
+        ));
+    }
+    rep.insert("notes".into(), json!(notes));
     rep.insert("samples".into(), json!(samples.nrows()));
     rep.insert("lambda_max".into(), json!(stiff.lambda_max));
     rep.insert("lambda_max_at".into(), json!(stiff.lambda_max_at));
@@ -221,7 +237,7 @@ fn smearing(
         return Ok(None);
     };
     let ef = Field::new(&exact);
-    let exact_points = analysis::stagnation_points(&ef, region, a.starts, a.seed)?;
+    let exact_points = analysis::stagnation_points(&ef, region, a.starts, a.seed, None)?;
     let modes: Vec<serde_json::Value> = exact_points
         .iter()
         .filter(|p| p.kind == PointKind::Sink)

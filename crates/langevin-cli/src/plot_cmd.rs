@@ -215,7 +215,7 @@ pub fn run(a: &PlotArgs, _quiet: bool) -> Result<()> {
                     analyze::default_region(t, &s)
                 }
             };
-            let points = analysis::stagnation_points(&f, &region, 400, 0)?;
+            let points = analysis::stagnation_points(&f, &region, 400, 0, None)?;
             let panels = analyze::field_panels(&f, &region, &points, None)?;
             let sigma =
                 if src.sigma > 0.0 && src.model.is_none() { format!(" at σ = {}", src.sigma) } else { String::new() };

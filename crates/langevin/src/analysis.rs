@@ -52,6 +52,10 @@ pub struct StagnationPoint {
     pub eigenvalues: Vec<f64>,
     /// Imaginary parts, in the same order (all zero for a gradient field).
     pub eigenvalues_imag: Vec<f64>,
+    /// Eigenvalues treated as zero (|λ| below 1e-6 of the largest, 1e-3 for single-precision
+    /// fields): directions along which the point is not isolated, such as the rotations of a
+    /// cluster. The type is decided by the others.
+    pub zero_modes: usize,
     /// ‖s(x)‖ at the converged point.
     pub score_norm: f64,
     /// How many Newton starts ended here.
@@ -178,6 +182,11 @@ fn eval_rows_score_only(target: &dyn Target, pts: &Array2<f32>) -> Result<(Array
 /// Eigenvalues of a Jacobian as (real, imaginary) pairs sorted by real part. Symmetric matrices
 /// (gradient fields) go through the symmetric solver, others through the Schur form.
 pub fn eigenvalues(j: &DMatrix<f64>) -> Vec<(f64, f64)> {
+    if !j.iter().all(|v| v.is_finite()) {
+        // A non-finite Jacobian (e.g. at a singularity of a potential) has no spectrum; the
+        // iterative solvers would not terminate on it.
+        return vec![(f64::NAN, f64::NAN); j.nrows()];
+    }
     let norm = j.norm().max(f64::MIN_POSITIVE);
     let asym = (j - j.transpose()).norm() / norm;
     let mut ev: Vec<(f64, f64)> = if asym < 1e-6 {
@@ -292,19 +301,33 @@ fn solve(j: &DMatrix<f64>, s: &[f64]) -> Option<Vec<f64>> {
     x.iter().all(|v| v.is_finite()).then(|| x.iter().map(|v| -v).collect())
 }
 
-/// Zeros of the score in `region`, by damped Newton iteration from `starts` points.
+/// Zeros of the score in `region`, by damped Newton iteration from `starts` points spread over
+/// the region plus the rows of `extra` (typical samples: in many dimensions random points of a
+/// box rarely lead Newton anywhere, points near the modes do).
 ///
 /// Every start runs up to 100 Newton steps x ← x − α J⁻¹ s (α halved until ‖s‖ decreases,
 /// steps capped at a quarter of the region's diagonal); a start counts when ‖s‖ has dropped
 /// below `1e-8` of the typical ‖s‖ in the region (`1e-3` for single-precision fields) and the
 /// point lies in the region. Points closer than 1e-3 of the diagonal are merged. An empty
 /// result is returned as is: the caller says that the region has no stagnation point.
-pub fn stagnation_points(field: &Field, region: &Region, starts: usize, seed: u64) -> Result<Vec<StagnationPoint>> {
+pub fn stagnation_points(
+    field: &Field,
+    region: &Region,
+    starts: usize,
+    seed: u64,
+    extra: Option<&Array2<f64>>,
+) -> Result<Vec<StagnationPoint>> {
     let d = field.dim();
     if region.lo.len() != d {
         return Err(Error::Invalid(format!("the region has {} coordinates but the field has {d}", region.lo.len())));
     }
-    let x0 = region.starts(starts, seed);
+    let mut x0 = region.starts(starts, seed);
+    if let Some(e) = extra {
+        if e.ncols() != d {
+            return Err(Error::Invalid(format!("extra starts have {} columns but the field has {d}", e.ncols())));
+        }
+        x0.append(ndarray::Axis(0), e.view()).expect("same number of columns");
+    }
     let s0 = field.scores(&x0)?;
     let mut norms: Vec<f64> =
         s0.outer_iter().map(|r| r.iter().map(|v| v * v).sum::<f64>().sqrt()).filter(|v| v.is_finite()).collect();
@@ -414,23 +437,31 @@ pub fn stagnation_points(field: &Field, region: &Region, starts: usize, seed: u6
     }
     let pts = Array2::from_shape_fn((found.len(), d), |(k, c)| found[k].0[c]);
     let jac = field.jacobians(&pts)?;
+    // A zero whose Jacobian is not finite cannot be classified; it is left out rather than
+    // given a type it may not have.
     let mut out: Vec<StagnationPoint> = found
         .into_iter()
         .zip(jac)
+        .filter(|(_, j)| j.iter().all(|v| v.is_finite()))
         .map(|((x, starts, sn), j)| {
             let ev = eigenvalues(&j);
-            let kind = if ev.iter().all(|e| e.0 < 0.0) {
+            let top = ev.iter().map(|e| e.0.abs()).fold(0.0, f64::max);
+            let zero = top * if field.is_f64() { 1e-6 } else { 1e-3 };
+            let signed: Vec<f64> = ev.iter().map(|e| e.0).filter(|v| v.abs() > zero).collect();
+            let kind = if signed.iter().all(|&v| v < 0.0) {
                 PointKind::Sink
-            } else if ev.iter().all(|e| e.0 > 0.0) {
+            } else if signed.iter().all(|&v| v > 0.0) {
                 PointKind::Source
             } else {
                 PointKind::Saddle
             };
+            let zero_modes = ev.len() - signed.len();
             StagnationPoint {
                 x,
                 kind,
                 eigenvalues: ev.iter().map(|e| e.0).collect(),
                 eigenvalues_imag: ev.iter().map(|e| e.1).collect(),
+                zero_modes,
                 score_norm: sn,
                 starts,
             }
@@ -532,7 +563,7 @@ mod tests {
         let t = builtin::build("muller-brown", &[]).unwrap();
         let f = Field::new(t.as_ref());
         let region = Region { lo: vec![-1.5, -0.5], hi: vec![1.2, 2.0] };
-        let pts = stagnation_points(&f, &region, 400, 0).unwrap();
+        let pts = stagnation_points(&f, &region, 400, 0, None).unwrap();
         let known = [
             (PointKind::Sink, [-0.558224, 1.441726]),
             (PointKind::Sink, [-0.050011, 0.466694]),
@@ -584,10 +615,23 @@ mod tests {
         let t = builtin::build("ncsn-toy", &[]).unwrap();
         let f = Field::new(t.as_ref());
         let region = Region { lo: vec![1.0, 1.0], hi: vec![2.0, 2.0] };
-        assert!(stagnation_points(&f, &region, 100, 0).unwrap().is_empty());
-        let all = stagnation_points(&f, &Region { lo: vec![-8.0, -8.0], hi: vec![8.0, 8.0] }, 400, 0).unwrap();
+        assert!(stagnation_points(&f, &region, 100, 0, None).unwrap().is_empty());
+        let all = stagnation_points(&f, &Region { lo: vec![-8.0, -8.0], hi: vec![8.0, 8.0] }, 400, 0, None).unwrap();
         let kinds: Vec<PointKind> = all.iter().map(|p| p.kind).collect();
         assert_eq!(kinds, vec![PointKind::Sink, PointKind::Sink, PointKind::Saddle], "{all:?}");
+    }
+
+    /// A ring of modes: every zero found is a sink with one zero mode (along the ring).
+    #[test]
+    fn a_continuum_of_zeros_has_zero_modes() {
+        let t = builtin::build("ring", &[]).unwrap();
+        let f = Field::new(t.as_ref());
+        let pts = stagnation_points(&f, &Region { lo: vec![-4.0, -4.0], hi: vec![4.0, 4.0] }, 100, 0, None).unwrap();
+        assert!(pts.len() > 4);
+        for p in &pts {
+            assert_eq!((p.kind, p.zero_modes), (PointKind::Sink, 1), "{p:?}");
+            assert!(((p.x[0].powi(2) + p.x[1].powi(2)).sqrt() - 3.0).abs() < 1e-3, "{p:?}");
+        }
     }
 
     #[test]
