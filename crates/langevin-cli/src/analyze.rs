@@ -140,9 +140,9 @@ pub fn run(a: &AnalyzeArgs, quiet: bool) -> Result<()> {
             a.starts + rows.len()
         );
     }
-    let stiff = analysis::stiffness(&f, &samples)?;
-    let tau = a.step_size.unwrap_or(stiff.recommended_step);
     let jac = f.jacobians(&samples)?;
+    let stiff = analysis::stiffness(&samples, &jac)?;
+    let tau = a.step_size.unwrap_or(stiff.recommended_step);
     let div: Vec<f64> = jac.iter().map(|j| j.trace()).collect();
     let scores = f.scores(&samples)?;
     let noisy = analysis::noise_dominated(&scores, tau);

@@ -125,10 +125,7 @@ pub fn run(a: &AnimateArgs, quiet: bool) -> Result<()> {
     let every = (steps / (a.frames - 1)).max(1);
     let step_size = match (&anneal, a.sampler) {
         (Some(c), _) => c.eps,
-        (None, AnimSampler::Baoab) => a.step_size.unwrap_or_else(|| {
-            let kt = t.temperature().unwrap_or(1.0);
-            t.scales().map_or(0.01, |s| 0.2 * s.smallest / kt.sqrt())
-        }),
+        (None, AnimSampler::Baoab) => a.step_size.unwrap_or_else(|| crate::sample::default_dt(t, &[1.0])),
         _ => a.step_size.unwrap_or_else(|| t.default_step_size()),
     };
     let cfg = RunConfig {

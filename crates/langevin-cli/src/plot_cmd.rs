@@ -239,12 +239,10 @@ pub fn run(a: &PlotArgs, _quiet: bool) -> Result<()> {
             };
             let k = (*particles).min(n);
             let pick: Vec<usize> = (0..k).map(|i| i * n / k).collect();
-            let xr = plot::range_of(
-                pick.iter().flat_map(|&p| (0..frames).map(move |f| (f, p))).map(|(f, p)| traj[[f, p, c[0]]] as f64),
-            );
-            let yr = plot::range_of(
-                pick.iter().flat_map(|&p| (0..frames).map(move |f| (f, p))).map(|(f, p)| traj[[f, p, c[1]]] as f64),
-            );
+            let tr = &traj;
+            let span =
+                |c: usize| plot::range_of(pick.iter().flat_map(|&p| (0..frames).map(move |f| tr[[f, p, c]] as f64)));
+            let (xr, yr) = (span(c[0]), span(c[1]));
             let mut panel = Panel::new(format!("{k} of {n} particles, {frames} frames"), xr, yr);
             panel.x_label = format!("x{}", c[0]);
             panel.y_label = format!("x{}", c[1]);

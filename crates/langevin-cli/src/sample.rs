@@ -307,7 +307,7 @@ pub fn run(a: &SampleArgs, quiet: bool) -> Result<()> {
     let stiffness = if auto {
         let f = langevin::analysis::Field::new(t);
         let pts = langevin::analysis::typical_samples(t, 1000, a.seed)?;
-        Some(langevin::analysis::stiffness(&f, &pts)?)
+        Some(langevin::analysis::stiffness(&pts, &f.jacobians(&pts)?)?)
     } else {
         None
     };
@@ -468,7 +468,7 @@ pub fn run(a: &SampleArgs, quiet: bool) -> Result<()> {
 
 /// Default time step: a fifth of the period scale 1/ω_max of the stiffest mode, with
 /// ω_max ≈ √(kT/m)/ℓ for the narrowest length scale ℓ of the target.
-fn default_dt(t: &dyn Target, mass: &[f64]) -> f64 {
+pub(crate) fn default_dt(t: &dyn Target, mass: &[f64]) -> f64 {
     let kt = t.temperature().unwrap_or(1.0);
     let m = mass.iter().cloned().fold(f64::INFINITY, f64::min);
     match t.scales() {

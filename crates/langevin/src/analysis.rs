@@ -122,8 +122,7 @@ impl<'a> Field<'a> {
             Ok(out)
         } else {
             let p32 = pts.mapv(|v| v as f32);
-            let (s, _) = eval_rows_score_only(self.target, &p32)?;
-            Ok(s.mapv(|v| v as f64))
+            Ok(eval_rows_score_only(self.target, &p32)?.mapv(|v| v as f64))
         }
     }
 
@@ -163,7 +162,7 @@ impl<'a> Field<'a> {
 }
 
 /// Scores of f32 rows without asking for log-densities (learned scores have none).
-fn eval_rows_score_only(target: &dyn Target, pts: &Array2<f32>) -> Result<(Array2<f32>, ())> {
+fn eval_rows_score_only(target: &dyn Target, pts: &Array2<f32>) -> Result<Array2<f32>> {
     let (n, d) = pts.dim();
     let mut out = Array2::zeros((n, d));
     let chunk = target.preferred_block_size().clamp(256, 1 << 16);
@@ -176,7 +175,7 @@ fn eval_rows_score_only(target: &dyn Target, pts: &Array2<f32>) -> Result<(Array
         s.write_rows(out.slice_mut(ndarray::s![start..end, ..]));
         start = end;
     }
-    Ok((out, ()))
+    Ok(out)
 }
 
 /// Eigenvalues of a Jacobian as (real, imaginary) pairs sorted by real part. Symmetric matrices
@@ -482,12 +481,12 @@ pub fn divergence(field: &Field, pts: &Array2<f64>) -> Result<Vec<f64>> {
     Ok(field.jacobians(pts)?.iter().map(|j| j.trace()).collect())
 }
 
-/// Stiffness over the rows of `pts` (typical samples of the density).
-pub fn stiffness(field: &Field, pts: &Array2<f64>) -> Result<Stiffness> {
-    if pts.nrows() == 0 {
-        return Err(Error::Invalid("stiffness needs at least one point".into()));
+/// Stiffness over the rows of `pts` (typical samples of the density), from the score's
+/// Jacobians there (`Field::jacobians(pts)`; callers usually need them for more than this).
+pub fn stiffness(pts: &Array2<f64>, jac: &[DMatrix<f64>]) -> Result<Stiffness> {
+    if pts.nrows() == 0 || jac.len() != pts.nrows() {
+        return Err(Error::Invalid("stiffness needs at least one point and one Jacobian per point".into()));
     }
-    let jac = field.jacobians(pts)?;
     let mut radii: Vec<(f64, usize)> = jac
         .iter()
         .enumerate()
@@ -604,7 +603,7 @@ mod tests {
         let g = GaussianMixture::gaussian(vec![0.0, 0.0], Covariance::Diagonal(vec![1.0, 1e-4])).unwrap();
         let f = Field::new(&g);
         let pts = typical_samples(&g, 100, 0).unwrap();
-        let s = stiffness(&f, &pts).unwrap();
+        let s = stiffness(&pts, &f.jacobians(&pts).unwrap()).unwrap();
         assert!((s.lambda_max - 1e4).abs() < 1e-6 * 1e4, "{s:?}");
         assert!((s.max_stable_step - 2e-4).abs() < 1e-12);
         assert!((s.recommended_step - 1e-4).abs() < 1e-12);

@@ -234,7 +234,10 @@ fn ess_basic(chains: &[Vec<f64>]) -> f64 {
 /// Bulk effective sample size of one quantity over several chains (each chain a vector of its
 /// draws in order). Needs at least 4 draws per chain; returns NaN for constant draws.
 pub fn ess_bulk(chains: &[Vec<f64>]) -> f64 {
-    ess_bulk_and_rhat(chains).0
+    if chains.is_empty() || chains[0].len() < 4 {
+        return f64::NAN;
+    }
+    ess_basic(&rank_normalize(&split(chains)))
 }
 
 /// Rank-normalized split R-hat (the maximum of the bulk and the folded-tail versions).
