@@ -5,7 +5,7 @@
 use crate::plot::{self, Heat, Layer, Panel};
 use anyhow::{Context, Result, bail};
 use clap::{Args, ValueEnum};
-use langevin::sampler::{self, AnnealConfig, AnnealOptions, Annealed, Init, Mala, RunConfig, Scheme, Ula, Underdamped};
+use langevin::sampler::{self, AnnealConfig, AnnealOptions, Init, Mala, RunConfig, Scheme, Ula, Underdamped};
 use langevin::target::{Target, load_target};
 use ndarray::Array3;
 use std::path::PathBuf;
@@ -111,7 +111,7 @@ pub fn run(a: &AnimateArgs, quiet: bool) -> Result<()> {
     };
     let init = match (&a.init, &anneal) {
         (Some(s), _) => Init::parse(s)?,
-        (None, Some(c)) => Init::Gaussian { mean: t.moments().map_or(vec![0.0; 2], |(m, _)| m), std: c.sigmas[0] },
+        (None, Some(c)) => c.default_init(t),
         (None, None) => t.default_init(),
     };
     init.check(2, a.particles)?;
@@ -125,7 +125,7 @@ pub fn run(a: &AnimateArgs, quiet: bool) -> Result<()> {
     let every = (steps / (a.frames - 1)).max(1);
     let step_size = match (&anneal, a.sampler) {
         (Some(c), _) => c.eps,
-        (None, AnimSampler::Baoab) => a.step_size.unwrap_or_else(|| crate::sample::default_dt(t, &[1.0])),
+        (None, AnimSampler::Baoab) => a.step_size.unwrap_or_else(|| langevin::sample::default_dt(t, &[1.0])),
         _ => a.step_size.unwrap_or_else(|| t.default_step_size()),
     };
     let cfg = RunConfig {
@@ -143,7 +143,8 @@ pub fn run(a: &AnimateArgs, quiet: bool) -> Result<()> {
             AnimSampler::Mala => sampler::run(&Mala::new(t), &init, &cfg)?,
             AnimSampler::Baoab => sampler::run(&Underdamped::new(t, Scheme::Baoab, &[1.0], 1.0)?, &init, &cfg)?,
             AnimSampler::Annealed => {
-                sampler::run(&Annealed::new(t, anneal.clone().expect("resolved"), true)?, &init, &cfg)?
+                let c = anneal.as_ref().expect("resolved");
+                sampler::run_annealed(t, c, true, &init, &sampler::RunConfig { steps: 1, ..cfg.clone() })?
             }
         };
         r.trajectory.context("the driver recorded no trajectory")
@@ -200,11 +201,12 @@ pub fn run(a: &AnimateArgs, quiet: bool) -> Result<()> {
             let mut corner = format!("frame {}/{n_frames}, step {step}", f + 1);
             let mut heat_values = &base_heat;
             if let Some(c) = &anneal {
-                let level = (step / c.steps_per_level.max(1)).min(c.sigmas.len() - 1);
-                corner.push_str(&format!(", σ = {:.3}", c.sigmas[level]));
+                let level = (step / c.steps_per_level.max(1)).min(c.sigmas().len() - 1);
+                corner.push_str(&format!(", σ = {:.3}", c.sigmas()[level]));
                 if level_heat.as_ref().is_none_or(|(l, _)| *l != level) {
-                    let pt = t.perturbed(c.sigmas[level]).context("annealing needs the perturbed target")?;
-                    level_heat = Some((level, heat_of(pt.as_ref())?));
+                    let pt =
+                        t.mixture().context("annealing needs the perturbed target")?.perturbed(c.sigmas()[level])?;
+                    level_heat = Some((level, heat_of(&pt)?));
                 }
                 heat_values = &level_heat.as_ref().expect("set above").1;
             }

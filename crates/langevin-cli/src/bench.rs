@@ -191,7 +191,7 @@ fn sgld_vs_mala(quick: bool, seed: u64) -> Result<serde_json::Value> {
     let hold = sgld_steps / 5;
     let eps = 0.2 * std.iter().map(|s| s * s).fold(f64::INFINITY, f64::min);
     let sgld = Sgld::new(&post, 128, Schedule::Constant(eps), false)?;
-    let safe = sgld.default_step(seed);
+    let safe = sgld.default_step(post.map(), &std, seed);
     let schedule = Schedule::decaying(eps, (eps / safe).max(1.0), hold, sgld_steps - hold, 0.55)?;
     let sgld = sgld.with_schedule(schedule);
     let every = sgld_steps / 2000;
@@ -216,8 +216,8 @@ fn sgld_vs_mala(quick: bool, seed: u64) -> Result<serde_json::Value> {
     // the first steps: its step is at the discretization limit).
     // Its set-up counts: the MAP (Newton's method, computed above) and one full-data gradient.
     let cv_start = std::time::Instant::now();
-    let cv = Sgld::new(&post, 128, Schedule::Constant(eps), false)?.with_control_variate();
-    let cv_eps = cv.default_step(seed);
+    let cv = Sgld::new(&post, 128, Schedule::Constant(eps), false)?.with_control_variate(post.map().to_vec());
+    let cv_eps = cv.default_step(post.map(), &std, seed);
     let cv = cv.with_schedule(Schedule::Constant(cv_eps));
     let cv_setup = map_seconds + cv_start.elapsed().as_secs_f64();
     let cv_steps = if quick { 20_000 } else { 100_000 };
@@ -328,27 +328,17 @@ fn dsm(quick: bool, seed: u64, repeats: usize) -> Result<serde_json::Value> {
 
     let model = Arc::new(TrainedModel::from_trainer(&run.trainer, run.config.clone(), std::path::Path::new("bench"))?);
     let points = if quick { 10_000 } else { 100_000 };
-    let opts = crate::generate::GenOptions {
+    let opts = langevin_learn::generate::GenerateOptions {
         n: points,
-        sampler: crate::generate::GenSampler::Annealed,
         steps_per_level: Some(2),
-        eps: None,
-        eps_rule: crate::generate::EpsRule::Contraction,
         denoise: false,
-        steps: None,
-        step_size: None,
-        init: None,
         seed,
-        record_every: None,
+        ..Default::default()
     };
     let mut gens = Vec::new();
     for _ in 0..repeats.min(2) {
-        let g = crate::generate::generate(model.clone(), &opts, true)?;
-        gens.push((
-            g.info["score_evaluations_per_second"].as_f64().unwrap_or(0.0),
-            g.info["forward_passes_per_second"].as_f64().unwrap_or(0.0),
-            g.result.seconds,
-        ));
+        let g = langevin_learn::generate::generate(model.clone(), &opts)?;
+        gens.push((g.report.score_evaluations_per_second, g.report.forward_passes_per_second, g.result.seconds));
     }
     let best_gen = gens.iter().cloned().fold(gens[0], |b, r| if r.0 > b.0 { r } else { b });
     // Forward flops per point: 2·(weights).

@@ -47,12 +47,13 @@ pub fn load(a: &FieldArgs) -> Result<FieldSource> {
             let (t, warnings) = load_target(spec)?;
             let sigma = a.sigma.unwrap_or(0.0);
             let target = if sigma > 0.0 {
-                t.perturbed(sigma).ok_or_else(|| {
+                let m = t.mixture().ok_or_else(|| {
                     anyhow::anyhow!(
                         "--sigma {sigma}: '{}' has no exactly known perturbed score (only Gaussians and mixtures do); drop --sigma or use a mixture target",
                         t.name()
                     )
-                })?
+                })?;
+                std::sync::Arc::new(m.perturbed(sigma)?) as std::sync::Arc<dyn langevin::target::Target>
             } else {
                 t
             };

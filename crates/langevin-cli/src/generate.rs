@@ -4,11 +4,9 @@ use crate::progress::Progress;
 use crate::report;
 use anyhow::{Result, bail};
 use clap::{Args, ValueEnum};
-use langevin::sampler::{self, AnnealConfig, Annealed, Init, RunConfig, RunResult, Ula};
-use langevin::target::Target;
+use langevin::sampler::Init;
 use langevin_learn::checkpoint::TrainedModel;
-use langevin_learn::model::{CHUNK, LearnedScore};
-use ndarray::{Array2, Array3};
+use langevin_learn::generate::{self as lib, GenerateOptions};
 use serde_json::{Value, json};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -28,6 +26,24 @@ pub enum EpsRule {
     Contraction,
     /// NCSNv2's technique 4: the variance of a point mass comes out right after T steps.
     Ncsnv2,
+}
+
+impl From<GenSampler> for lib::GenSampler {
+    fn from(s: GenSampler) -> Self {
+        match s {
+            GenSampler::Annealed => lib::GenSampler::Annealed,
+            GenSampler::Ula => lib::GenSampler::Ula,
+        }
+    }
+}
+
+impl From<EpsRule> for lib::EpsRule {
+    fn from(r: EpsRule) -> Self {
+        match r {
+            EpsRule::Contraction => lib::EpsRule::Contraction,
+            EpsRule::Ncsnv2 => lib::EpsRule::Ncsnv2,
+        }
+    }
 }
 
 #[derive(Args, Debug)]
@@ -86,146 +102,6 @@ pub struct GenerateArgs {
     pub record_every: Option<usize>,
 }
 
-/// How to generate.
-pub struct GenOptions {
-    pub n: usize,
-    pub sampler: GenSampler,
-    pub steps_per_level: Option<usize>,
-    pub eps: Option<f64>,
-    pub eps_rule: EpsRule,
-    pub denoise: bool,
-    pub steps: Option<usize>,
-    pub step_size: Option<f64>,
-    /// Initial positions in the data's units.
-    pub init: Option<Init>,
-    pub seed: u64,
-    pub record_every: Option<usize>,
-}
-
-/// Samples (in the data's units), the run record, and a JSON description.
-pub struct Generated {
-    pub samples: Array2<f32>,
-    pub trajectory: Option<Array3<f32>>,
-    pub result: RunResult,
-    pub info: serde_json::Map<String, Value>,
-}
-
-/// Map initial positions given in data units into the model's standardized units.
-fn standardize_init(init: Init, model: &TrainedModel) -> Result<Init> {
-    let norm = &model.config.normalization;
-    let d = model.config.dim;
-    let std_of = |c: usize| norm.std[c];
-    Ok(match init {
-        Init::Rows(r) => Init::Rows(Arc::new(norm.apply(&r))),
-        Init::Point(p) => {
-            Init::Point((0..d).map(|c| (p[if p.len() == 1 { 0 } else { c }] - norm.mean[c]) / std_of(c)).collect())
-        }
-        Init::Uniform { lo, hi } => Init::Box {
-            lo: (0..d).map(|c| (lo - norm.mean[c]) / std_of(c)).collect(),
-            hi: (0..d).map(|c| (hi - norm.mean[c]) / std_of(c)).collect(),
-        },
-        Init::Box { lo, hi } => Init::Box {
-            lo: (0..d).map(|c| (lo[c] - norm.mean[c]) / std_of(c)).collect(),
-            hi: (0..d).map(|c| (hi[c] - norm.mean[c]) / std_of(c)).collect(),
-        },
-        Init::Gaussian { .. } => {
-            bail!("--init gaussian is not available for generation; use uniform:LO,HI, point:... or a file")
-        }
-    })
-}
-
-/// Generate with a trained model.
-pub fn generate(model: Arc<TrainedModel>, o: &GenOptions, quiet: bool) -> Result<Generated> {
-    if o.n == 0 {
-        bail!("--n must be at least 1");
-    }
-    let cfg = &model.config;
-    let ladder = &cfg.ladder;
-    let t_per = o.steps_per_level.unwrap_or(100);
-    if t_per == 0 {
-        bail!("--steps-per-level must be at least 1");
-    }
-    let eps = o.eps.unwrap_or_else(|| match o.eps_rule {
-        EpsRule::Contraction => ladder.contraction_eps(t_per),
-        EpsRule::Ncsnv2 => ladder.ncsnv2_eps(t_per),
-    });
-    if !(eps.is_finite() && eps > 0.0) {
-        bail!("--eps = {eps} must be positive and finite");
-    }
-    let base = LearnedScore::at_smallest(model.clone());
-    let init = match &o.init {
-        Some(i) => {
-            i.check(cfg.dim, o.n)?;
-            standardize_init(i.clone(), &model)?
-        }
-        None => match o.sampler {
-            GenSampler::Annealed => Init::Gaussian { mean: vec![0.0], std: ladder.sigma_max() },
-            GenSampler::Ula => base.default_init(),
-        },
-    };
-    let mut info = serde_json::Map::new();
-    info.insert("model".into(), json!(model.dir));
-    info.insert("model_steps".into(), json!(model.step));
-    info.insert("dim".into(), json!(cfg.dim));
-    info.insert("n".into(), json!(o.n));
-    info.insert("seed".into(), json!(o.seed));
-    let (steps, step_size) = match o.sampler {
-        GenSampler::Annealed => {
-            info.insert("sampler".into(), json!("annealed"));
-            info.insert(
-                "annealing".into(),
-                json!({"sigmas": ladder.sigmas, "levels": ladder.levels(), "steps_per_level": t_per, "eps": eps,
-                       "eps_rule": if o.eps.is_some() { "given" } else { match o.eps_rule { EpsRule::Contraction => "contraction", EpsRule::Ncsnv2 => "NCSNv2 technique 4" } },
-                       "denoise": o.denoise}),
-            );
-            (ladder.levels() * t_per, eps)
-        }
-        GenSampler::Ula => {
-            let s = o.steps.unwrap_or(ladder.levels() * t_per);
-            let tau = o.step_size.unwrap_or(1e-3);
-            if s == 0 || !(tau.is_finite() && tau > 0.0) {
-                bail!("--steps must be at least 1 and --step-size positive");
-            }
-            info.insert("sampler".into(), json!("ula"));
-            info.insert("sigma".into(), json!(ladder.sigma_min()));
-            info.insert("step_size".into(), json!(tau));
-            (s, tau)
-        }
-    };
-    let progress = Progress::start((steps * o.n) as u64, "particle-steps", quiet);
-    let run_cfg = RunConfig {
-        particles: o.n,
-        steps,
-        step_size,
-        seed: o.seed,
-        block_size: Some(o.n.min(base.preferred_block_size())),
-        record_every: o.record_every,
-        progress: Some(progress.counter.clone()),
-        ..Default::default()
-    };
-    let result = match o.sampler {
-        GenSampler::Annealed => {
-            let ac = AnnealConfig { sigmas: ladder.sigmas.clone(), steps_per_level: t_per, eps, denoise: o.denoise };
-            sampler::run(&Annealed::new(&base, ac, true)?, &init, &run_cfg)?
-        }
-        GenSampler::Ula => sampler::run(&Ula::new(&base, true), &init, &run_cfg)?,
-    };
-    progress.finish();
-    let samples = cfg.normalization.undo(&result.samples);
-    let trajectory = result.trajectory.as_ref().map(|tr| {
-        let (f, n, d) = tr.dim();
-        let flat = tr.to_shape((f * n, d)).expect("contiguous").to_owned();
-        cfg.normalization.undo(&flat).into_shape_with_order((f, n, d)).expect("same size")
-    });
-    let passes = steps * o.n.div_ceil(CHUNK);
-    info.insert("steps".into(), json!(steps));
-    info.insert("seconds".into(), json!(result.seconds));
-    info.insert("score_evaluations_per_second".into(), json!((steps * o.n) as f64 / result.seconds));
-    info.insert("forward_passes".into(), json!(passes));
-    info.insert("forward_passes_per_second".into(), json!(passes as f64 / result.seconds));
-    Ok(Generated { samples, trajectory, result, info })
-}
-
 pub fn run(a: &GenerateArgs, quiet: bool) -> Result<()> {
     for p in [&a.out, &a.report, &a.trajectory].into_iter().flatten() {
         report::check_output(p)?;
@@ -265,20 +141,28 @@ pub fn run(a: &GenerateArgs, quiet: bool) -> Result<()> {
     }
     let init = a.init.as_deref().map(Init::parse).transpose()?;
     let record_every = a.trajectory.as_ref().map(|_| a.record_every.unwrap_or(1.max(model.config.ladder.levels())));
-    let opts = GenOptions {
+    let steps = match a.sampler {
+        GenSampler::Annealed => model.config.ladder.levels() * a.steps_per_level.unwrap_or(100),
+        GenSampler::Ula => a.steps.unwrap_or(model.config.ladder.levels() * a.steps_per_level.unwrap_or(100)),
+    };
+    let progress = Progress::start((steps * a.n) as u64, "particle-steps", quiet);
+    let opts = GenerateOptions {
         n: a.n,
-        sampler: a.sampler,
+        sampler: a.sampler.into(),
         steps_per_level: a.steps_per_level,
         eps: a.eps,
-        eps_rule: a.eps_rule,
+        eps_rule: a.eps_rule.into(),
         denoise: !a.no_denoise,
         steps: a.steps,
         step_size: a.step_size,
         init,
         seed: a.seed,
         record_every,
+        progress: Some(progress.counter.clone()),
+        cancel: None,
     };
-    let g = generate(model.clone(), &opts, quiet)?;
+    let g = lib::generate(model.clone(), &opts)?;
+    progress.finish();
     let names: Vec<String> = (0..model.config.dim).map(|i| format!("x{i}")).collect();
     if let Some(p) = &a.out {
         langevin::io::write_matrix(p, g.samples.view(), &names)?;
@@ -286,7 +170,7 @@ pub fn run(a: &GenerateArgs, quiet: bool) -> Result<()> {
     if let (Some(p), Some(tr)) = (&a.trajectory, &g.trajectory) {
         langevin::io::write_trajectory(p, tr.view())?;
     }
-    let mut rep = g.info.clone();
+    let Value::Object(mut rep) = serde_json::to_value(&g.report)? else { unreachable!("a struct") };
     rep.insert("command".into(), json!("generate"));
     let (mean, cov) = langevin::diagnostics::mean_cov(g.samples.view());
     rep.insert("mean".into(), json!(mean));

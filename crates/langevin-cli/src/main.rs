@@ -5,6 +5,7 @@ mod animate;
 mod bench;
 mod eval;
 mod field;
+mod flags;
 mod generate;
 mod plot;
 mod plot_cmd;
@@ -126,7 +127,7 @@ fn main() -> ExitCode {
             ExitCode::from(130)
         }
         Err(e) => {
-            eprintln!("error: {e:#}");
+            eprintln!("error: {}", flags::translate(&format!("{e:#}")));
             ExitCode::FAILURE
         }
     }

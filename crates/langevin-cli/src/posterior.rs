@@ -170,9 +170,9 @@ pub fn run(a: &PosteriorArgs, quiet: bool) -> Result<()> {
             let precondition = a.sampler == PosteriorSampler::Psgld;
             let mut k = Sgld::new(&post, a.batch, Schedule::Constant(1.0), precondition)?;
             if a.sampler == PosteriorSampler::SgldCv {
-                k = k.with_control_variate();
+                k = k.with_control_variate(post.map().to_vec());
             }
-            let eps0 = a.step_size.unwrap_or_else(|| k.default_step(a.seed));
+            let eps0 = a.step_size.unwrap_or_else(|| k.default_step(post.map(), &post.laplace_std(), a.seed));
             // Warm-up runs at ε₀ (a burn-in); the decrease, if any, spans the kept steps.
             let schedule =
                 Schedule::decaying(eps0, a.decay.unwrap_or(1.0), warmup, a.steps, a.schedule_gamma.unwrap_or(0.55))?;

@@ -2,13 +2,13 @@
 //! data set by denoising score matching, generate with plain and with annealed Langevin
 //! dynamics, compare both with held-out data, and draw them side by side.
 
-use crate::generate::{self, GenOptions, GenSampler};
 use crate::train::{self, TrainArgs};
 use anyhow::{Result, bail};
 use clap::Args;
 use langevin::metrics;
 use langevin::rng::LaneRng;
 use langevin_learn::checkpoint::{RunDir, TrainedModel};
+use langevin_learn::generate::{GenSampler, GenerateOptions, generate};
 use ndarray::{Array2, ArrayView2};
 use serde_json::{Value, json};
 use std::path::PathBuf;
@@ -95,21 +95,9 @@ pub fn run(a: &QuickstartArgs, quiet: bool) -> Result<()> {
     if !quiet {
         eprintln!("2/3 generating {} samples with plain and with annealed Langevin", a.n);
     }
-    let opts = |sampler| GenOptions {
-        n: a.n,
-        sampler,
-        steps_per_level: None,
-        eps: None,
-        eps_rule: generate::EpsRule::Contraction,
-        denoise: true,
-        steps: None,
-        step_size: None,
-        init: None,
-        seed: a.seed,
-        record_every: None,
-    };
-    let annealed = generate::generate(model.clone(), &opts(GenSampler::Annealed), quiet)?;
-    let plain = generate::generate(model.clone(), &opts(GenSampler::Ula), quiet)?;
+    let opts = |sampler| GenerateOptions { n: a.n, sampler, seed: a.seed, ..Default::default() };
+    let annealed = generate(model.clone(), &opts(GenSampler::Annealed))?;
+    let plain = generate(model.clone(), &opts(GenSampler::Ula))?;
 
     if !quiet {
         eprintln!("3/3 comparing with held-out data and plotting");
@@ -148,7 +136,7 @@ pub fn run(a: &QuickstartArgs, quiet: bool) -> Result<()> {
             "annealed_langevin": m_annealed,
         },
         "mmd_ratio_to_data_floor": {"plain_langevin": ratio(&m_plain), "annealed_langevin": ratio(&m_annealed)},
-        "generation": {"annealed": Value::Object(annealed.info.clone()), "plain": Value::Object(plain.info.clone())},
+        "generation": {"annealed": serde_json::to_value(&annealed.report)?, "plain": serde_json::to_value(&plain.report)?},
         "files": {"plot": png, "annealed": run.file("annealed.npy"), "plain": run.file("plain.npy"), "data": run.file("data.npy")},
         "seconds": started.elapsed().as_secs_f64(),
     });

@@ -4,9 +4,8 @@ use crate::progress::Progress;
 use crate::report;
 use anyhow::{Result, bail};
 use clap::{Args, ValueEnum};
-use langevin::sampler::{
-    self, AnnealConfig, AnnealOptions, Annealed, Init, Mala, RunConfig, RunResult, Scheme, Ula, Underdamped,
-};
+use langevin::sample::{SampleOptions, Sampler, StepSize, sample};
+use langevin::sampler::{AnnealConfig, AnnealOptions, Init, RunResult, Scheme};
 use langevin::target::{Target, load_target};
 use serde_json::{Value, json};
 use std::path::PathBuf;
@@ -111,7 +110,7 @@ pub struct SampleArgs {
     /// Annealed: largest noise level σ₁ (default from the target's spread).
     #[arg(long, value_name = "SIGMA")]
     pub sigma_max: Option<f64>,
-    /// Annealed: smallest noise level σ_L (default 1/20 of the narrowest mode's std).
+    /// Annealed: smallest noise level σ_L (default 1/10 of the narrowest mode's std).
     #[arg(long, value_name = "SIGMA")]
     pub sigma_min: Option<f64>,
     /// Annealed: number of noise levels L (default from NCSNv2's ratio rule).
@@ -120,7 +119,8 @@ pub struct SampleArgs {
     /// Annealed: Langevin steps per level T (default 100).
     #[arg(long, value_name = "T")]
     pub steps_per_level: Option<usize>,
-    /// Annealed: step size ε at σ_L; level i uses ε σ_i²/σ_L² (default from NCSNv2's rule).
+    /// Annealed: step size ε at σ_L; level i uses ε σ_i²/σ_L² (default c·σ_L² with
+    /// (1 − c)^T = 1e-9, so each level forgets the previous one).
     #[arg(long, value_name = "EPS")]
     pub eps: Option<f64>,
     /// Annealed: skip the final denoising step x + σ_L² s(x, σ_L).
@@ -261,105 +261,19 @@ pub fn run(a: &SampleArgs, quiet: bool) -> Result<()> {
         None => target,
     };
     let t: &dyn Target = target.as_ref();
-    if a.sampler == SamplerKind::Exact {
-        return exact(a, t, quiet);
-    }
-
-    // Annealing schedule first: its σ₁ sets the default start.
-    let anneal = if a.sampler == SamplerKind::Annealed {
-        let opts = AnnealOptions {
-            sigma_max: a.sigma_max,
-            sigma_min: a.sigma_min,
-            levels: a.levels,
-            steps_per_level: a.steps_per_level,
-            eps: a.eps,
-            denoise: !a.no_denoise,
-        };
-        Some(AnnealConfig::resolve(t, &opts)?)
-    } else {
-        None
+    let opts = options(a, t)?;
+    // Progress needs the run's length, which the library derives; exact draws take no steps.
+    let steps = match &opts.sampler {
+        Sampler::Exact => 0,
+        Sampler::Annealed { .. } => 0,
+        _ => opts.warmup.unwrap_or(if a.sampler == SamplerKind::Mala { 1000 } else { 0 }) + opts.steps.unwrap_or(1000),
     };
-    let init = match &a.init {
-        Some(s) => Init::parse(s)?,
-        None => match &anneal {
-            Some((cfg, _)) => Init::Gaussian { mean: t.moments().map_or(vec![0.0], |(m, _)| m), std: cfg.sigmas[0] },
-            None => t.default_init(),
-        },
-    };
-    let particles = match (a.particles, init.particles()) {
-        (Some(n), _) => n,
-        (None, Some(n)) => n,
-        (None, None) => 10_000,
-    };
-    let steps = match &anneal {
-        Some((cfg, _)) => cfg.total_steps(),
-        None => a.steps.unwrap_or(1000),
-    };
-    let warmup = a.warmup.unwrap_or(if a.sampler == SamplerKind::Mala { 1000 } else { 0 });
-    let mass = match &a.mass {
-        Some(m) => m
-            .split(',')
-            .map(|v| v.trim().parse::<f64>().map_err(|_| anyhow::anyhow!("--mass: '{}' is not a number", v.trim())))
-            .collect::<Result<Vec<f64>>>()?,
-        None => vec![1.0],
-    };
-    let auto = a.step_size == Some(Step::Auto) || a.dt == Some(Step::Auto);
-    let stiffness = if auto {
-        let f = langevin::analysis::Field::new(t);
-        let pts = langevin::analysis::typical_samples(t, 1000, a.seed)?;
-        Some(langevin::analysis::stiffness(&pts, &f.jacobians(&pts)?)?)
-    } else {
-        None
-    };
-    let step_size = match (&anneal, a.sampler.scheme(), &stiffness) {
-        (Some((cfg, _)), _, _) => cfg.eps,
-        // Δt = 1/ω_max with ω² = λ·kT/m: half the Verlet stability limit ωΔt < 2.
-        (None, Some(_), Some(s)) => {
-            let kt = t.temperature().unwrap_or(1.0);
-            let m = mass.iter().cloned().fold(f64::INFINITY, f64::min);
-            (m / (s.lambda_max * kt)).sqrt()
-        }
-        (None, Some(_), None) => match a.dt {
-            Some(Step::Value(v)) => v,
-            _ => default_dt(t, &mass),
-        },
-        (None, None, Some(s)) => s.recommended_step,
-        (None, None, None) => match a.step_size {
-            Some(Step::Value(v)) => v,
-            _ => t.default_step_size(),
-        },
-    };
-    let total = (warmup + steps) as u64 * particles as u64;
-    let record_every = a.trajectory.as_ref().map(|_| a.record_every.unwrap_or(((warmup + steps) / 100).max(1)));
-    let progress = Progress::start(total, "particle-steps", quiet);
-    let cfg = RunConfig {
-        particles,
-        warmup,
-        steps,
-        thin: a.thin,
-        record_every,
-        seed: a.seed,
-        block_size: Some(sampler::auto_block_size(particles, t.dim()).min(t.preferred_block_size().max(1))),
-        step_size,
-        adapt: (a.sampler == SamplerKind::Mala && !a.no_adapt).then_some(a.target_accept.unwrap_or(0.574)),
-        progress: Some(progress.counter.clone()),
-        ..Default::default()
-    };
-    let result: RunResult = match a.sampler {
-        SamplerKind::Ula => sampler::run(&Ula::new(t, !a.no_noise), &init, &cfg)?,
-        SamplerKind::Mala => sampler::run(&Mala::new(t), &init, &cfg)?,
-        SamplerKind::Exact => unreachable!("handled above"),
-        SamplerKind::Baoab | SamplerKind::Obabo | SamplerKind::UnderdampedEm => {
-            let scheme = a.sampler.scheme().expect("underdamped");
-            let k = Underdamped::new(t, scheme, &mass, a.friction.unwrap_or(1.0))?;
-            sampler::run(&k, &init, &cfg)?
-        }
-        SamplerKind::Annealed => {
-            let (acfg, _) = anneal.as_ref().expect("resolved above");
-            sampler::run(&Annealed::new(t, acfg.clone(), !a.no_noise)?, &init, &cfg)?
-        }
-    };
+    let particles_hint = opts.particles.or(opts.init.as_ref().and_then(|i| i.particles())).unwrap_or(10_000);
+    let progress = Progress::start((steps * particles_hint) as u64, "particle-steps", quiet || steps == 0);
+    let opts = SampleOptions { progress: Some(progress.counter.clone()), ..opts };
+    let out = sample(t, &opts)?;
     progress.finish();
+    let result = &out.run;
 
     if let Some(p) = &a.out {
         langevin::io::write_matrix(p, result.samples.view(), &t.coordinate_names())?;
@@ -367,91 +281,13 @@ pub fn run(a: &SampleArgs, quiet: bool) -> Result<()> {
     if let (Some(p), Some(traj)) = (&a.trajectory, &result.trajectory) {
         langevin::io::write_trajectory(p, traj.view())?;
     }
-
-    let mut rep = serde_json::Map::new();
+    let late: Vec<String> = out.report.warnings.iter().map(|w| crate::flags::translate(w)).collect();
+    let Value::Object(mut rep) = serde_json::to_value(&out.report)? else { unreachable!("a struct") };
     rep.insert("command".into(), json!("sample"));
     rep.insert("version".into(), json!(env!("CARGO_PKG_VERSION")));
-    rep.insert("sampler".into(), json!(a.sampler.name()));
-    rep.insert("target".into(), json!(t.name()));
     rep.insert("target_spec".into(), json!(a.target));
-    rep.insert("dim".into(), json!(t.dim()));
-    rep.insert("particles".into(), json!(particles));
-    rep.insert("steps".into(), json!(warmup + steps));
-    rep.insert("warmup".into(), json!(warmup));
-    rep.insert("thin".into(), json!(a.thin));
-    rep.insert("draws_per_particle".into(), json!(result.draws));
-    rep.insert("seed".into(), json!(a.seed));
-    rep.insert("threads".into(), json!(rayon::current_num_threads()));
-    rep.insert("block_size".into(), json!(result.block_size));
-    rep.insert("seconds".into(), json!(result.seconds));
-    rep.insert("particle_steps_per_second".into(), json!(result.particle_steps as f64 / result.seconds));
-    rep.insert("noise".into(), json!(!a.no_noise));
-    rep.insert("init".into(), json!(init.describe()));
-    if let Some((acfg, notes)) = &anneal {
-        rep.insert(
-            "annealing".into(),
-            json!({
-                "sigma_max": acfg.sigmas[0],
-                "sigma_min": acfg.sigmas[acfg.sigmas.len() - 1],
-                "levels": acfg.sigmas.len(),
-                "steps_per_level": acfg.steps_per_level,
-                "eps": acfg.eps,
-                "denoise": acfg.denoise,
-                "sigmas": acfg.sigmas,
-                "step_sizes": (0..acfg.sigmas.len()).map(|i| acfg.alpha(i)).collect::<Vec<_>>(),
-                "notes": notes,
-            }),
-        );
-    } else if a.sampler.scheme().is_some() {
-        rep.insert("dt".into(), json!(step_size));
-        rep.insert("mass".into(), json!(mass));
-        rep.insert("friction".into(), json!(a.friction.unwrap_or(1.0)));
-    } else {
-        rep.insert("step_size".into(), json!(result.step_size));
-        rep.insert("step_size_initial".into(), json!(step_size));
-    }
-    if let Some(s) = &stiffness {
-        rep.insert(
-            "step_size_auto".into(),
-            json!({"lambda_max": s.lambda_max, "lambda_max_at": s.lambda_max_at, "max_stable_ula_step": s.max_stable_step,
-                   "chosen": step_size, "samples": s.points,
-                   "rule": if a.sampler.scheme().is_some() { "Δt = √(m/(λ_max·kT)), half the stability limit" } else { "τ = 1/λ_max, half the stability limit 2/λ_max" }}),
-        );
-    }
-    if let Some(kt) = t.temperature() {
-        rep.insert("temperature".into(), json!(kt));
-        // log p = −U/kT exactly for Boltzmann targets.
-        let (_, logp) = langevin::target::eval_rows(t, result.samples.view())?;
-        let u = -kt * logp.iter().map(|&l| l as f64).sum::<f64>() / logp.len() as f64;
-        rep.insert("potential_energy_mean".into(), json!(u));
-    }
-    if let Some(k) = result.kinetic_temperature {
-        rep.insert("kinetic_temperature".into(), json!(k));
-    }
-    if let Some(rate) = result.acceptance_rate() {
-        rep.insert("acceptance_rate".into(), json!(rate));
-        rep.insert("warmup_acceptance".into(), json!(result.warmup_acceptance));
-    }
-    rep.extend(report::sample_statistics(result.samples.view(), t));
-    if result.draws >= 4 {
-        rep.extend(report::chain_diagnostics(result.samples.view(), particles));
-    }
     let mut all_warnings = warnings.clone();
-    if let Some(rate) = result.acceptance_rate() {
-        if rate < 0.05 {
-            all_warnings.push(format!(
-                "MALA accepted only {:.1}% of proposals: the chains barely moved; use a smaller --step-size or keep the warm-up adaptation on",
-                100.0 * rate
-            ));
-        }
-    }
-    if let Some(r) = rep.get("rhat_max").and_then(|v| v.as_f64()) {
-        if r > 1.01 {
-            all_warnings.push(format!(
-                "max R-hat is {r:.3} (above 1.01): the chains have not mixed; run more --steps or --warmup before trusting these samples"
-            ));
-        }
-    }
+    all_warnings.extend(late.iter().cloned());
     rep.insert("warnings".into(), json!(all_warnings));
     if let Some(p) = &a.out {
         rep.insert("out".into(), json!(p));
@@ -461,58 +297,78 @@ pub fn run(a: &SampleArgs, quiet: bool) -> Result<()> {
         report::write(p, &rep)?;
     }
     if !quiet {
-        print_summary(a, t, &result, &rep, (warmup, steps), &all_warnings[warnings.len()..]);
+        if opts.sampler == Sampler::Exact {
+            let wrote = a.out.as_ref().map(|p| format!(", wrote {}", p.display())).unwrap_or_default();
+            eprintln!("{} exact samples of {} in {:.3} s{wrote}", result.samples.nrows(), t.name(), result.seconds);
+        } else {
+            print_summary(a, t, result, &rep, (out.resolved.warmup, out.resolved.steps), &late);
+        }
     }
     Ok(())
 }
 
-/// Default time step: a fifth of the period scale 1/ω_max of the stiffest mode, with
-/// ω_max ≈ √(kT/m)/ℓ for the narrowest length scale ℓ of the target.
-pub(crate) fn default_dt(t: &dyn Target, mass: &[f64]) -> f64 {
-    let kt = t.temperature().unwrap_or(1.0);
-    let m = mass.iter().cloned().fold(f64::INFINITY, f64::min);
-    match t.scales() {
-        Some(s) if m.is_finite() && m > 0.0 => 0.2 * s.smallest * (m / kt).sqrt(),
-        _ => 0.01,
-    }
-}
-
-/// `--sampler exact`: independent draws straight from the target.
-fn exact(a: &SampleArgs, t: &dyn Target, quiet: bool) -> Result<()> {
-    let n = a.particles.unwrap_or(10_000);
-    if n == 0 {
-        bail!("--particles must be at least 1");
-    }
-    let start = std::time::Instant::now();
-    let Some(samples) = t.sample_exact(n, &mut langevin::rng::LaneRng::new(a.seed, 0)) else {
-        bail!(
-            "target '{}' cannot be sampled exactly (only Gaussians, mixtures, 1-D targets and some built-ins can); use --sampler ula, mala or annealed",
-            t.name()
-        );
+/// Flags → the library's options.
+fn options(a: &SampleArgs, t: &dyn Target) -> Result<SampleOptions> {
+    let mass = match &a.mass {
+        Some(m) => m
+            .split(',')
+            .map(|v| v.trim().parse::<f64>().map_err(|_| anyhow::anyhow!("--mass: '{}' is not a number", v.trim())))
+            .collect::<Result<Vec<f64>>>()?,
+        None => vec![1.0],
     };
-    let seconds = start.elapsed().as_secs_f64();
-    if let Some(p) = &a.out {
-        langevin::io::write_matrix(p, samples.view(), &t.coordinate_names())?;
+    let sampler = match a.sampler {
+        SamplerKind::Ula => Sampler::Ula { noise: !a.no_noise },
+        SamplerKind::Mala => Sampler::Mala { adapt: (!a.no_adapt).then_some(a.target_accept.unwrap_or(0.574)) },
+        SamplerKind::Exact => Sampler::Exact,
+        SamplerKind::Annealed => Sampler::Annealed {
+            options: AnnealOptions {
+                sigma_max: a.sigma_max,
+                sigma_min: a.sigma_min,
+                levels: a.levels,
+                steps_per_level: a.steps_per_level,
+                eps: a.eps,
+                denoise: !a.no_denoise,
+            },
+            noise: !a.no_noise,
+        },
+        SamplerKind::Baoab | SamplerKind::Obabo | SamplerKind::UnderdampedEm => Sampler::Underdamped {
+            scheme: a.sampler.scheme().expect("underdamped"),
+            mass,
+            friction: a.friction.unwrap_or(1.0),
+        },
+    };
+    let step = if a.sampler.scheme().is_some() { a.dt.or(a.step_size) } else { a.step_size };
+    let step_size = match step {
+        None => StepSize::Default,
+        Some(Step::Auto) => StepSize::Auto,
+        Some(Step::Value(v)) => StepSize::Given(v),
+    };
+    let record_every = a.trajectory.as_ref().and(a.record_every);
+    let init = a.init.as_deref().map(Init::parse).transpose()?;
+    let mut opts = SampleOptions {
+        sampler,
+        step_size,
+        init,
+        particles: a.particles,
+        steps: a.steps,
+        warmup: a.warmup,
+        thin: a.thin,
+        record_every,
+        seed: a.seed,
+        ..Default::default()
+    };
+    if a.trajectory.is_some() && opts.record_every.is_none() {
+        // 1/100 of the run by default.
+        let total = match &opts.sampler {
+            Sampler::Annealed { options, .. } => {
+                let (c, _) = AnnealConfig::resolve(t, options)?;
+                c.total_steps()
+            }
+            _ => a.warmup.unwrap_or(if a.sampler == SamplerKind::Mala { 1000 } else { 0 }) + a.steps.unwrap_or(1000),
+        };
+        opts.record_every = Some((total / 100).max(1));
     }
-    let mut rep = serde_json::Map::new();
-    rep.insert("command".into(), json!("sample"));
-    rep.insert("sampler".into(), json!("exact"));
-    rep.insert("target".into(), json!(t.name()));
-    rep.insert("dim".into(), json!(t.dim()));
-    rep.insert("particles".into(), json!(n));
-    rep.insert("steps".into(), json!(0));
-    rep.insert("seed".into(), json!(a.seed));
-    rep.insert("seconds".into(), json!(seconds));
-    rep.extend(report::sample_statistics(samples.view(), t));
-    let rep = Value::Object(rep);
-    if let Some(p) = &a.report {
-        report::write(p, &rep)?;
-    }
-    if !quiet {
-        let out = a.out.as_ref().map(|p| format!(", wrote {}", p.display())).unwrap_or_default();
-        eprintln!("{n} exact samples of {} in {seconds:.3} s{out}", t.name());
-    }
-    Ok(())
+    Ok(opts)
 }
 
 fn print_summary(

@@ -88,12 +88,15 @@ pub fn new_run(
     device: &Device,
 ) -> Result<NewRun> {
     if !(heldout_fraction > 0.0 && heldout_fraction < 1.0) {
-        return Err(Error::Invalid(format!("--heldout-fraction {heldout_fraction} must be between 0 and 1")));
+        return Err(Error::invalid(
+            "heldout_fraction",
+            format!("`heldout_fraction` {heldout_fraction} must be between 0 and 1"),
+        ));
     }
     let (train_raw, heldout_raw) =
         data::split(x, heldout_fraction, &mut langevin::rng::LaneRng::new(train.seed, 0x5911));
     if train.batch > train_raw.nrows() {
-        return Err(Error::Invalid(format!(
+        return Err(Error::msg(format!(
             "--batch {} is larger than the {} training rows ({} rows, {:.0}% held out); use a smaller --batch or more data",
             train.batch,
             train_raw.nrows(),
@@ -103,7 +106,7 @@ pub fn new_run(
     }
     let norm = Normalization::fit(&train_raw);
     let (tr, ho) = (norm.apply(&train_raw), norm.apply(&heldout_raw));
-    let (ladder, ladder_notes) = Ladder::from_data(&tr, ladder, train.seed)?;
+    let (ladder, ladder_notes) = crate::ladder::from_data(&tr, ladder, train.seed)?;
     let m = |e: candle_core::Error| Error::Model(e.to_string());
     let network = ScoreNet::new(x.ncols(), net.clone(), train.seed, device).map_err(m)?;
     let config = RunConfig {
@@ -159,7 +162,7 @@ impl RunDir {
 
     /// Write the config (atomically).
     pub fn save_config(&self, config: &RunConfig) -> Result<()> {
-        let v = serde_json::to_value(config).map_err(|e| Error::Invalid(e.to_string()))?;
+        let v = serde_json::to_value(config).map_err(|e| Error::msg(e.to_string()))?;
         langevin::io::write_json(&self.file(CONFIG), &v)
     }
 

@@ -88,7 +88,7 @@ pub fn generate(name: &str, n: usize, rng: &mut LaneRng) -> Result<Array2<f32>> 
         }
         other => {
             let names: Vec<&str> = BUILTIN.iter().map(|(n, _)| *n).collect();
-            return Err(Error::Invalid(format!(
+            return Err(Error::msg(format!(
                 "unknown data set '{other}'; built-in data sets: {} (or give a .csv or .npy file)",
                 names.join(", ")
             )));

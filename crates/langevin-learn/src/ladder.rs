@@ -1,4 +1,6 @@
-//! Noise ladders σ₁ > … > σ_L for training and annealed sampling.
+//! Noise ladders σ₁ > … > σ_L from data. The ladder type is the core's
+//! ([`langevin::ladder::Ladder`], shared by training and sampling); this module adds the rules
+//! that read the data.
 //!
 //! Geometric ladders, with NCSNv2's rules (Song & Ermon 2020) to choose them from the data:
 //! technique 1, σ₁ as large as the largest distance between training points; technique 2, a
@@ -6,16 +8,42 @@
 //! dimension, see `langevin::sampler::ncsnv2_gamma`); technique 4, the step ε for T Langevin steps
 //! per level (`langevin::sampler::ncsnv2_step_ratio`).
 
+use langevin::Result;
 use langevin::rng::LaneRng;
-use langevin::{Error, Result};
 use ndarray::Array2;
-use serde::{Deserialize, Serialize};
 
-/// A geometric noise ladder.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct Ladder {
-    /// σ₁ > … > σ_L.
-    pub sigmas: Vec<f64>,
+pub use langevin::ladder::Ladder;
+
+/// A ladder for the rows of `x` (standardized data): NCSNv2's techniques 1 and 2 for what
+/// `opts` leaves open. Returns the ladder and one note per derived value.
+pub fn from_data(x: &Array2<f32>, opts: &LadderOptions, seed: u64) -> Result<(Ladder, Vec<String>)> {
+    let mut notes = Vec::new();
+    let sigma_max = match opts.sigma_max {
+        Some(s) => s,
+        None => {
+            let s = max_pairwise_distance(x, seed);
+            notes
+                .push(format!("sigma_max = {s:.4}: the largest distance between training points (NCSNv2 technique 1)"));
+            s
+        }
+    };
+    let sigma_min = opts.sigma_min.unwrap_or(0.01);
+    if opts.sigma_min.is_none() {
+        notes.push("sigma_min = 0.01 (in standardized units, 1% of each coordinate's standard deviation)".into());
+    }
+    let levels = match opts.levels {
+        Some(l) => l,
+        None => {
+            let g = langevin::ladder::ncsnv2_gamma(x.ncols());
+            let l = Ladder::ncsnv2_levels(sigma_max, sigma_min, x.ncols());
+            notes.push(format!(
+                "levels = {l}: ratio at most {g:.3} between levels (NCSNv2 technique 2, d = {})",
+                x.ncols()
+            ));
+            l
+        }
+    };
+    Ok((Ladder::geometric(sigma_max, sigma_min, levels)?, notes))
 }
 
 /// What the user fixed of the ladder; the rest comes from the data.
@@ -27,87 +55,6 @@ pub struct LadderOptions {
     pub sigma_min: Option<f64>,
     /// L (default: NCSNv2's ratio rule).
     pub levels: Option<usize>,
-}
-
-impl Ladder {
-    /// The geometric ladder from `sigma_max` down to `sigma_min` in `levels` levels.
-    pub fn geometric(sigma_max: f64, sigma_min: f64, levels: usize) -> Result<Ladder> {
-        if !(sigma_min.is_finite() && sigma_min > 0.0) {
-            return Err(Error::Invalid(format!("σ_L (--sigma-min) = {sigma_min} must be positive and finite")));
-        }
-        if !(sigma_max.is_finite() && sigma_max > sigma_min) {
-            return Err(Error::Invalid(format!(
-                "the noise ladder needs σ₁ > σ_L, but σ₁ (--sigma-max) = {sigma_max} and σ_L (--sigma-min) = {sigma_min}"
-            )));
-        }
-        if levels < 2 {
-            return Err(Error::Invalid(format!("--levels = {levels}: a noise ladder needs at least 2 levels")));
-        }
-        let gamma = (sigma_max / sigma_min).powf(1.0 / (levels - 1) as f64);
-        Ok(Ladder { sigmas: (0..levels).map(|i| sigma_max / gamma.powi(i as i32)).collect() })
-    }
-
-    /// A ladder for the rows of `x` (standardized data): NCSNv2's techniques 1 and 2 for what
-    /// `opts` leaves open. Returns the ladder and one note per derived value.
-    pub fn from_data(x: &Array2<f32>, opts: &LadderOptions, seed: u64) -> Result<(Ladder, Vec<String>)> {
-        let mut notes = Vec::new();
-        let sigma_max = match opts.sigma_max {
-            Some(s) => s,
-            None => {
-                let s = max_pairwise_distance(x, seed);
-                notes.push(format!(
-                    "sigma_max = {s:.4}: the largest distance between training points (NCSNv2 technique 1)"
-                ));
-                s
-            }
-        };
-        let sigma_min = opts.sigma_min.unwrap_or(0.01);
-        if opts.sigma_min.is_none() {
-            notes.push("sigma_min = 0.01 (in standardized units, 1% of each coordinate's standard deviation)".into());
-        }
-        let levels = match opts.levels {
-            Some(l) => l,
-            None => {
-                let g = langevin::sampler::ncsnv2_gamma(x.ncols());
-                let l =
-                    if sigma_max > sigma_min { ((sigma_max / sigma_min).ln() / g.ln()).ceil() as usize + 1 } else { 2 };
-                notes.push(format!(
-                    "levels = {l}: ratio at most {g:.3} between levels (NCSNv2 technique 2, d = {})",
-                    x.ncols()
-                ));
-                l
-            }
-        };
-        Ok((Ladder::geometric(sigma_max, sigma_min, levels)?, notes))
-    }
-
-    /// Number of levels L.
-    pub fn levels(&self) -> usize {
-        self.sigmas.len()
-    }
-    /// σ₁.
-    pub fn sigma_max(&self) -> f64 {
-        self.sigmas[0]
-    }
-    /// σ_L.
-    pub fn sigma_min(&self) -> f64 {
-        self.sigmas[self.sigmas.len() - 1]
-    }
-    /// Ratio γ = σᵢ/σᵢ₊₁.
-    pub fn ratio(&self) -> f64 {
-        (self.sigma_max() / self.sigma_min()).powf(1.0 / (self.levels() - 1).max(1) as f64)
-    }
-    /// NCSNv2 technique 4: ε for `steps` Langevin steps per level.
-    pub fn ncsnv2_eps(&self, steps: usize) -> f64 {
-        langevin::sampler::ncsnv2_step_ratio(self.ratio(), steps) * self.sigma_min().powi(2)
-    }
-
-    /// The contraction rule of `langevin::sampler::contraction_step_ratio`: ε = c σ_L² with
-    /// (1 − c)^T = 10⁻⁹. On a model trained on `ncsn-toy` (30,000 steps) it puts 0.792 of the mass on
-    /// the (5,5) mode where NCSNv2's rule puts 0.778, as with exact scores (0.793 against 0.770).
-    pub fn contraction_eps(&self, steps: usize) -> f64 {
-        langevin::sampler::contraction_step_ratio(steps) * self.sigma_min().powi(2)
-    }
 }
 
 /// The largest distance between rows of `x`, exact for up to 2,000 rows and otherwise over a
@@ -137,7 +84,7 @@ mod tests {
         assert!(Ladder::geometric(2.0, 1.0, 1).unwrap_err().to_string().contains("at least 2"));
         assert!(Ladder::geometric(2.0, 0.0, 5).unwrap_err().to_string().contains("positive"));
         let x = ndarray::array![[0.0f32, 0.0], [3.0, 4.0], [1.0, 1.0]];
-        let (l, notes) = Ladder::from_data(&x, &LadderOptions::default(), 0).unwrap();
+        let (l, notes) = from_data(&x, &LadderOptions::default(), 0).unwrap();
         assert!((l.sigma_max() - 5.0).abs() < 1e-6 && (l.sigma_min() - 0.01).abs() < 1e-12);
         assert_eq!(notes.len(), 3);
         assert!(l.ncsnv2_eps(100) > 0.0);

@@ -1,8 +1,8 @@
 //! A trained network as a target of the core samplers: s(x, σ) = f_θ(x, σ)/σ.
 //!
-//! [`LearnedScore`] implements [`langevin::target::Target`] at one noise level; `perturbed(σ)`
-//! gives the same network at another level, so annealed Langevin, plain Langevin at σ_L and
-//! every later sampler run on it unchanged. Samples live in standardized coordinates (the
+//! [`LearnedScore`] implements [`langevin::target::Target`] at one noise level, and its
+//! `score_at(x, σ)` (hence [`langevin::field::Score`]) evaluates the same network at any σ > 0,
+//! so annealed Langevin, plain Langevin at σ_L and every later sampler run on it unchanged. Samples live in standardized coordinates (the
 //! network's); callers undo the standardization at the end.
 //!
 //! The network is evaluated in chunks of [`CHUNK`] rows (large intermediate tensors were slower:
@@ -44,14 +44,19 @@ impl LearnedScore {
         self.sigma
     }
 
-    /// Scores of the rows of an (n × d) row-major buffer, into `out` (row-major).
+    /// Scores at this model's σ of the rows of an (n × d) row-major buffer, into `out`.
     pub fn score_rows(&self, rows: &[f32], out: &mut [f32]) -> Result<()> {
+        self.score_rows_at(rows, self.sigma, out)
+    }
+
+    /// Scores at noise level `sigma` of the rows of an (n × d) row-major buffer, into `out`.
+    pub fn score_rows_at(&self, rows: &[f32], sigma: f64, out: &mut [f32]) -> Result<()> {
         let d = self.model.config.dim;
         let n = rows.len() / d;
         let dev = self.model.net.device();
         let m = |e: candle_core::Error| Error::Model(e.to_string());
-        let inv = (1.0 / self.sigma) as f32;
-        let ls = self.sigma.ln() as f32;
+        let inv = (1.0 / sigma) as f32;
+        let ls = sigma.ln() as f32;
         for start in (0..n).step_by(CHUNK) {
             let end = (start + CHUNK).min(n);
             let x = Tensor::from_slice(&rows[start * d..end * d], (end - start, d), dev).map_err(m)?;
@@ -75,15 +80,27 @@ impl Target for LearnedScore {
     }
     fn eval(&self, x: &Block, score: &mut Block, log_density: Option<&mut [f32]>) -> Result<()> {
         if log_density.is_some() {
-            return Err(Error::Invalid(
-                "a learned score has no log-density, which MALA's accept/reject step needs; use --sampler annealed or ula".into(),
+            return Err(Error::invalid(
+                "sampler",
+                "a learned score has no log-density, which MALA's accept/reject step needs; use annealed Langevin or ULA",
             ));
+        }
+        self.score_at(x, self.sigma, score)
+    }
+    /// Any σ > 0: the network is conditioned on log σ (it was trained on the ladder's range,
+    /// see `scales`).
+    fn noise_range(&self) -> (f64, f64) {
+        (f64::MIN_POSITIVE, f64::INFINITY)
+    }
+    fn score_at(&self, x: &Block, sigma: f64, score: &mut Block) -> Result<()> {
+        if !(sigma.is_finite() && sigma > 0.0) {
+            return Err(langevin::field::sigma_error(&self.name(), self.noise_range(), sigma));
         }
         let (d, n) = (x.dim(), x.len());
         let mut rows = Vec::with_capacity(n * d);
         x.append_rows(&mut rows);
         let mut out = vec![0.0f32; n * d];
-        self.score_rows(&rows, &mut out)?;
+        self.score_rows_at(&rows, sigma, &mut out)?;
         for c in 0..d {
             let r = score.row_mut(c);
             for i in 0..n {
@@ -92,9 +109,6 @@ impl Target for LearnedScore {
             r[n..].fill(0.0);
         }
         Ok(())
-    }
-    fn perturbed(&self, sigma: f64) -> Option<Arc<dyn Target>> {
-        (sigma > 0.0).then(|| Arc::new(LearnedScore { model: self.model.clone(), sigma }) as Arc<dyn Target>)
     }
     /// The training ladder's ends, as the annealing defaults would derive them from a target
     /// (σ₁ = largest, σ_L = smallest/10).

@@ -58,7 +58,7 @@ impl Default for TrainConfig {
 impl TrainConfig {
     /// Check the values, with messages that name the flag.
     pub fn validate(&self, rows: usize) -> Result<()> {
-        let bad = |m: String| Err(Error::Invalid(m));
+        let bad = |m: String| Err(Error::msg(m));
         if self.steps == 0 {
             return bad("--steps must be at least 1".into());
         }
@@ -197,7 +197,7 @@ impl Trainer {
     ) -> Result<Self> {
         config.validate(data.nrows())?;
         if data.ncols() != net.dim() || heldout.ncols() != net.dim() {
-            return Err(Error::Invalid(format!(
+            return Err(Error::msg(format!(
                 "data have {} columns but the network expects {}",
                 data.ncols(),
                 net.dim()
@@ -235,7 +235,7 @@ impl Trainer {
         let sizes: Vec<usize> = self.weights.iter().map(|w| w.len()).collect();
         for (name, parts) in [("weights", &weights), ("ema", &ema), ("adam.m", &adam.m), ("adam.v", &adam.v)] {
             if parts.len() != sizes.len() || parts.iter().zip(&sizes).any(|(p, &n)| p.len() != n) {
-                return Err(Error::Invalid(format!("checkpoint '{name}' does not match the network's shapes")));
+                return Err(Error::msg(format!("checkpoint '{name}' does not match the network's shapes")));
             }
         }
         self.set_vars(&weights)?;

@@ -4,10 +4,11 @@
 use candle_core::Device;
 use langevin::metrics::{mmd, mode_weights};
 use langevin::rng::LaneRng;
-use langevin::sampler::{AnnealConfig, Annealed, Init, RunConfig, Ula, run};
+use langevin::sampler::{Init, RunConfig, Ula, run};
 use langevin::target::builtin;
 use langevin_learn::checkpoint::{NewRun, TrainedModel, new_run};
 use langevin_learn::data;
+use langevin_learn::generate::{GenerateOptions, generate};
 use langevin_learn::ladder::LadderOptions;
 use langevin_learn::model::LearnedScore;
 use langevin_learn::net::NetConfig;
@@ -45,20 +46,7 @@ fn trained(name: &str, steps: usize, seed: u64) -> (Arc<TrainedModel>, Array2<f3
 /// Annealed Langevin through the training ladder (T = 100, contraction ε, denoised), from
 /// N(0, σ₁²) in standardized units; returns samples in data units.
 fn annealed(model: &Arc<TrainedModel>, n: usize, seed: u64) -> Array2<f32> {
-    let base = LearnedScore::at_smallest(model.clone());
-    let ladder = &model.config.ladder;
-    let ac = AnnealConfig {
-        sigmas: ladder.sigmas.clone(),
-        steps_per_level: 100,
-        eps: ladder.contraction_eps(100),
-        denoise: true,
-    };
-    let steps = ac.total_steps();
-    let k = Annealed::new(&base, ac, true).unwrap();
-    let init = Init::Gaussian { mean: vec![0.0], std: ladder.sigma_max() };
-    let out =
-        run(&k, &init, &RunConfig { particles: n, steps, seed, block_size: Some(n), ..Default::default() }).unwrap();
-    model.config.normalization.undo(&out.samples)
+    generate(model.clone(), &GenerateOptions { n, seed, ..Default::default() }).unwrap().samples
 }
 
 /// Song & Ermon's toy, learned from 18,000 samples in 30,000 steps (about 40 s in release on
@@ -86,7 +74,7 @@ fn learned_ncsn_toy_annealed_recovers_mode_weights_and_plain_does_not() {
     let out = run(
         &Ula::new(&base, true),
         &init,
-        &RunConfig { particles: n, steps, step_size: 1e-3, seed: 3, block_size: Some(n), ..Default::default() },
+        &RunConfig { particles: n, steps, step_size: 1e-3, seed: 3, ..Default::default() },
     )
     .unwrap();
     let plain = norm.undo(&out.samples);

@@ -209,7 +209,7 @@ impl Region {
     /// Parse `LO,HI` (the same interval for every coordinate) or `LO0,HI0;LO1,HI1;...`.
     pub fn parse(spec: &str, dim: usize) -> Result<Region> {
         let bad = |why: String| {
-            Error::Invalid(format!(
+            Error::msg(format!(
                 "--region '{spec}': {why}; write LO,HI for every coordinate or LO0,HI0;LO1,HI1;... (one pair per coordinate)"
             ))
         };
@@ -318,12 +318,12 @@ pub fn stagnation_points(
 ) -> Result<Vec<StagnationPoint>> {
     let d = field.dim();
     if region.lo.len() != d {
-        return Err(Error::Invalid(format!("the region has {} coordinates but the field has {d}", region.lo.len())));
+        return Err(Error::msg(format!("the region has {} coordinates but the field has {d}", region.lo.len())));
     }
     let mut x0 = region.starts(starts, seed);
     if let Some(e) = extra {
         if e.ncols() != d {
-            return Err(Error::Invalid(format!("extra starts have {} columns but the field has {d}", e.ncols())));
+            return Err(Error::msg(format!("extra starts have {} columns but the field has {d}", e.ncols())));
         }
         x0.append(ndarray::Axis(0), e.view()).expect("same number of columns");
     }
@@ -485,7 +485,7 @@ pub fn divergence(field: &Field, pts: &Array2<f64>) -> Result<Vec<f64>> {
 /// Jacobians there (`Field::jacobians(pts)`; callers usually need them for more than this).
 pub fn stiffness(pts: &Array2<f64>, jac: &[DMatrix<f64>]) -> Result<Stiffness> {
     if pts.nrows() == 0 || jac.len() != pts.nrows() {
-        return Err(Error::Invalid("stiffness needs at least one point and one Jacobian per point".into()));
+        return Err(Error::msg("stiffness needs at least one point and one Jacobian per point"));
     }
     let mut radii: Vec<(f64, usize)> = jac
         .iter()
@@ -494,13 +494,13 @@ pub fn stiffness(pts: &Array2<f64>, jac: &[DMatrix<f64>]) -> Result<Stiffness> {
         .filter(|(r, _)| r.is_finite())
         .collect();
     if radii.is_empty() {
-        return Err(Error::Invalid("the score's Jacobian is not finite at any of the points".into()));
+        return Err(Error::msg("the score's Jacobian is not finite at any of the points"));
     }
     radii.sort_by(|a, b| a.0.total_cmp(&b.0));
     let (lambda_max, at) = radii[radii.len() - 1];
     if lambda_max <= 0.0 {
-        return Err(Error::Invalid(
-            "the score's Jacobian is zero at every point (a flat density): no step size follows from it".into(),
+        return Err(Error::msg(
+            "the score's Jacobian is zero at every point (a flat density): no step size follows from it",
         ));
     }
     Ok(Stiffness {

@@ -38,12 +38,16 @@ pub mod analysis;
 pub mod block;
 pub mod diagnostics;
 mod error;
+pub mod field;
 pub mod io;
+pub mod ladder;
 pub mod metrics;
+pub mod particles;
 pub mod posterior;
 pub mod rng;
+pub mod sample;
 pub mod sampler;
 pub mod target;
 pub mod vmath;
 
-pub use error::{Error, Result};
+pub use error::{Error, Param, Result, Suggestion};

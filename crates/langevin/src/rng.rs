@@ -196,6 +196,24 @@ fn fill_uniform_kernel(s: &mut LaneState, out: &mut [f32]) {
     }
 }
 
+/// Box–Muller for one pair of 32-bit draws: `(r cos θ, r sin θ)`.
+#[inline(always)]
+fn box_muller(a: u32, b: u32) -> (f32, f32) {
+    // Radius from u in (0, 1]: (k + 1)·2⁻²⁴.
+    let u = (((a >> 8) + 1) as i32 as f32) * (1.0 / 16_777_216.0);
+    let r = (-2.0 * vmath::ln(u)).sqrt();
+    // Angle θ = q·π/2 + φ: the top two bits choose the quadrant q, the next 24 bits
+    // a uniform φ in [-π/4, π/4). θ is uniform on a full turn.
+    let q = b >> 30;
+    let f = (((b >> 6) & 0x00ff_ffff) as i32 as f32).mul_add(1.0 / 16_777_216.0, -0.5);
+    let (sn, cs) = vmath::sincos_small(f * std::f32::consts::FRAC_PI_2);
+    // Rotate (cos φ, sin φ) by q quarter turns.
+    let odd = q & 1 == 1;
+    let (x, y) = if odd { (-sn, cs) } else { (cs, sn) };
+    let flip = if q & 2 == 2 { -1.0f32 } else { 1.0 };
+    (r * x * flip, r * y * flip)
+}
+
 /// Box–Muller on whole chunks of `2 * LANES` outputs: the first half of each chunk gets
 /// `r cos θ`, the second half `r sin θ`.
 #[multiversion(targets("x86_64+avx512f+avx512bw+avx512dq+avx512vl+avx2+fma", "x86_64+avx2+fma", "aarch64+neon"))]
@@ -207,21 +225,157 @@ fn fill_normal_kernel(s: &mut LaneState, out: &mut [f32]) {
         next_u32s(s, &mut b);
         let (cos_half, sin_half) = chunk.split_at_mut(LANES);
         for j in 0..LANES {
-            // Radius from u in (0, 1]: (k + 1)·2⁻²⁴.
-            let u = (((a[j] >> 8) + 1) as i32 as f32) * (1.0 / 16_777_216.0);
-            let r = (-2.0 * vmath::ln(u)).sqrt();
-            // Angle θ = q·π/2 + φ: the top two bits choose the quadrant q, the next 24 bits
-            // a uniform φ in [-π/4, π/4). θ is uniform on a full turn.
-            let q = b[j] >> 30;
-            let f = (((b[j] >> 6) & 0x00ff_ffff) as i32 as f32).mul_add(1.0 / 16_777_216.0, -0.5);
-            let (sn, cs) = vmath::sincos_small(f * std::f32::consts::FRAC_PI_2);
-            // Rotate (cos φ, sin φ) by q quarter turns.
-            let odd = q & 1 == 1;
-            let (x, y) = if odd { (-sn, cs) } else { (cs, sn) };
-            let flip = if q & 2 == 2 { -1.0f32 } else { 1.0 };
-            cos_half[j] = r * x * flip;
-            sin_half[j] = r * y * flip;
+            let (c, s) = box_muller(a[j], b[j]);
+            cos_half[j] = c;
+            sin_half[j] = s;
         }
+    }
+}
+
+/// One generator per particle: particle `i` of a run with seed `seed` owns the xoshiro128+
+/// generator seeded from `(seed, i)`, and every random number it ever uses (its start, its
+/// noise, its accept/reject draws) comes from that generator, consumed in the same order
+/// whatever else runs. A particle's path is therefore a function of (seed, particle index,
+/// step) only: any prefix of a run is the smaller run bit for bit, whatever the block size,
+/// the number of particles, the thread count or (later) the machine count. This is what
+/// JAX users get by splitting keys per chain, and what diffusers and k-diffusion users miss
+/// when their samples change with the batch size.
+///
+/// States are stored lane-minor (four `u32` arrays, one entry per particle of a block), so a
+/// block's [`LANES`] particles advance their generators together in SIMD registers.
+#[derive(Clone, Debug)]
+pub struct ParticleRng {
+    s: [Vec<u32>; 4],
+}
+
+impl ParticleRng {
+    /// Generators of particles `first .. first + len`, padded to `stride` (a multiple of
+    /// [`LANES`]; padding entries are the generators of the particles that follow, which no
+    /// output ever reads).
+    pub fn new(seed: u64, first: usize, stride: usize) -> Self {
+        let mut s = [vec![0u32; stride], vec![0u32; stride], vec![0u32; stride], vec![0u32; stride]];
+        let base = mix64(seed ^ 0x5041_5254_4943_4c45); // "PARTICLE"
+        for j in 0..stride {
+            let mut z = mix64(base ^ mix64((first + j) as u64).wrapping_mul(GOLDEN));
+            for w in s.iter_mut() {
+                z = z.wrapping_add(GOLDEN);
+                w[j] = (mix64(z) >> 32) as u32;
+            }
+            if s.iter().all(|w| w[j] == 0) {
+                s[0][j] = 1;
+            }
+        }
+        ParticleRng { s }
+    }
+
+    /// Number of generators (the block's stride).
+    pub fn len(&self) -> usize {
+        self.s[0].len()
+    }
+
+    /// True when there is no generator.
+    pub fn is_empty(&self) -> bool {
+        self.s[0].is_empty()
+    }
+
+    /// Fill `rows` rows of `stride` values (coordinate-major, row c = coordinate c of every
+    /// particle) with standard normals: particle j's generator gives the values of column j,
+    /// two coordinates per Box–Muller pair (an odd last coordinate uses the cosine only).
+    pub fn fill_normal(&mut self, out: &mut [f32]) {
+        let stride = self.len();
+        assert_eq!(out.len() % stride.max(1), 0, "ParticleRng::fill_normal: rows of the block's stride");
+        let [s0, s1, s2, s3] = &mut self.s;
+        fill_normal_particles(s0, s1, s2, s3, out);
+    }
+
+    /// One uniform on (0, 1) per particle (same grid as [`LaneRng::fill_uniform`]).
+    pub fn fill_uniform(&mut self, out: &mut [f32]) {
+        assert_eq!(out.len(), self.len(), "ParticleRng::fill_uniform: one value per particle");
+        let [s0, s1, s2, s3] = &mut self.s;
+        fill_uniform_particles(s0, s1, s2, s3, out);
+    }
+
+    /// One raw 32-bit draw of particle `j`'s generator.
+    #[inline]
+    pub fn next_u32(&mut self, j: usize) -> u32 {
+        let [s0, s1, s2, s3] = &mut self.s;
+        xoshiro(&mut s0[j], &mut s1[j], &mut s2[j], &mut s3[j])
+    }
+
+    /// One standard normal from particle `j`'s generator (the cosine of a Box–Muller pair).
+    pub fn normal(&mut self, j: usize) -> f64 {
+        let (a, b) = (self.next_u32(j), self.next_u32(j));
+        box_muller(a, b).0 as f64
+    }
+
+    /// Uniform integers in `0..n` (`n > 0`) from particle `j`'s generator: 64 random bits per
+    /// draw mapped by multiply-and-shift (deviation from uniform below n/2⁶⁴).
+    pub fn fill_below(&mut self, j: usize, n: u64, out: &mut [u64]) {
+        assert!(n > 0, "ParticleRng::fill_below needs n > 0");
+        for o in out.iter_mut() {
+            let r = ((self.next_u32(j) as u64) << 32) | self.next_u32(j) as u64;
+            *o = ((r as u128 * n as u128) >> 64) as u64;
+        }
+    }
+}
+
+/// One xoshiro128+ step of one generator.
+#[inline(always)]
+fn xoshiro(s0: &mut u32, s1: &mut u32, s2: &mut u32, s3: &mut u32) -> u32 {
+    let r = s0.wrapping_add(*s3);
+    let t = *s1 << 9;
+    *s2 ^= *s0;
+    *s3 ^= *s1;
+    *s1 ^= *s2;
+    *s0 ^= *s3;
+    *s2 ^= t;
+    *s3 = s3.rotate_left(11);
+    r
+}
+
+#[multiversion(targets("x86_64+avx512f+avx512bw+avx512dq+avx512vl+avx2+fma", "x86_64+avx2+fma", "aarch64+neon"))]
+fn fill_normal_particles(s0: &mut [u32], s1: &mut [u32], s2: &mut [u32], s3: &mut [u32], out: &mut [f32]) {
+    let stride = s0.len();
+    if stride == 0 {
+        return;
+    }
+    let rows = out.len() / stride;
+    for j0 in (0..stride).step_by(LANES) {
+        // This chunk's generators stay in registers for all the coordinates.
+        let mut st: LaneState = [[0; LANES]; 4];
+        st[0].copy_from_slice(&s0[j0..j0 + LANES]);
+        st[1].copy_from_slice(&s1[j0..j0 + LANES]);
+        st[2].copy_from_slice(&s2[j0..j0 + LANES]);
+        st[3].copy_from_slice(&s3[j0..j0 + LANES]);
+        let mut a = [0u32; LANES];
+        let mut b = [0u32; LANES];
+        let mut c = 0;
+        while c < rows {
+            next_u32s(&mut st, &mut a);
+            next_u32s(&mut st, &mut b);
+            let mut cs = [0.0f32; LANES];
+            let mut sn = [0.0f32; LANES];
+            for j in 0..LANES {
+                (cs[j], sn[j]) = box_muller(a[j], b[j]);
+            }
+            out[c * stride + j0..c * stride + j0 + LANES].copy_from_slice(&cs);
+            if c + 1 < rows {
+                out[(c + 1) * stride + j0..(c + 1) * stride + j0 + LANES].copy_from_slice(&sn);
+            }
+            c += 2;
+        }
+        s0[j0..j0 + LANES].copy_from_slice(&st[0]);
+        s1[j0..j0 + LANES].copy_from_slice(&st[1]);
+        s2[j0..j0 + LANES].copy_from_slice(&st[2]);
+        s3[j0..j0 + LANES].copy_from_slice(&st[3]);
+    }
+}
+
+#[multiversion(targets("x86_64+avx512f+avx512bw+avx512dq+avx512vl+avx2+fma", "x86_64+avx2+fma", "aarch64+neon"))]
+fn fill_uniform_particles(s0: &mut [u32], s1: &mut [u32], s2: &mut [u32], s3: &mut [u32], out: &mut [f32]) {
+    for j in 0..out.len() {
+        let r = xoshiro(&mut s0[j], &mut s1[j], &mut s2[j], &mut s3[j]);
+        out[j] = to_open_unit(r);
     }
 }
 
@@ -328,5 +482,54 @@ mod tests {
         }
         let s: f64 = (0..20_000).map(|_| rng.normal()).sum::<f64>() / 20_000.0;
         assert!(s.abs() < 5.0 / (20_000f64).sqrt());
+    }
+
+    #[test]
+    fn particle_streams_do_not_depend_on_the_block_layout() {
+        // Particles 0..96 drawn as one block, or as blocks of 32 and 64 starting at 0 and 32:
+        // every particle's normals are the same bits.
+        let d = 3;
+        let mut whole = vec![0.0f32; d * 96];
+        let mut rng = ParticleRng::new(9, 0, 96);
+        rng.fill_normal(&mut whole);
+        rng.fill_normal(&mut whole); // the second draw, as a second step would
+        for (first, len) in [(0usize, 32usize), (32, 64)] {
+            let mut part = vec![0.0f32; d * len];
+            let mut r = ParticleRng::new(9, first, len);
+            r.fill_normal(&mut part);
+            r.fill_normal(&mut part);
+            for c in 0..d {
+                assert_eq!(&part[c * len..(c + 1) * len], &whole[c * 96 + first..c * 96 + first + len]);
+            }
+        }
+        assert_ne!(ParticleRng::new(10, 0, 16).s, ParticleRng::new(9, 0, 16).s);
+    }
+
+    #[test]
+    fn particle_normals_are_standard_and_independent_across_particles_and_coordinates() {
+        let (d, n) = (2, 1 << 17);
+        let mut z = vec![0.0f32; d * n];
+        ParticleRng::new(3, 0, n).fill_normal(&mut z);
+        let nf = (d * n) as f64;
+        let (m, var, m3, m4) = moments(&z);
+        assert!(m.abs() < 5.0 * (1.0 / nf).sqrt(), "mean {m}");
+        assert!((var - 1.0).abs() < 5.0 * (2.0 / nf).sqrt(), "variance {var}");
+        assert!(m3.abs() < 5.0 * (15.0 / nf).sqrt(), "third moment {m3}");
+        assert!((m4 - 3.0).abs() < 5.0 * (96.0 / nf).sqrt(), "fourth moment {m4}");
+        // The two coordinates of a particle (cos and sin of one pair) and neighbouring particles
+        // are uncorrelated; so are the first draws of consecutive particle indices.
+        let corr =
+            |a: &[f32], b: &[f32]| a.iter().zip(b).map(|(&x, &y)| x as f64 * y as f64).sum::<f64>() / a.len() as f64;
+        let se = 5.0 / (n as f64).sqrt();
+        assert!(corr(&z[..n], &z[n..]).abs() < se);
+        assert!(corr(&z[..n - 1], &z[1..n]).abs() < se);
+        let normal = Normal::new(0.0, 1.0).unwrap();
+        let d_ks = ks(&mut z[..100_000], |x| normal.cdf(x));
+        assert!(d_ks < 1.63 / (100_000f64).sqrt(), "KS statistic {d_ks}");
+        let mut u = vec![0.0f32; n];
+        ParticleRng::new(4, 0, n).fill_uniform(&mut u);
+        assert!(u.iter().all(|&x| x > 0.0 && x < 1.0));
+        let d_ks = ks(&mut u[..100_000], |x| x.clamp(0.0, 1.0));
+        assert!(d_ks < 1.63 / (100_000f64).sqrt(), "uniform KS statistic {d_ks}");
     }
 }

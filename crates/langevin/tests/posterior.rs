@@ -5,7 +5,7 @@ use langevin::diagnostics::{chains_of, ess_bulk, mean_cov};
 use langevin::io::Table;
 use langevin::posterior::{Dataset, Model, Posterior, Schedule, Sgld};
 use langevin::rng::LaneRng;
-use langevin::sampler::{Kernel, Mala, RunConfig, RunResult, run};
+use langevin::sampler::{Mala, MarkovKernel, RunConfig, RunResult, run};
 use langevin::target::Target;
 use ndarray::Array2;
 use std::path::Path;
@@ -108,9 +108,9 @@ fn sgld_matches_full_batch_mala_on_logistic_regression() {
     for (precondition, cv) in [(false, false), (true, false), (false, true)] {
         let mut k = Sgld::new(&post, 128, Schedule::Constant(1.0), precondition).unwrap();
         if cv {
-            k = k.with_control_variate();
+            k = k.with_control_variate(post.map().to_vec());
         }
-        let eps = k.default_step(5);
+        let eps = k.default_step(post.map(), &post.laplace_std(), 5);
         let k = k.with_schedule(Schedule::Constant(eps));
         let out = run(
             &k,
@@ -177,7 +177,7 @@ fn bad_data_is_explained() {
     assert!(e.contains("labels 0 or 1") && e.contains("is 2") && e.contains("data row 2"), "{e}");
     let post = Posterior::new(Arc::new(d2), Model::Linear { noise_std: 1.0 }, 1.0).unwrap();
     let e = Sgld::new(&post, 5, Schedule::Constant(1e-3), false).err().unwrap().to_string();
-    assert!(e.contains("--batch 5") && e.contains("(2)"), "{e}");
+    assert!(e.contains("`batch` 5") && e.contains("(2)"), "{e}");
     let t3 = table(&["c", "y"], &[&[1.0, 0.0], &[1.0, 1.0]]);
     let e = Dataset::from_table(&t3, p, "y", None, false).unwrap().standardize().unwrap_err().to_string();
     assert!(e.contains("'c' is constant"), "{e}");

@@ -3,7 +3,9 @@
 //! vacuously.
 
 use langevin::metrics::mode_weights;
-use langevin::sampler::{AnnealConfig, AnnealOptions, Annealed, Init, Mala, RunConfig, RunResult, Ula, run};
+use langevin::sampler::{
+    AnnealConfig, AnnealOptions, Init, Mala, RunConfig, RunResult, Scheme, Ula, Underdamped, run, run_annealed,
+};
 use langevin::target::{Covariance, GaussianMixture, Target, builtin};
 use ndarray::{Array2, ArrayView2, array};
 
@@ -117,10 +119,11 @@ fn annealed_langevin_restores_the_ncsn_toy_mode_weights() {
     };
     let (config, _) = AnnealConfig::resolve(t.as_ref(), &opts).unwrap();
     assert_eq!(config.total_steps(), 1000);
-    assert!((config.sigmas[1] - 20.0 * 20f64.powf(-1.0 / 9.0)).abs() < 1e-12, "geometric ladder");
+    assert!((config.sigmas()[1] - 20.0 * 20f64.powf(-1.0 / 9.0)).abs() < 1e-12, "geometric ladder");
     assert!((config.alpha(0) - 0.1 * 400.0).abs() < 1e-9, "α₁ = ε σ₁²/σ_L²");
-    let kernel = Annealed::new(t.as_ref(), config, true).unwrap();
-    let out = run(&kernel, &Init::Uniform { lo: -8.0, hi: 8.0 }, &cfg(100_000, 1000, 0.1, 4)).unwrap();
+    let out =
+        run_annealed(t.as_ref(), &config, true, &Init::Uniform { lo: -8.0, hi: 8.0 }, &cfg(100_000, 1000, 0.1, 4))
+            .unwrap();
     let w = weight_of_first_mode(t.as_ref(), &out);
     assert!((w - 0.8).abs() < 0.02, "weight of (5,5): {w}");
 }
@@ -133,11 +136,10 @@ fn annealed_defaults_work_without_tuning() {
     let (config, notes) =
         AnnealConfig::resolve(t.as_ref(), &AnnealOptions { denoise: true, ..Default::default() }).unwrap();
     assert_eq!(notes.len(), 4, "every derived value is explained: {notes:?}");
-    let init = Init::Gaussian { mean: vec![3.0], std: config.sigmas[0] };
-    let steps = config.total_steps();
-    let kernel = Annealed::new(t.as_ref(), config, true).unwrap();
+    let init = config.default_init(t.as_ref());
+    assert_eq!(init, Init::Gaussian { mean: vec![3.0, 3.0], std: config.sigmas()[0] });
     let n = 100_000;
-    let out = run(&kernel, &init, &cfg(n, steps, 0.1, 5)).unwrap();
+    let out = run_annealed(t.as_ref(), &config, true, &init, &cfg(n, 1, 0.1, 5)).unwrap();
     let w = weight_of_first_mode(t.as_ref(), &out);
     assert!((w - 0.8).abs() < 0.01, "weight of (5,5): {w}");
     let big: Vec<f64> = out.samples.outer_iter().filter(|r| r[0] + r[1] > 0.0).map(|r| r[0] as f64).collect();
@@ -151,15 +153,20 @@ fn annealed_langevin_refuses_targets_without_perturbed_scores() {
     let t = builtin::build("muller-brown", &[]).unwrap();
     let opts = AnnealOptions { sigma_max: Some(1.0), sigma_min: Some(0.01), ..Default::default() };
     let (config, _) = AnnealConfig::resolve(t.as_ref(), &opts).unwrap();
-    let err = Annealed::new(t.as_ref(), config, true).err().unwrap().to_string();
-    assert!(err.contains("perturbed score") && err.contains("--sampler ula or mala"), "{err}");
-    // And a schedule run for the wrong number of steps is refused, not truncated.
+    let err = run_annealed(t.as_ref(), &config, true, &t.default_init(), &cfg(10, 1, 0.1, 0)).err().unwrap();
+    assert_eq!(err.field(), Some("sigma"));
+    assert!(err.to_string().contains("perturbed score") && err.to_string().contains("only at σ = 0"), "{err}");
+    // And MCMC-only settings are refused, not ignored: the schedule fixes length and steps.
     let toy = toy();
     let (c, _) = AnnealConfig::resolve(toy.as_ref(), &AnnealOptions::default()).unwrap();
-    let len = c.total_steps();
-    let err =
-        run(&Annealed::new(toy.as_ref(), c, true).unwrap(), &toy.default_init(), &cfg(10, 1, 0.1, 0)).err().unwrap();
-    assert!(err.to_string().contains(&format!("fixed schedule of {len} steps")), "{err}");
+    for (bad, field) in [
+        (RunConfig { warmup: 5, ..cfg(10, 1, 0.1, 0) }, "warmup"),
+        (RunConfig { thin: Some(2), ..cfg(10, 1, 0.1, 0) }, "thin"),
+        (RunConfig { block_size: Some(0), ..cfg(10, 1, 0.1, 0) }, "block_size"),
+    ] {
+        let err = run_annealed(toy.as_ref(), &c, true, &toy.default_init(), &bad).err().unwrap();
+        assert_eq!(err.field(), Some(field), "{err}");
+    }
 }
 
 /// Boltzmann statistics: at temperature kT the double-well occupancy of the left well equals
@@ -234,10 +241,15 @@ fn results_do_not_depend_on_the_thread_count() {
     };
     let annealed = || {
         let (c, _) = AnnealConfig::resolve(t.as_ref(), &AnnealOptions { denoise: true, ..Default::default() }).unwrap();
-        let steps = c.total_steps();
-        let out =
-            run(&Annealed::new(t.as_ref(), c, true).unwrap(), &t.default_init(), &cfg(3000, steps, 0.1, 11)).unwrap();
-        (out.samples, None)
+        let out = run_annealed(
+            t.as_ref(),
+            &c,
+            true,
+            &t.default_init(),
+            &RunConfig { record_every: Some(100), ..cfg(3000, 1, 0.1, 11) },
+        )
+        .unwrap();
+        (out.samples, out.trajectory)
     };
     for f in [&ula as &(dyn Fn() -> _ + Sync), &mala, &annealed] {
         let (a, b) = (in_pool(1, f), in_pool(2, f));
@@ -258,12 +270,69 @@ fn divergence_is_reported_with_step_and_particle() {
                 run(&Ula::new(t.as_ref(), true), &t.default_init(), &cfg(2000, 1000, 1.0, 12)).err().unwrap()
             })
         };
-    let (e1, e2) = (go(1).to_string(), go(2).to_string());
-    assert_eq!(e1, e2);
+    let (e1, e2) = (go(1), go(2));
+    assert_eq!(e1.to_string(), e2.to_string());
+    let s = e1.suggestion().expect("a typed suggestion");
+    assert_eq!((s.param, s.value), (langevin::Param::StepSize, 0.1), "a tenth of τ = 1");
+    let e1 = e1.to_string();
     assert!(
-        e1.contains("non-finite") && e1.contains("step") && e1.contains("particle") && e1.contains("--step-size"),
+        e1.contains("non-finite") && e1.contains("step") && e1.contains("particle") && e1.contains("`step_size`"),
         "{e1}"
     );
+}
+
+/// Randomness is per particle: the first 1,000 particles of a 100,000-particle run are the
+/// 1,000-particle run, bit for bit, whatever the block size, for every sampler (MALA with a
+/// fixed step: adaptation pools acceptance over all chains, documented in `sampler`).
+#[test]
+fn any_prefix_of_a_run_is_the_smaller_run() {
+    let t = toy();
+    let gauss = builtin::build("gaussian", &[("dim".into(), 3.0), ("cond".into(), 10.0)]).unwrap();
+    let (anneal, _) = AnnealConfig::resolve(
+        t.as_ref(),
+        &AnnealOptions { levels: Some(4), steps_per_level: Some(10), denoise: true, ..Default::default() },
+    )
+    .unwrap();
+    type Runner<'a> = Box<dyn Fn(usize, Option<usize>) -> Array2<f32> + 'a>;
+    let c = |n: usize, block: Option<usize>, seed| RunConfig { block_size: block, ..cfg(n, 40, 0.05, seed) };
+    let runners: Vec<(&str, Runner)> = vec![
+        (
+            "ula",
+            Box::new(|n, b| {
+                run(&Ula::new(t.as_ref(), true), &Init::Uniform { lo: -8.0, hi: 8.0 }, &c(n, b, 21)).unwrap().samples
+            }),
+        ),
+        (
+            "mala",
+            Box::new(|n, b| run(&Mala::new(gauss.as_ref()), &gauss.default_init(), &c(n, b, 22)).unwrap().samples),
+        ),
+        (
+            "baoab",
+            Box::new(|n, b| {
+                let k = Underdamped::new(gauss.as_ref(), Scheme::Baoab, &[1.0], 1.0).unwrap();
+                run(&k, &gauss.default_init(), &c(n, b, 23)).unwrap().samples
+            }),
+        ),
+        (
+            "annealed",
+            Box::new(|n, b| {
+                run_annealed(t.as_ref(), &anneal, true, &anneal.default_init(t.as_ref()), &c(n, b, 24)).unwrap().samples
+            }),
+        ),
+    ];
+    for (name, f) in &runners {
+        let small = f(1000, None);
+        for (n, block) in [(100_000, None), (100_000, Some(48)), (1000, Some(1000)), (5000, Some(7))] {
+            let big = f(n, block);
+            let prefix = big.slice(ndarray::s![..1000, ..]);
+            assert!(
+                small.iter().zip(prefix.iter()).all(|(a, b)| a.to_bits() == b.to_bits()),
+                "{name}: the first 1,000 of {n} particles (block {block:?}) differ from the 1,000-particle run"
+            );
+        }
+        // And the particles are not all the same path: different seeds differ.
+        assert!(small.row(0) != small.row(1), "{name}: particles 0 and 1 coincide");
+    }
 }
 
 /// MALA leaves a curved, non-Gaussian target exactly invariant: started from exact draws of a
@@ -275,6 +344,13 @@ fn mala_keeps_the_banana_exactly_invariant() {
     let n = 20_000;
     let start = Init::Rows(std::sync::Arc::new(t.sample_exact(n, &mut langevin::rng::LaneRng::new(14, 0)).unwrap()));
     let out = run(&Mala::new(t.as_ref()), &start, &cfg(n, 3000, 0.05, 13)).unwrap();
+    // A MALA that rejected everything would keep the exact draws and pass the checks below:
+    // the chains must really move (acceptance in a working range, every chain displaced).
+    let rate = out.acceptance_rate().unwrap();
+    assert!(rate > 0.3 && rate < 0.95, "acceptance {rate}");
+    let Init::Rows(x0) = &start else { unreachable!() };
+    let moved = x0.outer_iter().zip(out.samples.outer_iter()).filter(|(a, b)| a != b).count();
+    assert!(moved as f64 > 0.99 * n as f64, "only {moved} of {n} chains moved");
     let x = column(out.samples.view(), 0);
     let ks = langevin::metrics::ks_test(&x, &t.marginal(0).unwrap());
     assert!(ks.p_value > 1e-3, "{ks:?}");

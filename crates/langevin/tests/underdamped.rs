@@ -130,11 +130,14 @@ fn baoab_double_well_occupancy_matches_the_boltzmann_integral() {
 fn bad_physical_parameters_and_unstable_steps() {
     let t = builtin::build("double-well", &[]).unwrap();
     let e = |m: &[f64], g: f64| Underdamped::new(t.as_ref(), Scheme::Baoab, m, g).err().unwrap().to_string();
-    assert!(e(&[0.0], 1.0).contains("--mass 0 must be positive"));
+    assert!(e(&[0.0], 1.0).contains("`mass` 0 must be positive"));
     assert!(e(&[-1.0], 1.0).contains("positive"));
     assert!(e(&[1.0, 2.0], 1.0).contains("one per coordinate (1)"));
-    assert!(e(&[1.0], 0.0).contains("--friction 0 must be positive"));
+    assert!(e(&[1.0], 0.0).contains("`friction` 0 must be positive"));
     let k = Underdamped::new(t.as_ref(), Scheme::Baoab, &[1.0], 1.0).unwrap();
-    let err = run(&k, &t.default_init(), &cfg(100, 1000, 5.0, 9)).err().unwrap().to_string();
-    assert!(err.contains("non-finite") && err.contains("--dt 1.250e0"), "{err}");
+    let err = run(&k, &t.default_init(), &cfg(100, 1000, 5.0, 9)).err().unwrap();
+    let s = err.suggestion().expect("typed suggestion");
+    assert_eq!((s.param, s.value), (langevin::Param::Dt, 1.25), "a quarter of Δt = 5");
+    let err = err.to_string();
+    assert!(err.contains("non-finite") && err.contains("`dt` = 1.250e0"), "{err}");
 }

@@ -25,7 +25,7 @@ impl Dataset {
     /// Features and labels from explicit arrays (row-major `x`, `p` features).
     pub fn new(x: Vec<f64>, p: usize, y: Vec<f64>, feature_names: Vec<String>, label: String) -> Result<Self> {
         if p == 0 || x.len() != p * y.len() || feature_names.len() != p {
-            return Err(Error::Invalid(format!(
+            return Err(Error::msg(format!(
                 "a data set needs p ≥ 1 features per row: got {} values for {} rows and {} names",
                 x.len(),
                 y.len(),
@@ -33,7 +33,7 @@ impl Dataset {
             )));
         }
         if y.is_empty() {
-            return Err(Error::Invalid("the data set has no rows".into()));
+            return Err(Error::msg("the data set has no rows"));
         }
         Ok(Dataset { x, p, y, feature_names, label, standardization: None, dropped: 0 })
     }
@@ -110,7 +110,7 @@ impl Dataset {
             mean[j] = (0..self.rows()).map(|i| self.x[i * self.p + j]).sum::<f64>() / n;
             sd[j] = ((0..self.rows()).map(|i| (self.x[i * self.p + j] - mean[j]).powi(2)).sum::<f64>() / n).sqrt();
             if sd[j] == 0.0 {
-                return Err(Error::Invalid(format!(
+                return Err(Error::msg(format!(
                     "feature '{}' is constant, so it cannot be standardized (and carries no information); drop it with --features",
                     self.feature_names[j]
                 )));

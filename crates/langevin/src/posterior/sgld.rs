@@ -3,10 +3,39 @@
 
 use super::Posterior;
 use crate::block::Block;
-use crate::error::Result;
-use crate::invalid;
-use crate::rng::LaneRng;
-use crate::sampler::{Kernel, StepCtx, StepInfo};
+use crate::error::{Param, Result, Suggestion};
+use crate::rng::{LaneRng, ParticleRng};
+use crate::sampler::{MarkovKernel, StepInfo};
+use crate::{invalid, invalid_field};
+
+/// A log-density known through minibatch estimates of its score (BlackJAX's
+/// `grad_estimator`): SGLD runs on any implementation, not only the built-in regressions.
+pub trait MinibatchScore: Sync {
+    /// Dimension of θ.
+    fn dim(&self) -> usize;
+    /// Number of data rows N.
+    fn rows(&self) -> usize;
+    /// An unbiased estimate of ∇log p(θ | data) from the rows `batch` (indices in 0..N, drawn
+    /// uniformly with replacement), e.g. ∇log p(θ) + (N/n) Σ_{i ∈ batch} ∇log p(yᵢ | θ).
+    fn minibatch_score(&self, theta: &[f64], batch: &[u64], out: &mut [f64]);
+    /// The full-batch score ∇log p(θ | data) (used once, at the control variate's anchor).
+    fn full_score(&self, theta: &[f64], out: &mut [f64]);
+}
+
+impl MinibatchScore for Posterior {
+    fn dim(&self) -> usize {
+        Posterior::dim(self)
+    }
+    fn rows(&self) -> usize {
+        self.data().rows()
+    }
+    fn minibatch_score(&self, theta: &[f64], batch: &[u64], out: &mut [f64]) {
+        self.minibatch_grad(theta, batch, out);
+    }
+    fn full_score(&self, theta: &[f64], out: &mut [f64]) {
+        self.log_density_grad(theta, out);
+    }
+}
 
 /// Step-size schedule ε_t.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -44,10 +73,13 @@ impl Schedule {
             return Err(invalid!("the SGLD step size {eps0} must be positive and finite"));
         }
         if !(gamma > 0.5 && gamma <= 1.0) {
-            return Err(invalid!("--schedule-gamma {gamma} must be in (0.5, 1] (Welling & Teh's condition)"));
+            return Err(invalid_field!(
+                "schedule_gamma",
+                "`schedule_gamma` {gamma} must be in (0.5, 1] (Welling & Teh's condition)"
+            ));
         }
         if !(decay.is_finite() && decay >= 1.0) {
-            return Err(invalid!("--decay {decay} must be at least 1"));
+            return Err(invalid_field!("decay", "`decay` {decay} must be at least 1"));
         }
         if decay == 1.0 {
             return Ok(Schedule::Constant(eps0));
@@ -57,16 +89,18 @@ impl Schedule {
     }
 }
 
-/// SGLD on a [`Posterior`]: θ ← θ + (ε_t/2) ĝ + N(0, ε_t), ĝ a minibatch estimate of the score.
+/// SGLD on any [`MinibatchScore`] (a [`Posterior`], or the user's own model):
+/// θ ← θ + (ε_t/2) ĝ + N(0, ε_t), ĝ a minibatch estimate of the score. Each chain (particle) draws its
+/// minibatches and noise from its own stream; the step counter lives in the state.
 /// With `precondition`, pSGLD: V ← αV + (1−α) ĝ², G = 1/(λ + √V),
 /// θ ← θ + (ε_t/2) G ĝ + N(0, ε_t G) (α = 0.99, λ = 1e-5; the small Γ correction term is
 /// dropped, as in the paper's experiments).
 pub struct Sgld<'a> {
-    posterior: &'a Posterior,
+    posterior: &'a dyn MinibatchScore,
     batch: usize,
     schedule: Schedule,
     precondition: bool,
-    /// Anchor θ̂ and the full-batch likelihood gradient there, for SGLD-CV.
+    /// Anchor θ̂ and the full-batch score there, for SGLD-CV.
     control: Option<(Vec<f64>, Vec<f64>)>,
 }
 
@@ -75,28 +109,57 @@ pub struct SgldState {
     theta: Block,
     v: Block,
     idx: Vec<u64>,
+    /// Steps taken (the schedule's t).
+    t: usize,
 }
+
+/// What an SGLD step reports.
+#[derive(Clone, Copy, Debug)]
+pub struct SgldInfo {
+    /// The step ε_t used.
+    pub step_size: f64,
+}
+
+impl StepInfo for SgldInfo {}
 
 const ALPHA: f64 = 0.99;
 const LAMBDA: f64 = 1e-5;
 
 impl<'a> Sgld<'a> {
     /// SGLD with minibatches of `batch` rows.
-    pub fn new(posterior: &'a Posterior, batch: usize, schedule: Schedule, precondition: bool) -> Result<Self> {
-        let n = posterior.data().rows();
+    pub fn new(
+        posterior: &'a dyn MinibatchScore,
+        batch: usize,
+        schedule: Schedule,
+        precondition: bool,
+    ) -> Result<Self> {
+        let n = posterior.rows();
         if batch == 0 || batch > n {
-            return Err(invalid!("--batch {batch} must be between 1 and the number of data rows ({n})"));
+            return Err(invalid_field!("batch", "`batch` {batch} must be between 1 and the number of data rows ({n})"));
         }
         Ok(Sgld { posterior, batch, schedule, precondition, control: None })
     }
 
-    /// Use control variates anchored at the MAP (SGLD-CV, Baker et al. 2019): one full pass over
-    /// the data up front, then minibatch gradients whose noise shrinks near the posterior.
-    pub fn with_control_variate(mut self) -> Self {
-        let anchor = self.posterior.map().to_vec();
-        let g = self.posterior.likelihood_grad(&anchor);
+    /// Use control variates anchored at θ̂ (SGLD-CV, Baker et al. 2019; θ̂ = the MAP for a
+    /// [`Posterior`]): one full pass over the data up front, then the estimate
+    /// ∇log p(θ̂) + ĝ(θ) − ĝ(θ̂) on the same minibatch, unbiased, with a variance that shrinks
+    /// with |θ − θ̂|², so near the posterior it is far smaller than the plain estimate's.
+    pub fn with_control_variate(mut self, anchor: Vec<f64>) -> Self {
+        let mut g = vec![0.0; anchor.len()];
+        self.posterior.full_score(&anchor, &mut g);
         self.control = Some((anchor, g));
         self
+    }
+
+    /// The estimate at θ from the rows `idx` (with the control variate when set).
+    fn estimate(&self, theta: &[f64], idx: &[u64], grad: &mut [f64], scratch: &mut [f64]) {
+        self.posterior.minibatch_score(theta, idx, grad);
+        if let Some((anchor, ag)) = &self.control {
+            self.posterior.minibatch_score(anchor, idx, scratch);
+            for ((g, a), s) in grad.iter_mut().zip(ag).zip(scratch.iter()) {
+                *g += a - s;
+            }
+        }
     }
 
     /// The schedule.
@@ -118,26 +181,27 @@ impl<'a> Sgld<'a> {
     /// - gradient noise: the minibatch noise (ε/2)² G_c² Var(ĝ_c) is at most a tenth of the injected
     ///   noise ε G_c, i.e. ε ≤ 0.4/(G_c Var(ĝ_c)). Without it SGLD's posterior came out 30% too
     ///   wide on a 10,000-row logistic regression with batches of 128.
-    pub fn default_step(&self, seed: u64) -> f64 {
+    ///
+    /// `center` and `std`: where the chains will be and how far they spread (for a
+    /// [`Posterior`], its MAP and Laplace standard deviations).
+    pub fn default_step(&self, center: &[f64], std: &[f64], seed: u64) -> f64 {
         let (posterior, batch, precondition) = (self.posterior, self.batch, self.precondition);
-        let n = posterior.data().rows();
+        let n = posterior.rows();
         let d = posterior.dim();
-        let ls = posterior.laplace_std();
+        let ls = std;
         let mut rng = LaneRng::new(seed, 0x5C1D);
         let (mut m1, mut m2) = (vec![0.0; d], vec![0.0; d]);
         let mut idx = vec![0u64; batch];
         let mut g = vec![0.0; d];
+        let mut scratch = vec![0.0; d];
         const K: usize = 50;
         for _ in 0..K {
             // Variance of the estimator at one point: same θ, independent minibatches.
-            let theta: Vec<f64> = posterior.map().iter().zip(&ls).map(|(m, s)| m + s * rng.normal()).collect();
+            let theta: Vec<f64> = center.iter().zip(ls).map(|(m, s)| m + s * rng.normal()).collect();
             let mut draws = [vec![0.0; d], vec![0.0; d]];
             for draw in draws.iter_mut() {
                 rng.fill_below(n as u64, &mut idx);
-                match &self.control {
-                    Some((anchor, ag)) => posterior.minibatch_grad_cv(&theta, &idx, anchor, ag, &mut g),
-                    None => posterior.minibatch_grad(&theta, &idx, &mut g),
-                }
+                self.estimate(&theta, &idx, &mut g, &mut scratch);
                 draw.copy_from_slice(&g);
             }
             for c in 0..d {
@@ -158,8 +222,9 @@ impl<'a> Sgld<'a> {
     }
 }
 
-impl Kernel for Sgld<'_> {
+impl MarkovKernel for Sgld<'_> {
     type State = SgldState;
+    type Info = SgldInfo;
 
     fn name(&self) -> &'static str {
         match (self.precondition, self.control.is_some()) {
@@ -172,25 +237,25 @@ impl Kernel for Sgld<'_> {
     fn dim(&self) -> usize {
         self.posterior.dim()
     }
-    fn init(&self, x: Block, _rng: &mut LaneRng) -> Result<SgldState> {
+    fn init(&self, x: Block, _rng: &mut ParticleRng) -> Result<SgldState> {
         let (d, n) = (x.dim(), x.len());
-        Ok(SgldState { theta: x, v: Block::zeros(d, n), idx: vec![0; self.batch] })
+        Ok(SgldState { theta: x, v: Block::zeros(d, n), idx: vec![0; self.batch], t: 0 })
     }
-    fn step(&self, st: &mut SgldState, ctx: &StepCtx, rng: &mut LaneRng) -> Result<StepInfo> {
-        let eps = self.schedule.at(ctx.index);
+    /// `_step_size` is not used: ε_t comes from the schedule.
+    fn step(&self, st: &mut SgldState, _step_size: f64, rng: &mut ParticleRng) -> Result<SgldInfo> {
+        let eps = self.schedule.at(st.t);
+        st.t += 1;
         let d = st.theta.dim();
-        let rows = self.posterior.data().rows() as u64;
+        let rows = self.posterior.rows() as u64;
         let mut theta = vec![0.0; d];
         let mut grad = vec![0.0; d];
+        let mut scratch = vec![0.0; d];
         for i in 0..st.theta.len() {
-            rng.fill_below(rows, &mut st.idx);
+            rng.fill_below(i, rows, &mut st.idx);
             for (c, t) in theta.iter_mut().enumerate() {
                 *t = st.theta.row(c)[i] as f64;
             }
-            match &self.control {
-                Some((anchor, ag)) => self.posterior.minibatch_grad_cv(&theta, &st.idx, anchor, ag, &mut grad),
-                None => self.posterior.minibatch_grad(&theta, &st.idx, &mut grad),
-            }
+            self.estimate(&theta, &st.idx, &mut grad, &mut scratch);
             for c in 0..d {
                 let g = if self.precondition {
                     let v = ALPHA * st.v.row(c)[i] as f64 + (1.0 - ALPHA) * grad[c] * grad[c];
@@ -199,17 +264,21 @@ impl Kernel for Sgld<'_> {
                 } else {
                     1.0
                 };
-                let new = theta[c] + 0.5 * eps * g * grad[c] + (eps * g).sqrt() * rng.normal();
+                let new = theta[c] + 0.5 * eps * g * grad[c] + (eps * g).sqrt() * rng.normal(i);
                 st.theta.row_mut(c)[i] = new as f32;
             }
         }
         st.theta.fill_padding();
-        Ok(StepInfo::default())
+        Ok(SgldInfo { step_size: eps })
     }
     fn position<'s>(&self, st: &'s SgldState) -> &'s Block {
         &st.theta
     }
-    fn suggest_smaller(&self, index: usize, _step_size: f64) -> String {
-        format!("--step-size {:.3e} (a tenth of the current ε_t)", self.schedule.at(index) / 10.0)
+    fn suggest(&self, st: &SgldState, _step_size: f64) -> Suggestion {
+        Suggestion {
+            param: Param::StepSize,
+            value: self.schedule.at(st.t.saturating_sub(1)) / 10.0,
+            why: "a tenth of the current ε_t",
+        }
     }
 }

@@ -1,21 +1,21 @@
-//! The driver: runs a [`Kernel`] on N particles, block by block, in parallel.
+//! The MCMC runner: runs a [`MarkovKernel`] on N particles, block by block, in parallel.
 //!
-//! Schedule (DESIGN.md, "block-major"): particles are cut into blocks of a fixed size; a thread
-//! takes a block and advances it through many steps while its data stays in cache. Every block
-//! draws from its own random stream `(seed, block index)` and writes only its own rows of the
-//! output, so the result is bit-for-bit the same for any number of threads. The block size
-//! depends on N, d and the target, never on the thread count.
+//! Schedule (DESIGN.md, "block-major"): particles are cut into blocks (see
+//! [`super::block_size`]); a thread takes a block and advances it through many steps while its
+//! data stays in cache. Every particle draws from its own random stream (seed, particle index)
+//! and every block writes only its own rows of the output, so the result is bit-for-bit the same
+//! for any number of threads and any block size. A field that wants large batches (a network)
+//! gets one large block per step (step-major) through its batch hint.
 //!
 //! Warm-up with step-size adaptation runs in short windows: all blocks advance a few steps, the
 //! mean acceptance probability over all particles (summed in block order, so deterministic)
 //! updates the step size by dual averaging, and so on.
 
-use super::{DualAveraging, Init, Kernel, StepCtx};
-use crate::block::Block;
+use super::blocks::{block_size, start_block};
+use super::{DualAveraging, Init, MarkovKernel, StepInfo};
 use crate::error::{Error, Result};
-use crate::invalid;
-use crate::rng::LaneRng;
-use crate::vmath::LANES;
+use crate::invalid_field;
+use crate::rng::ParticleRng;
 use ndarray::{Array2, Array3};
 use rayon::prelude::*;
 use std::sync::Arc;
@@ -37,11 +37,14 @@ pub struct RunConfig {
     pub record_every: Option<usize>,
     /// Seed of all random streams.
     pub seed: u64,
-    /// Particles per block; `None` chooses [`auto_block_size`] (or the target's preference).
+    /// Particles per block; `None` chooses from N, d and the kernel's batch hint
+    /// ([`super::block_size`]). Results do not depend on it.
     pub block_size: Option<usize>,
     /// Initial step size τ.
     pub step_size: f64,
-    /// Adapt the step size during warm-up towards this acceptance rate (Metropolized kernels).
+    /// Adapt the step size during warm-up towards this acceptance rate (Metropolized kernels
+    /// only; an error for others). The acceptance is pooled over all chains to set one step
+    /// size, so with adaptation a run's chains are not independent of how many there are.
     pub adapt: Option<f64>,
     /// Counter of particle-steps done, for progress display.
     pub progress: Option<Arc<AtomicU64>>,
@@ -107,18 +110,9 @@ impl RunResult {
     }
 }
 
-/// Block size from N and d alone: at most 256 particles, at most ~16k values per coordinate
-/// array (so a block's arrays stay in L2), and at least 16 blocks when N allows it, so two or
-/// more threads have work even for a few chains. Always a multiple of [`LANES`].
-pub fn auto_block_size(particles: usize, dim: usize) -> usize {
-    let by_cache = (16_384 / dim.max(1)) / LANES * LANES;
-    let by_count = particles.div_ceil(16).div_ceil(LANES) * LANES;
-    256.min(by_cache.max(LANES)).min(by_count.max(LANES))
-}
-
 struct Worker<S> {
     state: S,
-    rng: LaneRng,
+    rng: ParticleRng,
     first: usize,
     kept: Vec<f32>,
     frames: Vec<f32>,
@@ -146,36 +140,37 @@ struct BlockFailure {
 }
 
 /// Run `kernel` from `init` as configured. See the module documentation for the schedule.
-pub fn run<K: Kernel>(kernel: &K, init: &Init, cfg: &RunConfig) -> Result<RunResult> {
+pub fn run<K: MarkovKernel>(kernel: &K, init: &Init, cfg: &RunConfig) -> Result<RunResult> {
     let start = Instant::now();
     let d = kernel.dim();
     let n = cfg.particles;
     if n == 0 {
-        return Err(invalid!("--particles must be at least 1"));
+        return Err(invalid_field!("particles", "`particles` must be at least 1"));
     }
     if cfg.steps == 0 {
-        return Err(invalid!("--steps must be at least 1"));
+        return Err(invalid_field!("steps", "`steps` must be at least 1"));
     }
     if !(cfg.step_size.is_finite() && cfg.step_size > 0.0) {
-        return Err(invalid!("--step-size = {} must be positive and finite", cfg.step_size));
+        return Err(invalid_field!("step_size", "`step_size` = {} must be positive and finite", cfg.step_size));
     }
     if let Some(t) = cfg.thin {
         if t == 0 || t > cfg.steps {
-            return Err(invalid!("--thin = {t} must be between 1 and the number of steps ({})", cfg.steps));
-        }
-    }
-    if let Some(len) = kernel.schedule_len() {
-        if cfg.warmup + cfg.steps != len {
-            return Err(invalid!(
-                "{} runs a fixed schedule of {len} steps, but {} warm-up + {} steps were asked for",
-                kernel.name(),
-                cfg.warmup,
+            return Err(invalid_field!(
+                "thin",
+                "`thin` = {t} must be between 1 and the number of steps ({})",
                 cfg.steps
             ));
         }
     }
     if cfg.record_every == Some(0) {
-        return Err(invalid!("--record-every must be at least 1"));
+        return Err(invalid_field!("record_every", "`record_every` must be at least 1"));
+    }
+    if cfg.adapt.is_some() && !K::Info::METROPOLIZED {
+        return Err(invalid_field!(
+            "adapt",
+            "step-size adaptation (`adapt`) needs an accept/reject step, which {} does not have; use MALA or a fixed `step_size`",
+            kernel.name()
+        ));
     }
     init.check(d, n)?;
     let total = cfg.warmup + cfg.steps;
@@ -183,24 +178,23 @@ pub fn run<K: Kernel>(kernel: &K, init: &Init, cfg: &RunConfig) -> Result<RunRes
     let frames = cfg.record_every.map_or(0, |k| total / k + 2);
     let bytes = (draws as u64 + frames as u64) * n as u64 * d as u64 * 4;
     if bytes > cfg.max_output_bytes {
-        return Err(invalid!(
+        return Err(invalid_field!(
+            "thin",
             "keeping {draws} draws and {frames} trajectory frames of {n} particles in {d} dimensions needs {:.1} GiB; \
-             raise --thin or --record-every, or use fewer particles",
+             raise `thin` or `record_every`, or use fewer particles",
             bytes as f64 / (1u64 << 30) as f64
         ));
     }
-    let block = cfg.block_size.unwrap_or_else(|| auto_block_size(n, d)).max(1);
+    let block = block_size(n, d, kernel.batch_hint(), cfg.block_size)?;
     let n_blocks = n.div_ceil(block);
 
-    // Initialize every block from its own stream.
+    // Initialize every block; each particle from its own stream.
     let mut workers: Vec<Worker<K::State>> = (0..n_blocks)
         .into_par_iter()
         .map(|b| {
             let first = b * block;
             let len = block.min(n - first);
-            let mut rng = LaneRng::new(cfg.seed, b as u64);
-            let mut x = Block::zeros(d, len);
-            init.fill(&mut x, first, &mut rng);
+            let (x, mut rng) = start_block(d, first, len, cfg.seed, init);
             // Kept draws and frames are reserved in full up front: growing them by doubling
             // copied hundreds of megabytes per run (mimalloc's realloc copies where glibc's
             // remaps), which halved MALA's speed with --thin 1.
@@ -221,7 +215,7 @@ pub fn run<K: Kernel>(kernel: &K, init: &Init, cfg: &RunConfig) -> Result<RunRes
     // Warm-up: in adaptation windows, or in one go.
     if cfg.warmup > 0 {
         match cfg.adapt {
-            Some(target) if kernel.metropolized() => {
+            Some(target) => {
                 let window = (cfg.warmup / 100).clamp(1, 10);
                 let mut da = DualAveraging::new(step_size, target);
                 let mut t = 0;
@@ -246,7 +240,7 @@ pub fn run<K: Kernel>(kernel: &K, init: &Init, cfg: &RunConfig) -> Result<RunRes
                 }
                 step_size = da.final_step();
             }
-            _ => {
+            None => {
                 segment(
                     kernel,
                     &mut workers,
@@ -264,13 +258,6 @@ pub fn run<K: Kernel>(kernel: &K, init: &Init, cfg: &RunConfig) -> Result<RunRes
     let span = Span { from: cfg.warmup, to: total, step_size, sampling: true };
     segment(kernel, &mut workers, span, cfg, &first_bad)?;
 
-    // Finish (e.g. denoise) and collect.
-    let changed = workers
-        .par_iter_mut()
-        .map(|w| kernel.finish(&mut w.state))
-        .collect::<Result<Vec<bool>>>()?
-        .into_iter()
-        .any(|c| c);
     if cfg.thin.is_none() {
         for w in workers.iter_mut() {
             kernel.position(&w.state).append_rows(&mut w.kept);
@@ -292,12 +279,12 @@ pub fn run<K: Kernel>(kernel: &K, init: &Init, cfg: &RunConfig) -> Result<RunRes
     let trajectory = cfg.record_every.map(|every| {
         let recorded = total / every + 1;
         let last_recorded = total % every == 0;
-        let n_frames = recorded + usize::from(!last_recorded || changed);
+        let n_frames = recorded + usize::from(!last_recorded);
         let mut traj = Array3::zeros((n_frames, n, d));
         for w in workers.iter_mut() {
             let pos = kernel.position(&w.state);
             let len = pos.len();
-            if !last_recorded || changed {
+            if !last_recorded {
                 pos.append_rows(&mut w.frames);
             }
             for f in 0..n_frames {
@@ -311,7 +298,7 @@ pub fn run<K: Kernel>(kernel: &K, init: &Init, cfg: &RunConfig) -> Result<RunRes
         traj
     });
     let accepted: u64 = workers.iter().map(|w| w.accepted).sum();
-    let proposed = if kernel.metropolized() { (n * cfg.steps) as u64 } else { 0 };
+    let proposed = if K::Info::METROPOLIZED { (n * cfg.steps) as u64 } else { 0 };
     Ok(RunResult {
         samples,
         draws,
@@ -328,7 +315,7 @@ pub fn run<K: Kernel>(kernel: &K, init: &Init, cfg: &RunConfig) -> Result<RunRes
 }
 
 /// Advance every block through `span`.
-fn segment<K: Kernel>(
+fn segment<K: MarkovKernel>(
     kernel: &K,
     workers: &mut [Worker<K::State>],
     span: Span,
@@ -345,7 +332,7 @@ fn segment<K: Kernel>(
     }
 }
 
-fn advance<K: Kernel>(
+fn advance<K: MarkovKernel>(
     kernel: &K,
     w: &mut Worker<K::State>,
     span: Span,
@@ -361,24 +348,23 @@ fn advance<K: Kernel>(
         }
         if let Some(c) = &cfg.cancel {
             if c.load(Ordering::Relaxed) {
-                return Err(BlockFailure { step: t + 1, particle: w.first, error: invalid!("interrupted") });
+                return Err(BlockFailure { step: t + 1, particle: w.first, error: crate::Error::msg("interrupted") });
             }
         }
-        let ctx = StepCtx { index: t, step_size };
-        let info = kernel.step(&mut w.state, &ctx, &mut w.rng).map_err(|error| {
+        let info = kernel.step(&mut w.state, step_size, &mut w.rng).map_err(|error| {
             first_bad.fetch_min(t, Ordering::Relaxed);
             BlockFailure { step: t + 1, particle: w.first, error }
         })?;
-        w.accepted += info.accepted as u64;
-        w.accept_prob += info.accept_prob;
+        w.accepted += info.accepted() as u64;
+        w.accept_prob += info.accept_prob();
         let pos = kernel.position(&w.state);
-        if let Some(i) = if info.finite { None } else { pos.first_non_finite() } {
+        if let Some(i) = if info.known_finite() { None } else { pos.first_non_finite() } {
             first_bad.fetch_min(t, Ordering::Relaxed);
             let error = Error::NonFinite {
                 step: t + 1,
                 particle: w.first + i,
-                detail: kernel.describe_step(t),
-                suggestion: kernel.suggest_smaller(t, step_size),
+                detail: String::new(),
+                suggest: Some(kernel.suggest(&w.state, step_size)),
             };
             return Err(BlockFailure { step: t + 1, particle: w.first + i, error });
         }
@@ -407,23 +393,4 @@ fn advance<K: Kernel>(
         p.fetch_add(pending, Ordering::Relaxed);
     }
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn block_sizes_depend_on_n_and_d_only() {
-        assert_eq!(auto_block_size(100_000, 2), 256);
-        assert_eq!(auto_block_size(64, 100), 16);
-        assert_eq!(auto_block_size(1000, 2), 64);
-        assert_eq!(auto_block_size(10_000, 1000), 16);
-        assert_eq!(auto_block_size(1, 1), 16);
-        for n in [1, 17, 1000, 123_457] {
-            for d in [1, 2, 10, 100, 5000] {
-                assert_eq!(auto_block_size(n, d) % LANES, 0);
-            }
-        }
-    }
 }

@@ -3,7 +3,7 @@
 use crate::block::Block;
 use crate::error::Result;
 use crate::invalid;
-use crate::rng::LaneRng;
+use crate::rng::ParticleRng;
 use ndarray::Array2;
 use std::sync::Arc;
 
@@ -129,15 +129,17 @@ impl Init {
         }
     }
 
-    /// Fill the real particles of `block`, whose first particle has global index `first`.
-    pub fn fill(&self, block: &mut Block, first: usize, rng: &mut LaneRng) {
+    /// Fill the real particles of `block`, whose first particle has global index `first`;
+    /// `rng` holds the block's per-particle generators, so a particle's start depends on the
+    /// seed and its index only.
+    pub fn fill(&self, block: &mut Block, first: usize, rng: &mut ParticleRng) {
         let (d, n) = (block.dim(), block.len());
         let at = |v: &[f64], c: usize| if v.len() == 1 { v[0] } else { v[c] };
         match self {
             Init::Uniform { lo, hi } => {
                 for c in 0..d {
                     let row = block.row_mut(c);
-                    rng.fill_uniform(&mut row[..n]);
+                    rng.fill_uniform(row);
                     for v in &mut row[..n] {
                         *v = (*lo + (*hi - *lo) * *v as f64) as f32;
                     }
@@ -146,17 +148,17 @@ impl Init {
             Init::Box { lo, hi } => {
                 for c in 0..d {
                     let row = block.row_mut(c);
-                    rng.fill_uniform(&mut row[..n]);
+                    rng.fill_uniform(row);
                     for v in &mut row[..n] {
                         *v = (lo[c] + (hi[c] - lo[c]) * *v as f64) as f32;
                     }
                 }
             }
             Init::Gaussian { mean, std } => {
+                rng.fill_normal(block.data_mut());
                 for c in 0..d {
                     let m = at(mean, c);
                     let row = block.row_mut(c);
-                    rng.fill_normal(&mut row[..n]);
                     for v in &mut row[..n] {
                         *v = (m + std * *v as f64) as f32;
                     }
@@ -213,12 +215,13 @@ mod tests {
     #[test]
     fn fill_respects_bounds() {
         let mut b = Block::zeros(2, 40);
-        Init::Box { lo: vec![0.0, 10.0], hi: vec![1.0, 11.0] }.fill(&mut b, 0, &mut LaneRng::new(0, 0));
+        let stride = b.stride();
+        Init::Box { lo: vec![0.0, 10.0], hi: vec![1.0, 11.0] }.fill(&mut b, 0, &mut ParticleRng::new(0, 0, stride));
         assert!(b.row(0)[..40].iter().all(|&v| (0.0..=1.0).contains(&v)));
         assert!(b.row(1)[..40].iter().all(|&v| (10.0..=11.0).contains(&v)));
         let rows = Arc::new(Array2::from_shape_fn((50, 2), |(i, c)| (i * 2 + c) as f32));
         let mut b = Block::zeros(2, 10);
-        Init::Rows(rows).fill(&mut b, 20, &mut LaneRng::new(0, 0));
+        Init::Rows(rows).fill(&mut b, 20, &mut ParticleRng::new(0, 20, 16));
         assert_eq!(b.particle(0), vec![40.0, 41.0]);
     }
 }

@@ -1,10 +1,11 @@
 //! The Metropolis-adjusted Langevin algorithm, with step-size adaptation by dual averaging.
 
-use super::{Kernel, StepCtx, StepInfo, langevin_update};
+use super::{MarkovKernel, StepInfo};
 use crate::block::Block;
 use crate::error::Result;
 use crate::invalid;
-use crate::rng::LaneRng;
+use crate::particles::langevin_update;
+use crate::rng::ParticleRng;
 use crate::target::Target;
 use crate::vmath::LANES;
 
@@ -41,8 +42,32 @@ pub struct MalaState {
     accept: Vec<bool>,
 }
 
-impl Kernel for Mala<'_> {
+/// What a MALA step reports.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct MalaInfo {
+    /// Real particles whose proposal was accepted.
+    pub accepted: usize,
+    /// Σ over real particles of min(1, α).
+    pub accept_prob: f64,
+}
+
+impl StepInfo for MalaInfo {
+    const METROPOLIZED: bool = true;
+    fn accepted(&self) -> usize {
+        self.accepted
+    }
+    fn accept_prob(&self) -> f64 {
+        self.accept_prob
+    }
+    fn known_finite(&self) -> bool {
+        // Rejected proposals keep finite positions; accepted ones have finite log-density.
+        false
+    }
+}
+
+impl MarkovKernel for Mala<'_> {
     type State = MalaState;
+    type Info = MalaInfo;
 
     fn name(&self) -> &'static str {
         "mala"
@@ -50,18 +75,18 @@ impl Kernel for Mala<'_> {
     fn dim(&self) -> usize {
         self.target.dim()
     }
-    fn metropolized(&self) -> bool {
-        true
+    fn batch_hint(&self) -> usize {
+        self.target.preferred_block_size()
     }
 
-    fn init(&self, x: Block, _rng: &mut LaneRng) -> Result<MalaState> {
+    fn init(&self, x: Block, _rng: &mut ParticleRng) -> Result<MalaState> {
         let (d, n, stride) = (x.dim(), x.len(), x.stride());
         let mut sx = Block::zeros(d, n);
         let mut lx = vec![0.0f32; stride];
         self.target.eval(&x, &mut sx, Some(&mut lx))?;
         if let Some(i) = (0..n).find(|&i| !lx[i].is_finite()) {
             return Err(invalid!(
-                "the log-density at the initial position of a particle ({:?}) is {}; MALA needs a start where p > 0: choose another --init",
+                "the log-density at the initial position of a particle ({:?}) is {}; MALA needs a start where p > 0: choose another `init`",
                 x.particle(i),
                 lx[i]
             ));
@@ -81,8 +106,7 @@ impl Kernel for Mala<'_> {
         })
     }
 
-    fn step(&self, st: &mut MalaState, ctx: &StepCtx, rng: &mut LaneRng) -> Result<StepInfo> {
-        let tau = ctx.step_size;
+    fn step(&self, st: &mut MalaState, tau: f64, rng: &mut ParticleRng) -> Result<MalaInfo> {
         let (a, b) = (tau as f32, (2.0 * tau).sqrt() as f32);
         let (d, n, stride) = (st.x.dim(), st.x.len(), st.x.stride());
         rng.fill_normal(st.z.data_mut());
@@ -105,7 +129,7 @@ impl Kernel for Mala<'_> {
             );
         }
         rng.fill_uniform(&mut st.u);
-        let mut info = StepInfo::default();
+        let mut info = MalaInfo::default();
         for i in 0..stride {
             st.accept[i] = false;
             if i >= n {

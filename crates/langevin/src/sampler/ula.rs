@@ -1,9 +1,9 @@
 //! The unadjusted Langevin algorithm, exactly as the seeds write it.
 
-use super::{Kernel, StepCtx, StepInfo, ula_step};
+use super::{MarkovKernel, StepInfo, ula_step};
 use crate::block::Block;
 use crate::error::Result;
-use crate::rng::LaneRng;
+use crate::rng::ParticleRng;
 use crate::target::Target;
 
 /// ULA: x ← x + τ ∇log p(x) + √(2τ) z, z ~ N(0, I).
@@ -22,9 +22,22 @@ pub struct Ula<'a> {
 
 /// State of one block under [`Ula`].
 pub struct UlaState {
-    pub(crate) x: Block,
-    pub(crate) score: Block,
-    pub(crate) z: Block,
+    x: Block,
+    score: Block,
+    z: Block,
+}
+
+/// What a ULA step reports.
+#[derive(Clone, Copy, Debug)]
+pub struct UlaInfo {
+    /// Every new position is finite.
+    pub finite: bool,
+}
+
+impl StepInfo for UlaInfo {
+    fn known_finite(&self) -> bool {
+        self.finite
+    }
 }
 
 impl<'a> Ula<'a> {
@@ -34,15 +47,9 @@ impl<'a> Ula<'a> {
     }
 }
 
-impl UlaState {
-    pub(crate) fn new(x: Block) -> Self {
-        let (d, n) = (x.dim(), x.len());
-        UlaState { x, score: Block::zeros(d, n), z: Block::zeros(d, n) }
-    }
-}
-
-impl Kernel for Ula<'_> {
+impl MarkovKernel for Ula<'_> {
     type State = UlaState;
+    type Info = UlaInfo;
 
     fn name(&self) -> &'static str {
         "ula"
@@ -50,14 +57,18 @@ impl Kernel for Ula<'_> {
     fn dim(&self) -> usize {
         self.target.dim()
     }
-    fn init(&self, x: Block, _rng: &mut LaneRng) -> Result<UlaState> {
-        Ok(UlaState::new(x))
+    fn init(&self, x: Block, _rng: &mut ParticleRng) -> Result<UlaState> {
+        let (d, n) = (x.dim(), x.len());
+        Ok(UlaState { x, score: Block::zeros(d, n), z: Block::zeros(d, n) })
     }
-    fn step(&self, st: &mut UlaState, ctx: &StepCtx, rng: &mut LaneRng) -> Result<StepInfo> {
-        let finite = ula_step(self.target, &mut st.x, &mut st.score, &mut st.z, ctx.step_size, self.noise, rng)?;
-        Ok(StepInfo { finite, ..Default::default() })
+    fn step(&self, st: &mut UlaState, step_size: f64, rng: &mut ParticleRng) -> Result<UlaInfo> {
+        let finite = ula_step(self.target, &mut st.x, &mut st.score, &mut st.z, step_size, self.noise, rng)?;
+        Ok(UlaInfo { finite })
     }
     fn position<'s>(&self, st: &'s UlaState) -> &'s Block {
         &st.x
+    }
+    fn batch_hint(&self) -> usize {
+        self.target.preferred_block_size()
     }
 }

@@ -23,11 +23,12 @@
 //! The score gives the force: a Boltzmann target at temperature kT has s = −∇U/kT, so F = kT s.
 //! Other densities are U = −log p at kT = 1.
 
-use super::{Kernel, StepCtx, StepInfo};
+use super::{MarkovKernel, StepInfo};
 use crate::block::Block;
 use crate::error::Result;
+use crate::error::{Param, Suggestion};
 use crate::invalid;
-use crate::rng::LaneRng;
+use crate::rng::ParticleRng;
 use crate::target::Target;
 use crate::vmath::{LANES, V};
 
@@ -78,16 +79,16 @@ impl<'a> Underdamped<'a> {
         let d = target.dim();
         if mass.len() != 1 && mass.len() != d {
             return Err(invalid!(
-                "--mass has {} values; give one for all coordinates or one per coordinate ({d})",
+                "`mass` has {} values; give one for all coordinates or one per coordinate ({d})",
                 mass.len()
             ));
         }
         if let Some(m) = mass.iter().find(|m| !m.is_finite() || **m <= 0.0) {
-            return Err(invalid!("--mass {m} must be positive and finite"));
+            return Err(invalid!("`mass` {m} must be positive and finite"));
         }
         if !friction.is_finite() || friction <= 0.0 {
             return Err(invalid!(
-                "--friction {friction} must be positive and finite (γ in m ẍ = −∇U − γẋ + √(2γkT) η)"
+                "`friction` {friction} must be positive and finite (γ in m ẍ = −∇U − γẋ + √(2γkT) η)"
             ));
         }
         let mass = if mass.len() == 1 { vec![mass[0]; d] } else { mass.to_vec() };
@@ -146,8 +147,16 @@ fn thermostat(v: &mut [f32], z: &[f32], c1: f32, c2: f32) {
     }
 }
 
-impl Kernel for Underdamped<'_> {
+/// What an underdamped step reports: nothing beyond the positions (the runner scans them for
+/// non-finite values; the kinetic temperature is read from the state at kept draws).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct UnderdampedInfo;
+
+impl StepInfo for UnderdampedInfo {}
+
+impl MarkovKernel for Underdamped<'_> {
     type State = UnderdampedState;
+    type Info = UnderdampedInfo;
 
     fn name(&self) -> &'static str {
         self.scheme.name()
@@ -157,7 +166,7 @@ impl Kernel for Underdamped<'_> {
     }
 
     /// Velocities start from the Maxwell distribution N(0, kT/m).
-    fn init(&self, x: Block, rng: &mut LaneRng) -> Result<UnderdampedState> {
+    fn init(&self, x: Block, rng: &mut ParticleRng) -> Result<UnderdampedState> {
         let (d, n) = (x.dim(), x.len());
         let mut v = Block::zeros(d, n);
         rng.fill_normal(v.data_mut());
@@ -170,8 +179,7 @@ impl Kernel for Underdamped<'_> {
         Ok(UnderdampedState { x, v, force, z: Block::zeros(d, n) })
     }
 
-    fn step(&self, st: &mut UnderdampedState, ctx: &StepCtx, rng: &mut LaneRng) -> Result<StepInfo> {
-        let h = ctx.step_size;
+    fn step(&self, st: &mut UnderdampedState, h: f64, rng: &mut ParticleRng) -> Result<UnderdampedInfo> {
         let d = st.x.dim();
         match self.scheme {
             Scheme::Baoab => {
@@ -226,8 +234,7 @@ impl Kernel for Underdamped<'_> {
                 self.force(&st.x, &mut st.force)?;
             }
         }
-        // The driver scans the positions for non-finite values (finite: false).
-        Ok(StepInfo::default())
+        Ok(UnderdampedInfo)
     }
 
     fn position<'s>(&self, st: &'s UnderdampedState) -> &'s Block {
@@ -243,10 +250,15 @@ impl Kernel for Underdamped<'_> {
         )
     }
 
-    fn suggest_smaller(&self, _index: usize, step_size: f64) -> String {
-        format!(
-            "--dt {:.3e} (a quarter of the current Δt; stiff potentials need Δt well below 2/ω_max)",
-            step_size / 4.0
-        )
+    fn batch_hint(&self) -> usize {
+        self.target.preferred_block_size()
+    }
+
+    fn suggest(&self, _st: &UnderdampedState, dt: f64) -> Suggestion {
+        Suggestion {
+            param: Param::Dt,
+            value: dt / 4.0,
+            why: "a quarter of the current Δt; stiff potentials need Δt well below 2/ω_max",
+        }
     }
 }

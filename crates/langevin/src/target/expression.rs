@@ -331,25 +331,25 @@ impl ExpressionPotential {
     /// Parse `energy` over the declared `variables` (their order is the coordinate order).
     pub fn parse(energy: &str, variables: &[String]) -> Result<Self> {
         if variables.is_empty() {
-            return Err(Error::Invalid("a potential needs at least one variable (variables = [\"x\", ...])".into()));
+            return Err(Error::msg("a potential needs at least one variable (variables = [\"x\", ...])"));
         }
         for (i, v) in variables.iter().enumerate() {
             let valid = v.chars().next().is_some_and(|c| c.is_alphabetic() || c == '_')
                 && v.chars().all(|c| c.is_alphanumeric() || c == '_');
             if !valid {
-                return Err(Error::Invalid(format!(
+                return Err(Error::msg(format!(
                     "variable {i} is named '{v}'; names start with a letter or '_' and contain only letters, digits and '_'"
                 )));
             }
             if FUNCTIONS.iter().any(|(f, _)| f == v) {
-                return Err(Error::Invalid(format!("variable '{v}' has the name of a function; rename it")));
+                return Err(Error::msg(format!("variable '{v}' has the name of a function; rename it")));
             }
             if variables[..i].contains(v) {
-                return Err(Error::Invalid(format!("variable '{v}' is declared twice")));
+                return Err(Error::msg(format!("variable '{v}' is declared twice")));
             }
         }
         let syntax = |e: SyntaxError| {
-            Error::Invalid(format!(
+            Error::msg(format!(
                 "could not parse the energy expression: {} at position {}\n{}",
                 e.0,
                 e.1 + 1,
@@ -370,10 +370,7 @@ impl ExpressionPotential {
         let mut text = String::new();
         render(&tree, &mut text);
         let internal = |e: exmex::ExError| {
-            Error::Invalid(format!(
-                "could not prepare the energy expression '{energy}' for differentiation: {}",
-                e.msg()
-            ))
+            Error::msg(format!("could not prepare the energy expression '{energy}' for differentiation: {}", e.msg()))
         };
         let flat = FlatEx::<f64>::parse(&text).map_err(internal)?;
         let order: Vec<usize> = flat
@@ -381,7 +378,7 @@ impl ExpressionPotential {
             .iter()
             .map(|n| n.trim_start_matches('{').trim_end_matches('}').trim_start_matches('v').parse::<usize>())
             .collect::<std::result::Result<_, _>>()
-            .map_err(|_| Error::Invalid(format!("internal error: unexpected variable names {:?}", flat.var_names())))?;
+            .map_err(|_| Error::msg(format!("internal error: unexpected variable names {:?}", flat.var_names())))?;
         let mut partials = vec![None; variables.len()];
         for (ex_idx, &decl) in order.iter().enumerate() {
             partials[decl] = Some(flat.clone().partial(ex_idx).map_err(internal)?);

@@ -6,7 +6,9 @@
 //! s(x) = Σₖ rₖ(x) · (−Σₖ⁻¹(x − μₖ)),  rₖ = softmaxₖ(log wₖ + log N(x; μₖ, Σₖ)).
 //!
 //! Convolving with N(0, σ²I) keeps the family: p_σ = Σₖ wₖ N(μₖ, Σₖ + σ²I), so
-//! [`Target::perturbed`] is exact for every σ ≥ 0. That makes annealed Langevin (and later the
+//! [`Target::score_at`] is exact for every σ ≥ 0. It rebuilds nothing: diagonal precisions are
+//! 1/(v + σ²), and full covariances use the eigendecomposition Σ = QΛQᵀ stored once, whitening
+//! with (Λ + σ²)^{-1/2} Qᵀ. That makes annealed Langevin (and later the
 //! diffusion samplers) testable against exact answers with no training at all.
 
 use super::{Marginal, Scales, Target};
@@ -20,7 +22,6 @@ use multiversion::multiversion;
 use nalgebra::{DMatrix, SymmetricEigen};
 use ndarray::Array2;
 use std::f64::consts::PI;
-use std::sync::Arc;
 
 /// Covariance of one Gaussian component.
 #[derive(Clone, Debug, PartialEq)]
@@ -72,6 +73,8 @@ struct Component {
     /// Smallest and largest eigenvalue of Σₖ.
     eig_min: f64,
     eig_max: f64,
+    /// Eigenvalues λ and eigenvectors Q (columns) of a full Σₖ = QΛQᵀ, for Σₖ + σ²I.
+    eig: Option<(Vec<f64>, DMatrix<f64>)>,
 }
 
 /// A Gaussian mixture Σₖ wₖ N(μₖ, Σₖ) in d dimensions. A single Gaussian is a mixture with one
@@ -83,16 +86,17 @@ pub struct GaussianMixture {
     components: Vec<Component>,
     name: Option<String>,
     init: Option<Init>,
-    kernel: Kernel,
+    kernel: KernelData,
 }
 
 /// Data laid out for the vectorized kernels (all `f32`).
 #[derive(Clone, Debug)]
-enum Kernel {
+enum KernelData {
     /// Diagonal covariances: precision diagonals, K × d.
     Diagonal { means: Vec<f32>, precision: Vec<f32>, log_norm: Vec<f32> },
-    /// Full covariances: L⁻¹ row-major, K × d × d.
-    Full { means: Vec<f32>, whiten: Vec<f32>, log_norm: Vec<f32> },
+    /// Full covariances: a whitening W (‖W(x − μ)‖² = Mahalanobis²) row-major, K × d × d;
+    /// lower triangular (L⁻¹) at σ = 0, full ((Λ + σ²)^{-1/2} Qᵀ) for σ > 0.
+    Full { means: Vec<f32>, whiten: Vec<f32>, log_norm: Vec<f32>, triangular: bool },
 }
 
 impl GaussianMixture {
@@ -138,7 +142,7 @@ impl GaussianMixture {
             }
             components.push(Component::new(k, weights[k], mean, cov, dim)?);
         }
-        let kernel = Kernel::build(dim, &components);
+        let kernel = KernelData::build(dim, &components);
         Ok(GaussianMixture { dim, weights, components, name: None, init: None, kernel })
     }
 
@@ -220,6 +224,7 @@ impl GaussianMixture {
 
 impl Component {
     fn new(k: usize, weight: f64, mean: Vec<f64>, cov: Covariance, dim: usize) -> Result<Self> {
+        let mut full_eig = None;
         let (log_det, chol, whiten, eig_min, eig_max) = match &cov {
             Covariance::Isotropic(v) => {
                 if !v.is_finite() || *v <= 0.0 {
@@ -266,9 +271,11 @@ impl Component {
                     }
                 }
                 let mat = DMatrix::from_fn(dim, dim, |i, j| 0.5 * (m[[i, j]] + m[[j, i]]));
-                let eig = SymmetricEigen::new(mat.clone()).eigenvalues;
+                let se = SymmetricEigen::new(mat.clone());
+                let eig = se.eigenvalues.clone();
                 let lo = eig.iter().cloned().fold(f64::INFINITY, f64::min);
                 let hi = eig.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+                full_eig = Some((eig.iter().cloned().collect::<Vec<f64>>(), se.eigenvectors));
                 if lo <= 1e-12 * hi.abs().max(f64::MIN_POSITIVE) {
                     return Err(invalid!(
                         "component {k}: covariance is not positive-definite (smallest eigenvalue {lo:.3e}); \
@@ -289,7 +296,7 @@ impl Component {
             }
         };
         let log_norm = weight.ln() - 0.5 * log_det - 0.5 * dim as f64 * (2.0 * PI).ln();
-        Ok(Component { mean, cov, chol, whiten, log_norm, eig_min, eig_max })
+        Ok(Component { mean, cov, chol, whiten, log_norm, eig_min, eig_max, eig: full_eig })
     }
 
     /// (x − μ)ᵀ Σ⁻¹ (x − μ) in f64.
@@ -333,8 +340,50 @@ impl Component {
     }
 }
 
-impl Kernel {
-    fn build(dim: usize, comps: &[Component]) -> Kernel {
+impl KernelData {
+    /// Kernel data of the perturbed mixture Σₖ wₖ N(μₖ, Σₖ + σ²I), from what each component
+    /// stored at construction (no factorization is recomputed).
+    fn at_sigma(dim: usize, weights: &[f64], comps: &[Component], sigma: f64) -> KernelData {
+        let s2 = sigma * sigma;
+        let means: Vec<f32> = comps.iter().flat_map(|c| c.mean.iter().map(|&v| v as f32)).collect();
+        let half_log_2pi = 0.5 * dim as f64 * (2.0 * PI).ln();
+        // Variances along the whitening axes of each component: diagonal entries, or eigenvalues.
+        let vars = |c: &Component| -> Vec<f64> {
+            match (&c.cov, &c.eig) {
+                (Covariance::Isotropic(v), _) => vec![v + s2; dim],
+                (Covariance::Diagonal(v), _) => v.iter().map(|x| x + s2).collect(),
+                (Covariance::Full(_), Some((lam, _))) => lam.iter().map(|x| x + s2).collect(),
+                (Covariance::Full(_), None) => unreachable!("full covariances store their eigendecomposition"),
+            }
+        };
+        let log_norm: Vec<f32> = comps
+            .iter()
+            .zip(weights)
+            .map(|(c, w)| (w.ln() - 0.5 * vars(c).iter().map(|v| v.ln()).sum::<f64>() - half_log_2pi) as f32)
+            .collect();
+        if comps.iter().all(|c| !matches!(c.cov, Covariance::Full(_))) {
+            let precision = comps.iter().flat_map(|c| vars(c).into_iter().map(|v| (1.0 / v) as f32)).collect();
+            return KernelData::Diagonal { means, precision, log_norm };
+        }
+        let mut whiten = Vec::with_capacity(comps.len() * dim * dim);
+        for c in comps {
+            let v = vars(c);
+            for i in 0..dim {
+                for j in 0..dim {
+                    let w = match &c.eig {
+                        // Row i of (Λ + σ²)^{-1/2} Qᵀ: column i of Q, scaled.
+                        Some((_, q)) => q[(j, i)] / v[i].sqrt(),
+                        None if i == j => 1.0 / v[i].sqrt(),
+                        None => 0.0,
+                    };
+                    whiten.push(w as f32);
+                }
+            }
+        }
+        KernelData::Full { means, whiten, log_norm, triangular: false }
+    }
+
+    fn build(dim: usize, comps: &[Component]) -> KernelData {
         let means: Vec<f32> = comps.iter().flat_map(|c| c.mean.iter().map(|&v| v as f32)).collect();
         let log_norm: Vec<f32> = comps.iter().map(|c| c.log_norm as f32).collect();
         if comps.iter().all(|c| !matches!(c.cov, Covariance::Full(_))) {
@@ -346,7 +395,7 @@ impl Kernel {
                     Covariance::Full(_) => unreachable!(),
                 })
                 .collect();
-            Kernel::Diagonal { means, precision, log_norm }
+            KernelData::Diagonal { means, precision, log_norm }
         } else {
             let mut whiten = Vec::with_capacity(comps.len() * dim * dim);
             for c in comps {
@@ -363,9 +412,54 @@ impl Kernel {
                     }
                 }
             }
-            Kernel::Full { means, whiten, log_norm }
+            KernelData::Full { means, whiten, log_norm, triangular: true }
         }
     }
+}
+
+impl GaussianMixture {
+    /// The perturbed mixture Σₖ wₖ N(μₖ, Σₖ + σ²I) as a target of its own (for analysis and
+    /// exact references at σ; samplers use [`Target::score_at`], which rebuilds nothing).
+    pub fn perturbed(&self, sigma: f64) -> Result<GaussianMixture> {
+        if !(sigma.is_finite() && sigma >= 0.0) {
+            return Err(crate::field::sigma_error(&self.name(), (0.0, f64::INFINITY), sigma));
+        }
+        let s2 = sigma * sigma;
+        let covs = self.components.iter().map(|c| c.cov.plus_identity(s2)).collect();
+        let means = self.components.iter().map(|c| c.mean.clone()).collect();
+        let mut p = GaussianMixture::new(self.weights.clone(), means, covs)?;
+        p.name = Some(format!("{} * N(0, {sigma:.4}²)", self.name()));
+        Ok(p)
+    }
+
+    fn run_kernel(&self, kd: &KernelData, x: &Block, score: &mut Block, log_density: Option<&mut [f32]>) {
+        debug_assert_eq!(x.dim(), self.dim);
+        let (d, k, stride) = (self.dim, self.components.len(), x.stride());
+        match kd {
+            KernelData::Diagonal { means, precision, log_norm } => {
+                diagonal_kernel(d, k, stride, means, precision, log_norm, x.data(), score.data_mut(), log_density)
+            }
+            KernelData::Full { means, whiten, log_norm, triangular } => full_kernel(
+                d,
+                k,
+                stride,
+                FullData { means, whiten, log_norm, triangular: *triangular },
+                x.data(),
+                score.data_mut(),
+                log_density,
+            ),
+        }
+    }
+}
+
+/// What [`full_kernel`] needs of a mixture with full covariances.
+#[derive(Clone, Copy)]
+struct FullData<'a> {
+    means: &'a [f32],
+    whiten: &'a [f32],
+    log_norm: &'a [f32],
+    /// W is lower triangular (skip its upper half).
+    triangular: bool,
 }
 
 impl Target for GaussianMixture {
@@ -382,16 +476,23 @@ impl Target for GaussianMixture {
     }
 
     fn eval(&self, x: &Block, score: &mut Block, log_density: Option<&mut [f32]>) -> Result<()> {
-        debug_assert_eq!(x.dim(), self.dim);
-        let (d, k, stride) = (self.dim, self.components.len(), x.stride());
-        match &self.kernel {
-            Kernel::Diagonal { means, precision, log_norm } => {
-                diagonal_kernel(d, k, stride, means, precision, log_norm, x.data(), score.data_mut(), log_density)
-            }
-            Kernel::Full { means, whiten, log_norm } => {
-                full_kernel(d, k, stride, means, whiten, log_norm, x.data(), score.data_mut(), log_density)
-            }
+        self.run_kernel(&self.kernel, x, score, log_density);
+        Ok(())
+    }
+
+    fn noise_range(&self) -> (f64, f64) {
+        (0.0, f64::INFINITY)
+    }
+
+    fn score_at(&self, x: &Block, sigma: f64, out: &mut Block) -> Result<()> {
+        if sigma == 0.0 {
+            return self.eval(x, out, None);
         }
+        if !(sigma.is_finite() && sigma > 0.0) {
+            return Err(crate::field::sigma_error(&self.name(), self.noise_range(), sigma));
+        }
+        let kd = KernelData::at_sigma(self.dim, &self.weights, &self.components, sigma);
+        self.run_kernel(&kd, x, out, None);
         Ok(())
     }
 
@@ -429,14 +530,6 @@ impl Target for GaussianMixture {
             }
         }
         true
-    }
-    fn perturbed(&self, sigma: f64) -> Option<Arc<dyn Target>> {
-        let s2 = sigma * sigma;
-        let covs = self.components.iter().map(|c| c.cov.plus_identity(s2)).collect();
-        let means = self.components.iter().map(|c| c.mean.clone()).collect();
-        let mut p = GaussianMixture::new(self.weights.clone(), means, covs).ok()?;
-        p.name = Some(format!("{} * N(0, {sigma:.4}²)", self.name()));
-        Some(Arc::new(p))
     }
 
     fn mixture(&self) -> Option<&GaussianMixture> {
@@ -648,19 +741,17 @@ fn diagonal_body<const D: usize, const K: usize>(
 
 /// Score and log-density of a mixture with full covariances: y = L⁻¹(x − μ) per component,
 /// log-density −½‖y‖², component score −L⁻ᵀ y.
-#[allow(clippy::too_many_arguments)]
 #[multiversion(targets("x86_64+avx512f+avx512bw+avx512dq+avx512vl+avx2+fma", "x86_64+avx2+fma", "aarch64+neon"))]
 fn full_kernel(
     d: usize,
     k: usize,
     stride: usize,
-    means: &[f32],
-    whiten: &[f32],
-    log_norm: &[f32],
+    data: FullData<'_>,
     x: &[f32],
     score: &mut [f32],
     mut log_density: Option<&mut [f32]>,
 ) {
+    let FullData { means, whiten, log_norm, triangular } = data;
     let mut logits = vec![[0.0f32; LANES]; k];
     // Whitened coordinates of every component for the current chunk: K × d lane arrays.
     let mut y = vec![[0.0f32; LANES]; k * d];
@@ -679,7 +770,7 @@ fn full_kernel(
             let mut q = [0.0f32; LANES];
             for i in 0..d {
                 let mut acc = [0.0f32; LANES];
-                for c in 0..=i {
+                for c in 0..if triangular { i + 1 } else { d } {
                     let wic = w[i * d + c];
                     for j in 0..LANES {
                         acc[j] = wic.mul_add(diff[c][j], acc[j]);
@@ -709,7 +800,7 @@ fn full_kernel(
             // score_c −= e · Σ_{i ≥ c} W[i][c] y_i
             for c in 0..d {
                 let mut acc = [0.0f32; LANES];
-                for i in c..d {
+                for i in if triangular { c } else { 0 }..d {
                     let wic = w[i * d + c];
                     let yi = &y[kk * d + i];
                     for j in 0..LANES {
@@ -818,7 +909,34 @@ mod tests {
         assert!((cov[[0, 1]] - cov0[[0, 1]]).abs() < 1e-12);
         let p0 = m.perturbed(0.0).unwrap();
         let pts = array![[0.3f32, -0.7], [2.0, 1.0]];
-        assert_eq!(eval_rows(&m, pts.view()).unwrap().0, eval_rows(p0.as_ref(), pts.view()).unwrap().0);
+        assert_eq!(eval_rows(&m, pts.view()).unwrap().0, eval_rows(&p0, pts.view()).unwrap().0);
+    }
+
+    #[test]
+    fn score_at_sigma_matches_the_rebuilt_perturbed_mixture() {
+        // Full, diagonal and mixed (full + isotropic) mixtures; σ from tiny to large. The
+        // eigen-based whitening must give the Cholesky-based mixture's score to f32 accuracy.
+        let mixed = GaussianMixture::new(
+            vec![0.3, 0.7],
+            vec![vec![1.0, -1.0], vec![-2.0, 0.5]],
+            vec![Covariance::Full(array![[2.0, 0.6], [0.6, 0.5]]), Covariance::Isotropic(0.3)],
+        )
+        .unwrap();
+        let pts = Array2::from_shape_fn((37, 2), |(i, c)| ((i * 7 + c * 3) % 11) as f32 - 5.0);
+        let block = Block::from_rows(pts.view());
+        for m in [toy(), full2(), mixed] {
+            for sigma in [1e-3, 0.3, 1.0, 4.0] {
+                let want = eval_rows(&m.perturbed(sigma).unwrap(), pts.view()).unwrap().0;
+                let mut out = Block::zeros(2, 37);
+                m.score_at(&block, sigma, &mut out).unwrap();
+                let mut got = Array2::zeros((37, 2));
+                out.write_rows(got.view_mut());
+                for (g, w) in got.iter().zip(want.iter()) {
+                    assert!((g - w).abs() <= 2e-5 * w.abs().max(1.0), "σ = {sigma}: {g} vs {w}");
+                }
+            }
+        }
+        assert!(toy().score_at(&block, -1.0, &mut Block::zeros(2, 37)).is_err());
     }
 
     #[test]

@@ -4,8 +4,8 @@
 //! One currency runs through the whole toolkit: the (noise-conditioned) score. A [`Target`]
 //! gives s(x) = s(x, 0); targets that know the density convolved with N(0, σ²I) exactly
 //! (Gaussians and Gaussian mixtures: add σ² to every covariance) also give s(x, σ) through
-//! [`Target::perturbed`], which is what annealed Langevin needs. Samplers never ask where a
-//! score comes from.
+//! [`Target::score_at`] (every target is a [`crate::field::Score`]), which is what annealed
+//! Langevin and the diffusion samplers need. Samplers never ask where a score comes from.
 //!
 //! - [`GaussianMixture`]: Gaussians and mixtures with isotropic, diagonal or full covariances.
 //! - [`Boltzmann`]: p ∝ exp(−U(x)/kT) for a [`Potential`] U, e.g. an [`ExpressionPotential`]
@@ -73,9 +73,21 @@ pub trait Target: Send + Sync {
         false
     }
 
-    /// The density convolved with N(0, σ²I), when its score is known exactly (σ ≥ 0).
-    fn perturbed(&self, _sigma: f64) -> Option<Arc<dyn Target>> {
-        None
+    /// The noise levels σ at which [`Target::score_at`] knows the score of the perturbed density
+    /// p_σ = p ∗ N(0, σ²I), inclusive: `(0, 0)` (the default) when only σ = 0 is known,
+    /// `(0, ∞)` for Gaussians and mixtures (Σₖ + σ²I, exactly).
+    fn noise_range(&self) -> (f64, f64) {
+        (0.0, 0.0)
+    }
+
+    /// The score of the perturbed density s(x, σ) = ∇ log p_σ(x) for σ in
+    /// [`Target::noise_range`]; σ = 0 is [`Target::eval`]'s score. This is how the
+    /// [`crate::field::Score`] seam sees a target: σ is an argument, not a rebuilt target.
+    fn score_at(&self, x: &Block, sigma: f64, out: &mut Block) -> Result<()> {
+        if sigma == 0.0 {
+            return self.eval(x, out, None);
+        }
+        Err(crate::field::sigma_error(&self.name(), self.noise_range(), sigma))
     }
 
     /// The target as a Gaussian mixture, when it is one (mode weights, responsibilities).

@@ -1,0 +1,788 @@
+//! Sampling as one call: choose a sampler by value or by name, let the library derive what is
+//! left open (step size, start, warm-up, the annealing ladder), and get the samples, the
+//! resolved settings with notes saying how each was derived, a typed report and warnings.
+//!
+//! This is the layer the `langevin sample` command, the bench, the Python package and any
+//! library user share; the command line only turns flags into [`SampleOptions`] and prints.
+//!
+//! ```
+//! use langevin::sample::{sample, SampleOptions, Sampler};
+//! use langevin::target::builtin;
+//! let target = builtin::build("ncsn-toy", &[])?;
+//! let out = sample(target.as_ref(), &SampleOptions {
+//!     sampler: Sampler::from_name("annealed")?,
+//!     particles: Some(2000),
+//!     seed: 1,
+//!     ..Default::default()
+//! })?;
+//! assert_eq!(out.run.samples.dim(), (2000, 2));
+//! let w = out.report.statistics.mode_weights.as_ref().unwrap();
+//! assert!((w[0] - 0.8).abs() < 0.05, "{w:?}");          // annealing restores the weights
+//! assert!(!out.resolved.notes.is_empty());              // and says how it chose the ladder
+//! # Ok::<(), langevin::Error>(())
+//! ```
+
+use crate::analysis::{self, Stiffness};
+use crate::diagnostics;
+use crate::error::Result;
+use crate::invalid_field;
+use crate::metrics;
+use crate::rng::LaneRng;
+use crate::sampler::{
+    self, AnnealConfig, AnnealOptions, Init, Mala, RunConfig, RunResult, Scheme, Ula, Underdamped, run_annealed,
+};
+use crate::target::Target;
+use ndarray::ArrayView2;
+use rayon::prelude::*;
+use serde::Serialize;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64};
+use std::time::Instant;
+
+/// A sampler, as a value.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Sampler {
+    /// Unadjusted Langevin, x ← x + τ s(x) + √(2τ) z; `noise: false` is gradient ascent.
+    Ula {
+        /// Add the noise term.
+        noise: bool,
+    },
+    /// Metropolis-adjusted Langevin; `adapt`: the acceptance rate the warm-up aims at (None:
+    /// keep the step fixed).
+    Mala {
+        /// Target acceptance of the warm-up's dual averaging.
+        adapt: Option<f64>,
+    },
+    /// Annealed Langevin over a noise ladder (Song & Ermon 2019).
+    Annealed {
+        /// What is fixed of the schedule; the rest comes from the target.
+        options: AnnealOptions,
+        /// Add the noise term.
+        noise: bool,
+    },
+    /// Underdamped Langevin in physical units.
+    Underdamped {
+        /// BAOAB, OBABO or Euler–Maruyama.
+        scheme: Scheme,
+        /// One mass, or one per coordinate.
+        mass: Vec<f64>,
+        /// Friction coefficient γ.
+        friction: f64,
+    },
+    /// Independent exact draws (targets that can be sampled directly).
+    Exact,
+}
+
+/// The names [`Sampler::from_name`] accepts.
+pub const SAMPLER_NAMES: &[&str] = &["ula", "mala", "annealed", "baoab", "obabo", "underdamped-em", "exact"];
+
+impl Sampler {
+    /// A sampler by name, with its defaults (MALA adapts towards 0.574; annealed denoises;
+    /// underdamped m = 1, γ = 1).
+    pub fn from_name(name: &str) -> Result<Sampler> {
+        let underdamped = |scheme| Sampler::Underdamped { scheme, mass: vec![1.0], friction: 1.0 };
+        Ok(match name {
+            "ula" => Sampler::Ula { noise: true },
+            "mala" => Sampler::Mala { adapt: Some(0.574) },
+            "annealed" => {
+                Sampler::Annealed { options: AnnealOptions { denoise: true, ..Default::default() }, noise: true }
+            }
+            "baoab" => underdamped(Scheme::Baoab),
+            "obabo" => underdamped(Scheme::Obabo),
+            "underdamped-em" => underdamped(Scheme::EulerMaruyama),
+            "exact" => Sampler::Exact,
+            _ => {
+                return Err(invalid_field!(
+                    "sampler",
+                    "unknown sampler '{name}'; choose one of {}",
+                    SAMPLER_NAMES.join(", ")
+                ));
+            }
+        })
+    }
+
+    /// The name used in reports.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Sampler::Ula { .. } => "ula",
+            Sampler::Mala { .. } => "mala",
+            Sampler::Annealed { .. } => "annealed",
+            Sampler::Underdamped { scheme, .. } => scheme.name(),
+            Sampler::Exact => "exact",
+        }
+    }
+
+    /// Whether the update adds noise.
+    pub fn noise(&self) -> bool {
+        match self {
+            Sampler::Ula { noise } | Sampler::Annealed { noise, .. } => *noise,
+            _ => true,
+        }
+    }
+}
+
+/// The step of a stationary sampler: τ for ULA/MALA (MALA's starting value when it adapts),
+/// Δt for the underdamped samplers.
+#[derive(Clone, Copy, Debug, PartialEq, Default)]
+pub enum StepSize {
+    /// From the target's length scales ([`Target::default_step_size`], or for the underdamped
+    /// samplers Δt = 0.2 ℓ √(m/kT)).
+    #[default]
+    Default,
+    /// This value.
+    Given(f64),
+    /// From the stiffness of the target: τ = 1/λ_max, Δt = √(m/(λ_max kT)) (half the
+    /// stability limits), with λ_max over 1,000 typical points.
+    Auto,
+}
+
+/// Everything a sampling run takes; `None` fields are derived (see [`Resolved`]).
+#[derive(Clone, Debug, Default)]
+pub struct SampleOptions {
+    /// The sampler.
+    pub sampler: Sampler,
+    /// τ or Δt (not for annealed Langevin, whose step is its ε).
+    pub step_size: StepSize,
+    /// Where particles start (default: the target's region; annealed: N(mean, σ₁² I)).
+    pub init: Option<Init>,
+    /// Number of particles (default 10,000, or the rows of an `init` file).
+    pub particles: Option<usize>,
+    /// Steps after warm-up (default 1,000; not for annealed Langevin).
+    pub steps: Option<usize>,
+    /// Warm-up steps (default 1,000 for MALA, 0 otherwise).
+    pub warmup: Option<usize>,
+    /// Keep every k-th state after warm-up (default: the final state only).
+    pub thin: Option<usize>,
+    /// Record all positions every k steps.
+    pub record_every: Option<usize>,
+    /// Seed of all random streams.
+    pub seed: u64,
+    /// Particles per block (default from N, d and the target; results do not depend on it).
+    pub block_size: Option<usize>,
+    /// Counter of particle-steps done, for progress display.
+    pub progress: Option<Arc<AtomicU64>>,
+    /// Set to stop early (the call then returns an error).
+    pub cancel: Option<Arc<AtomicBool>>,
+}
+
+impl Default for Sampler {
+    fn default() -> Self {
+        Sampler::Ula { noise: true }
+    }
+}
+
+/// The settings a run used, with one note per derived value.
+#[derive(Clone, Debug)]
+pub struct Resolved {
+    /// Particles.
+    pub particles: usize,
+    /// Warm-up steps.
+    pub warmup: usize,
+    /// Steps after warm-up (L·T for annealed Langevin).
+    pub steps: usize,
+    /// The step τ / Δt the run started with (annealed: ε).
+    pub step_size: f64,
+    /// The start.
+    pub init: Init,
+    /// The annealing schedule.
+    pub anneal: Option<AnnealConfig>,
+    /// The stiffness measurement behind [`StepSize::Auto`].
+    pub stiffness: Option<Stiffness>,
+    /// How each derived value was chosen.
+    pub notes: Vec<String>,
+    /// The notes about the annealing schedule alone (a subset of `notes`).
+    pub schedule_notes: Vec<String>,
+}
+
+/// Mean, covariance and, where the target knows them, exact values and mode weights.
+#[derive(Clone, Debug, Serialize)]
+pub struct Statistics {
+    /// Sample mean.
+    pub mean: Vec<f64>,
+    /// Sample covariance.
+    pub covariance: Vec<Vec<f64>>,
+    /// Exact mean.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub exact_mean: Option<Vec<f64>>,
+    /// Exact covariance.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub exact_covariance: Option<Vec<Vec<f64>>>,
+    /// Fractions of samples nearest (by responsibility) to each mixture component.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mode_weights: Option<Vec<f64>>,
+    /// The mixture's weights.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mode_weights_expected: Option<Vec<f64>>,
+}
+
+impl Statistics {
+    /// The statistics of `samples` (one per row) against `target`.
+    pub fn of(samples: ArrayView2<f32>, target: &dyn Target) -> Statistics {
+        let rows = |m: &ndarray::Array2<f64>| m.outer_iter().map(|r| r.to_vec()).collect();
+        let (mean, cov) = diagnostics::mean_cov(samples);
+        let exact = target.moments();
+        let mix = target.mixture().filter(|m| m.n_components() > 1);
+        Statistics {
+            mean,
+            covariance: rows(&cov),
+            exact_mean: exact.as_ref().map(|(m, _)| m.clone()),
+            exact_covariance: exact.as_ref().map(|(_, c)| rows(c)),
+            mode_weights: mix.map(|m| metrics::mode_weights(samples, m)),
+            mode_weights_expected: mix.map(|m| m.weights().to_vec()),
+        }
+    }
+}
+
+/// Bulk ESS and rank-normalized split R-hat per coordinate, over chains.
+#[derive(Clone, Debug, Serialize)]
+pub struct ChainDiagnostics {
+    /// The smallest bulk ESS over coordinates.
+    pub ess_bulk_min: f64,
+    /// The largest R-hat over coordinates.
+    pub rhat_max: f64,
+    /// Bulk ESS per coordinate.
+    pub ess_bulk: Vec<f64>,
+    /// R-hat per coordinate.
+    pub rhat: Vec<f64>,
+}
+
+impl ChainDiagnostics {
+    /// Diagnostics of samples laid out `draws × chains` (row k·chains + i = chain i, draw k).
+    pub fn of(samples: ArrayView2<f32>, chains: usize) -> ChainDiagnostics {
+        let per: Vec<(f64, f64)> = (0..samples.ncols())
+            .into_par_iter()
+            .map(|c| diagnostics::ess_bulk_and_rhat(&diagnostics::chains_of(samples, chains, c)))
+            .collect();
+        let ess: Vec<f64> = per.iter().map(|p| p.0).collect();
+        let rhat: Vec<f64> = per.iter().map(|p| p.1).collect();
+        ChainDiagnostics {
+            ess_bulk_min: ess.iter().cloned().fold(f64::INFINITY, f64::min),
+            rhat_max: rhat.iter().cloned().fold(f64::NEG_INFINITY, f64::max),
+            ess_bulk: ess,
+            rhat,
+        }
+    }
+}
+
+/// The annealing schedule in a report.
+#[derive(Clone, Debug, Serialize)]
+pub struct AnnealingReport {
+    /// σ₁.
+    pub sigma_max: f64,
+    /// σ_L.
+    pub sigma_min: f64,
+    /// L.
+    pub levels: usize,
+    /// T.
+    pub steps_per_level: usize,
+    /// ε.
+    pub eps: f64,
+    /// Final denoising step.
+    pub denoise: bool,
+    /// σ₁ > … > σ_L.
+    pub sigmas: Vec<f64>,
+    /// α_i = ε σ_i²/σ_L².
+    pub step_sizes: Vec<f64>,
+    /// How each value was chosen.
+    pub notes: Vec<String>,
+}
+
+/// How `StepSize::Auto` chose the step.
+#[derive(Clone, Debug, Serialize)]
+pub struct AutoStepReport {
+    /// λ_max of the score's Jacobian.
+    pub lambda_max: f64,
+    /// Where.
+    pub lambda_max_at: Vec<f64>,
+    /// 2/λ_max.
+    pub max_stable_ula_step: f64,
+    /// The step chosen.
+    pub chosen: f64,
+    /// Points measured.
+    pub samples: usize,
+    /// The rule.
+    pub rule: &'static str,
+}
+
+/// What a sampling run did and what came out: the `sample` command's report.
+#[derive(Clone, Debug, Serialize)]
+pub struct SampleReport {
+    /// Sampler name.
+    pub sampler: &'static str,
+    /// Target description.
+    pub target: String,
+    /// Dimension.
+    pub dim: usize,
+    /// Particles.
+    pub particles: usize,
+    /// Steps, warm-up included.
+    pub steps: usize,
+    /// Warm-up steps.
+    pub warmup: usize,
+    /// Thinning.
+    pub thin: Option<usize>,
+    /// Kept draws per particle.
+    pub draws_per_particle: usize,
+    /// Seed.
+    pub seed: u64,
+    /// Threads of the pool that ran it.
+    pub threads: usize,
+    /// Particles per block.
+    pub block_size: usize,
+    /// Wall-clock seconds.
+    pub seconds: f64,
+    /// Particle-steps per second.
+    pub particle_steps_per_second: f64,
+    /// Whether the noise term was on.
+    pub noise: bool,
+    /// The start.
+    pub init: String,
+    /// The annealing schedule (annealed).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub annealing: Option<AnnealingReport>,
+    /// Δt (underdamped).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dt: Option<f64>,
+    /// Masses (underdamped).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mass: Option<Vec<f64>>,
+    /// Friction (underdamped).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub friction: Option<f64>,
+    /// τ after warm-up (ULA, MALA).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub step_size: Option<f64>,
+    /// τ at the start (ULA, MALA).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub step_size_initial: Option<f64>,
+    /// How an automatic step was chosen.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub step_size_auto: Option<AutoStepReport>,
+    /// kT of a Boltzmann target.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub temperature: Option<f64>,
+    /// Mean potential energy U = −kT log p over the samples (Boltzmann targets).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub potential_energy_mean: Option<f64>,
+    /// ⟨m v²⟩ per degree of freedom (underdamped).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub kinetic_temperature: Option<f64>,
+    /// Accepted fraction after warm-up (MALA).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub acceptance_rate: Option<f64>,
+    /// Mean acceptance probability of the last warm-up window (MALA).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub warmup_acceptance: Option<Option<f64>>,
+    /// Moments and mode weights.
+    #[serde(flatten)]
+    pub statistics: Statistics,
+    /// ESS and R-hat (with at least 4 kept draws per chain).
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    pub chains: Option<ChainDiagnostics>,
+    /// Problems worth a look.
+    pub warnings: Vec<String>,
+}
+
+/// Samples, settings, report.
+pub struct Sampled {
+    /// The run (samples, trajectory, acceptance, timing).
+    pub run: RunResult,
+    /// The settings used, with notes.
+    pub resolved: Resolved,
+    /// The typed report.
+    pub report: SampleReport,
+}
+
+/// Default time step of the underdamped samplers: a fifth of the period scale 1/ω_max of the
+/// stiffest mode, with ω_max ≈ √(kT/m)/ℓ for the narrowest length scale ℓ of the target.
+pub fn default_dt(t: &dyn Target, mass: &[f64]) -> f64 {
+    let kt = t.temperature().unwrap_or(1.0);
+    let m = mass.iter().cloned().fold(f64::INFINITY, f64::min);
+    match t.scales() {
+        Some(s) if m.is_finite() && m > 0.0 => 0.2 * s.smallest * (m / kt).sqrt(),
+        _ => 0.01,
+    }
+}
+
+/// Check `opts` against the sampler: settings that do not apply are errors naming the field.
+fn check(opts: &SampleOptions) -> Result<()> {
+    let s = &opts.sampler;
+    let mcmc_only = [("steps", opts.steps.is_some()), ("warmup", opts.warmup.is_some()), ("thin", opts.thin.is_some())];
+    match s {
+        Sampler::Exact => {
+            for (f, set) in mcmc_only.into_iter().chain([
+                ("step_size", opts.step_size != StepSize::Default),
+                ("init", opts.init.is_some()),
+                ("record_every", opts.record_every.is_some()),
+            ]) {
+                if set {
+                    return Err(invalid_field!(
+                        f,
+                        "`{f}` does not apply to exact sampling (independent draws from the target itself)"
+                    ));
+                }
+            }
+        }
+        Sampler::Annealed { .. } => {
+            for (f, set) in mcmc_only {
+                if set {
+                    return Err(invalid_field!(
+                        f,
+                        "`{f}` does not apply to annealed Langevin; its length is `levels` × `steps_per_level`"
+                    ));
+                }
+            }
+            if opts.step_size != StepSize::Default {
+                return Err(invalid_field!(
+                    "step_size",
+                    "`step_size` does not apply to annealed Langevin; set the step at the smallest noise level with `eps`"
+                ));
+            }
+        }
+        Sampler::Mala { adapt: Some(r) } if !(*r > 0.0 && *r < 1.0) => {
+            return Err(invalid_field!("adapt", "the target acceptance `adapt` = {r} must be between 0 and 1"));
+        }
+        _ => {}
+    }
+    if let StepSize::Given(v) = opts.step_size {
+        if !(v.is_finite() && v > 0.0) {
+            return Err(invalid_field!("step_size", "`step_size` = {v} must be positive and finite"));
+        }
+    }
+    Ok(())
+}
+
+/// Sample `target` as `opts` says. See the module documentation.
+pub fn sample(target: &dyn Target, opts: &SampleOptions) -> Result<Sampled> {
+    check(opts)?;
+    let mut notes = Vec::new();
+    let mut schedule_notes = Vec::new();
+    if opts.sampler == Sampler::Exact {
+        return exact(target, opts);
+    }
+    // Annealing schedule first: its σ₁ sets the default start.
+    let anneal = match &opts.sampler {
+        Sampler::Annealed { options, .. } => {
+            let (c, n) = AnnealConfig::resolve(target, options)?;
+            notes.extend(n.iter().cloned());
+            schedule_notes = n;
+            Some(c)
+        }
+        _ => None,
+    };
+    let init = match (&opts.init, &anneal) {
+        (Some(i), _) => i.clone(),
+        (None, Some(c)) => {
+            notes.push(format!(
+                "init = N(mean, σ₁² I) with σ₁ = {:.4}: the perturbed density at the top of the ladder",
+                c.sigmas()[0]
+            ));
+            c.default_init(target)
+        }
+        (None, None) => target.default_init(),
+    };
+    let particles = opts.particles.or(init.particles()).unwrap_or(10_000);
+    let is_mala = matches!(opts.sampler, Sampler::Mala { .. });
+    let warmup = opts.warmup.unwrap_or(if is_mala { 1000 } else { 0 });
+    let steps = match &anneal {
+        Some(c) => c.total_steps(),
+        None => opts.steps.unwrap_or(1000),
+    };
+    let stiffness = if opts.step_size == StepSize::Auto {
+        let f = analysis::Field::new(target);
+        let pts = analysis::typical_samples(target, 1000, opts.seed)?;
+        Some(analysis::stiffness(&pts, &f.jacobians(&pts)?)?)
+    } else {
+        None
+    };
+    let kt = target.temperature().unwrap_or(1.0);
+    let (step_size, rule) = match (&opts.sampler, &anneal, opts.step_size, &stiffness) {
+        (_, Some(c), _, _) => (c.eps, None),
+        (Sampler::Underdamped { mass, .. }, _, StepSize::Auto, Some(s)) => {
+            let m = mass.iter().cloned().fold(f64::INFINITY, f64::min);
+            // Δt = 1/ω_max with ω² = λ·kT/m: half the Verlet stability limit ωΔt < 2.
+            let dt = (m / (s.lambda_max * kt)).sqrt();
+            notes.push(format!(
+                "dt = {dt:.4e}: √(m/(λ_max·kT)), half the stability limit (λ_max = {:.4e})",
+                s.lambda_max
+            ));
+            (dt, Some("Δt = √(m/(λ_max·kT)), half the stability limit"))
+        }
+        (Sampler::Underdamped { mass, .. }, _, StepSize::Given(v), _) => {
+            let _ = mass;
+            (v, None)
+        }
+        (Sampler::Underdamped { mass, .. }, _, _, _) => {
+            let dt = default_dt(target, mass);
+            notes.push(format!("dt = {dt:.4e}: a fifth of the narrowest length scale over √(kT/m)"));
+            (dt, None)
+        }
+        (_, _, StepSize::Auto, Some(s)) => {
+            notes.push(format!(
+                "step_size = {:.4e}: 1/λ_max, half the stability limit 2/λ_max (λ_max = {:.4e})",
+                s.recommended_step, s.lambda_max
+            ));
+            (s.recommended_step, Some("τ = 1/λ_max, half the stability limit 2/λ_max"))
+        }
+        (_, _, StepSize::Given(v), _) => (v, None),
+        _ => {
+            let tau = target.default_step_size();
+            notes.push(format!("step_size = {tau:.4e}: from the target's length scales"));
+            (tau, None)
+        }
+    };
+    let cfg = RunConfig {
+        particles,
+        warmup,
+        steps,
+        thin: opts.thin,
+        record_every: opts.record_every,
+        seed: opts.seed,
+        block_size: opts.block_size,
+        step_size,
+        adapt: match opts.sampler {
+            Sampler::Mala { adapt } => adapt,
+            _ => None,
+        },
+        progress: opts.progress.clone(),
+        cancel: opts.cancel.clone(),
+        ..Default::default()
+    };
+    let run = match &opts.sampler {
+        Sampler::Ula { noise } => sampler::run(&Ula::new(target, *noise), &init, &cfg)?,
+        Sampler::Mala { .. } => sampler::run(&Mala::new(target), &init, &cfg)?,
+        Sampler::Underdamped { scheme, mass, friction } => {
+            sampler::run(&Underdamped::new(target, *scheme, mass, *friction)?, &init, &cfg)?
+        }
+        Sampler::Annealed { noise, .. } => run_annealed(
+            target,
+            anneal.as_ref().expect("resolved"),
+            *noise,
+            &init,
+            &RunConfig { steps: 1, ..cfg.clone() },
+        )?,
+        Sampler::Exact => unreachable!("handled above"),
+    };
+    let resolved = Resolved { particles, warmup, steps, step_size, init, anneal, stiffness, notes, schedule_notes };
+    let report = report(target, opts, &run, &resolved, rule)?;
+    Ok(Sampled { run, resolved, report })
+}
+
+fn report(
+    t: &dyn Target,
+    o: &SampleOptions,
+    run: &RunResult,
+    r: &Resolved,
+    rule: Option<&'static str>,
+) -> Result<SampleReport> {
+    let underdamped = match &o.sampler {
+        Sampler::Underdamped { mass, friction, .. } => Some((mass.clone(), *friction)),
+        _ => None,
+    };
+    let plain = matches!(o.sampler, Sampler::Ula { .. } | Sampler::Mala { .. });
+    let potential_energy_mean = match t.temperature() {
+        // log p = −U/kT exactly for Boltzmann targets.
+        Some(kt) => {
+            let (_, logp) = crate::target::eval_rows(t, run.samples.view())?;
+            Some(-kt * logp.iter().map(|&l| l as f64).sum::<f64>() / logp.len() as f64)
+        }
+        None => None,
+    };
+    let chains = (run.draws >= 4).then(|| ChainDiagnostics::of(run.samples.view(), r.particles));
+    let mut warnings = Vec::new();
+    if let Some(rate) = run.acceptance_rate() {
+        if rate < 0.05 {
+            warnings.push(format!(
+                "MALA accepted only {:.1}% of proposals: the chains barely moved; use a smaller `step_size` or keep the warm-up adaptation on",
+                100.0 * rate
+            ));
+        }
+    }
+    if let Some(c) = &chains {
+        if c.rhat_max > 1.01 {
+            warnings.push(format!(
+                "max R-hat is {:.3} (above 1.01): the chains have not mixed; run more `steps` or `warmup` before trusting these samples",
+                c.rhat_max
+            ));
+        }
+    }
+    Ok(SampleReport {
+        sampler: o.sampler.name(),
+        target: t.name(),
+        dim: t.dim(),
+        particles: r.particles,
+        steps: r.warmup + r.steps,
+        warmup: r.warmup,
+        thin: o.thin,
+        draws_per_particle: run.draws,
+        seed: o.seed,
+        threads: rayon::current_num_threads(),
+        block_size: run.block_size,
+        seconds: run.seconds,
+        particle_steps_per_second: run.particle_steps as f64 / run.seconds,
+        noise: o.sampler.noise(),
+        init: r.init.describe(),
+        annealing: r.anneal.as_ref().map(|c| AnnealingReport {
+            sigma_max: c.sigmas()[0],
+            sigma_min: c.ladder.sigma_min(),
+            levels: c.sigmas().len(),
+            steps_per_level: c.steps_per_level,
+            eps: c.eps,
+            denoise: c.denoise,
+            sigmas: c.sigmas().to_vec(),
+            step_sizes: (0..c.sigmas().len()).map(|i| c.alpha(i)).collect(),
+            notes: r.schedule_notes.clone(),
+        }),
+        dt: underdamped.as_ref().map(|_| r.step_size),
+        mass: underdamped.as_ref().map(|u| u.0.clone()),
+        friction: underdamped.as_ref().map(|u| u.1),
+        step_size: plain.then_some(run.step_size),
+        step_size_initial: plain.then_some(r.step_size),
+        step_size_auto: r.stiffness.as_ref().map(|s| AutoStepReport {
+            lambda_max: s.lambda_max,
+            lambda_max_at: s.lambda_max_at.clone(),
+            max_stable_ula_step: s.max_stable_step,
+            chosen: r.step_size,
+            samples: s.points,
+            rule: rule.unwrap_or(""),
+        }),
+        temperature: t.temperature(),
+        potential_energy_mean,
+        kinetic_temperature: run.kinetic_temperature,
+        acceptance_rate: run.acceptance_rate(),
+        warmup_acceptance: run.acceptance_rate().map(|_| run.warmup_acceptance),
+        statistics: Statistics::of(run.samples.view(), t),
+        chains,
+        warnings,
+    })
+}
+
+/// Exact i.i.d. draws. Particle i is not independent of N here: exact samplers draw from one
+/// stream (they need no steps, so a larger run is cheap to take a prefix of).
+fn exact(t: &dyn Target, o: &SampleOptions) -> Result<Sampled> {
+    let n = o.particles.unwrap_or(10_000);
+    if n == 0 {
+        return Err(invalid_field!("particles", "`particles` must be at least 1"));
+    }
+    let start = Instant::now();
+    let Some(samples) = t.sample_exact(n, &mut LaneRng::new(o.seed, 0)) else {
+        return Err(invalid_field!(
+            "sampler",
+            "target '{}' cannot be sampled exactly (only Gaussians, mixtures, 1-D targets and some built-ins can); use ULA, MALA or annealed Langevin",
+            t.name()
+        ));
+    };
+    let seconds = start.elapsed().as_secs_f64();
+    let run = RunResult {
+        samples,
+        draws: 1,
+        trajectory: None,
+        accepted: 0,
+        proposed: 0,
+        warmup_acceptance: None,
+        step_size: 0.0,
+        seconds,
+        particle_steps: 0,
+        block_size: n,
+        kinetic_temperature: None,
+    };
+    let resolved = Resolved {
+        particles: n,
+        warmup: 0,
+        steps: 0,
+        step_size: 0.0,
+        init: Init::Point(vec![0.0]),
+        anneal: None,
+        stiffness: None,
+        notes: vec![],
+        schedule_notes: vec![],
+    };
+    let report = SampleReport {
+        sampler: "exact",
+        target: t.name(),
+        dim: t.dim(),
+        particles: n,
+        steps: 0,
+        warmup: 0,
+        thin: None,
+        draws_per_particle: 1,
+        seed: o.seed,
+        threads: rayon::current_num_threads(),
+        block_size: n,
+        seconds,
+        particle_steps_per_second: 0.0,
+        noise: false,
+        init: "exact".into(),
+        annealing: None,
+        dt: None,
+        mass: None,
+        friction: None,
+        step_size: None,
+        step_size_initial: None,
+        step_size_auto: None,
+        temperature: t.temperature(),
+        potential_energy_mean: None,
+        kinetic_temperature: None,
+        acceptance_rate: None,
+        warmup_acceptance: None,
+        statistics: Statistics::of(run.samples.view(), t),
+        chains: None,
+        warnings: vec![],
+    };
+    Ok(Sampled { run, resolved, report })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::target::builtin;
+
+    #[test]
+    fn inconsistent_options_are_errors_naming_the_field() {
+        let t = builtin::build("ncsn-toy", &[]).unwrap();
+        let annealed = Sampler::from_name("annealed").unwrap();
+        for (opts, field) in [
+            (SampleOptions { sampler: annealed.clone(), steps: Some(5), ..Default::default() }, "steps"),
+            (
+                SampleOptions { sampler: annealed.clone(), step_size: StepSize::Given(0.1), ..Default::default() },
+                "step_size",
+            ),
+            (SampleOptions { sampler: Sampler::Exact, thin: Some(2), ..Default::default() }, "thin"),
+            (SampleOptions { step_size: StepSize::Given(-1.0), ..Default::default() }, "step_size"),
+            (SampleOptions { sampler: Sampler::Mala { adapt: Some(1.5) }, ..Default::default() }, "adapt"),
+            (SampleOptions { particles: Some(10), block_size: Some(0), ..Default::default() }, "block_size"),
+            (SampleOptions { particles: Some(0), ..Default::default() }, "particles"),
+        ] {
+            let e = sample(t.as_ref(), &opts).err().unwrap();
+            assert_eq!(e.field(), Some(field), "{e}");
+        }
+        assert_eq!(Sampler::from_name("hmc").unwrap_err().field(), Some("sampler"));
+        for name in SAMPLER_NAMES {
+            assert_eq!(Sampler::from_name(name).unwrap().name(), *name);
+        }
+        // A ladder with one level is refused with the field named.
+        let one = Sampler::Annealed { options: AnnealOptions { levels: Some(1), ..Default::default() }, noise: true };
+        assert_eq!(
+            sample(t.as_ref(), &SampleOptions { sampler: one, ..Default::default() }).err().unwrap().field(),
+            Some("levels")
+        );
+    }
+
+    #[test]
+    fn derived_settings_come_with_notes_and_auto_steps_follow_the_stiffness() {
+        // gaussian:dim=2,cond=100 has λ_max = 100 (variances 1 and 0.01): τ_auto = 1/λ_max.
+        let t = builtin::build("gaussian", &[("dim".into(), 2.0), ("cond".into(), 100.0)]).unwrap();
+        let out = sample(
+            t.as_ref(),
+            &SampleOptions { step_size: StepSize::Auto, particles: Some(500), steps: Some(10), ..Default::default() },
+        )
+        .unwrap();
+        let lam = out.resolved.stiffness.as_ref().unwrap().lambda_max;
+        assert!((lam - 100.0).abs() < 1e-6 * 100.0, "λ_max {lam}");
+        assert!((out.resolved.step_size - 0.01).abs() < 1e-8);
+        assert!(out.resolved.notes.iter().any(|n| n.starts_with("step_size")), "{:?}", out.resolved.notes);
+        let rep = serde_json::to_value(&out.report).unwrap();
+        assert_eq!(rep["step_size_auto"]["chosen"], serde_json::json!(out.resolved.step_size));
+        assert!(rep.get("annealing").is_none() && rep.get("mean").is_some());
+    }
+}
