@@ -361,29 +361,22 @@ fn scatter(x: ArrayView2<f32>, c: &[usize], t: Option<&dyn Target>) -> Result<Pa
 }
 
 fn training(run: &Path, out: &Path, size: (u32, u32)) -> Result<()> {
+    use langevin_learn::fit::MetricsRecord;
     let p = run.join("metrics.jsonl");
-    let text = std::fs::read_to_string(&p).with_context(|| {
-        format!(
-            "{}: cannot read the training log (is {} a run directory of `langevin train`?)",
-            p.display(),
-            run.display()
-        )
-    })?;
+    let records = MetricsRecord::read_log(&p)
+        .with_context(|| format!("is {} a run directory of `langevin train`?", run.display()))?;
     let mut steps = Vec::new();
     let mut loss = Vec::new();
     let mut levels: Vec<Vec<f64>> = Vec::new();
     let mut heldout = Vec::new();
-    for (i, line) in text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
-        let v: serde_json::Value =
-            serde_json::from_str(line).with_context(|| format!("{}: line {} is not JSON", p.display(), i + 1))?;
-        let Some(step) = v["step"].as_f64() else { continue };
-        if let Some(h) = v["heldout_loss"].as_f64() {
-            heldout.push((step, h));
-        }
-        if let (Some(l), Some(ll)) = (v["loss"].as_f64(), v["level_loss"].as_array()) {
-            steps.push(step);
-            loss.push(l);
-            levels.push(ll.iter().map(|x| x.as_f64().unwrap_or(f64::NAN)).collect());
+    for r in records {
+        match r {
+            MetricsRecord::Heldout { step, heldout_loss, .. } => heldout.push((step as f64, heldout_loss)),
+            MetricsRecord::Train { step, loss: l, level_loss, .. } => {
+                steps.push(step as f64);
+                loss.push(l);
+                levels.push(level_loss.iter().map(|x| x.unwrap_or(f64::NAN)).collect());
+            }
         }
     }
     if steps.is_empty() {

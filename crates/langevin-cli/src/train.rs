@@ -1,21 +1,19 @@
 //! `langevin train`: learn a noise-conditional score from data by denoising score matching.
 
 use crate::progress::Progress;
-use anyhow::{Context, Result, anyhow, bail};
+use anyhow::{Result, anyhow, bail};
 use candle_core::Device;
 use clap::Args;
 use langevin::rng::LaneRng;
 use langevin_learn::checkpoint::{RunDir, new_run};
 use langevin_learn::data;
+use langevin_learn::fit::{CheckpointEvery, Flow, MetricsLog, Observer, StopFlag, fit};
 use langevin_learn::ladder::LadderOptions;
-use langevin_learn::net::{NetConfig, ScoreNet};
-use langevin_learn::train::{TrainConfig, Trainer};
-use serde_json::json;
-use std::io::Write;
+use langevin_learn::net::NetConfig;
+use langevin_learn::train::{StepStats, TrainConfig, Trainer};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Instant;
 
 /// Returned (as an error) when Ctrl-C stopped training after writing a checkpoint; the binary
 /// exits with status 130.
@@ -129,10 +127,6 @@ pub struct TrainSummary {
     pub heldout_loss: f64,
 }
 
-fn load_rows(path: &Path) -> Result<ndarray::Array2<f32>> {
-    langevin::io::read_matrix(path).with_context(|| format!("reading the run's data split {}", path.display()))
-}
-
 /// A new run, or the run in `a.out` resumed.
 fn prepare(a: &TrainArgs, dev: &Device) -> Result<Trainer> {
     let run = RunDir::new(&a.out);
@@ -160,19 +154,7 @@ fn prepare(a: &TrainArgs, dev: &Device) -> Result<Trainer> {
                 "{flag} cannot change when resuming: the run continues with its saved settings (only --steps may grow)"
             );
         }
-        let mut config = run.load_config()?;
-        if let Some(s) = a.steps {
-            config.train.steps = s;
-        }
-        let norm = &config.normalization;
-        let train = norm.apply(&load_rows(&run.file("train.npy"))?);
-        let heldout = norm.apply(&load_rows(&run.file("heldout.npy"))?);
-        let net = ScoreNet::new(config.dim, config.net.clone(), config.train.seed, dev).map_err(|e| anyhow!("{e}"))?;
-        let (step, weights, ema, adam, _) = run.load_checkpoint(&net)?;
-        let mut t = Trainer::new(net, config.ladder.clone(), config.train.clone(), train, heldout)?;
-        t.restore(weights, ema, adam, step)?;
-        run.save_config(&config)?;
-        return Ok(t);
+        return Ok(run.resume(dev, a.steps)?);
     }
     let source =
         a.data.clone().ok_or_else(|| anyhow!("--data is required (a built-in data set or a .csv/.npy file)"))?;
@@ -246,75 +228,47 @@ pub fn train(a: &TrainArgs, quiet: bool) -> Result<TrainSummary> {
         // Only one handler per process; a second `train` in the same process keeps the first.
         let _ = ctrlc::set_handler(move || s.store(true, Ordering::SeqCst));
     }
-    let mut log = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(run.file("metrics.jsonl"))
-        .with_context(|| format!("opening {}", run.file("metrics.jsonl").display()))?;
     let progress = Progress::start((total - t.step) as u64, "steps", quiet);
-    let start = Instant::now();
-    let first = t.step;
-    let levels = t.ladder.levels();
-    let (mut win_loss, mut win_n) = (0.0, 0usize);
-    let mut win_levels = vec![(0.0, 0usize); levels];
-    let mut win_start = Instant::now();
-    let mut heldout = f64::NAN;
-    while t.step < total {
-        if stop.load(Ordering::SeqCst) {
-            run.save_checkpoint(&t)?;
-            progress.finish();
-            return Err(Interrupted(format!(
-                "interrupted at step {}: checkpoint written to {}; continue with `langevin train --out {} --resume`",
-                t.step,
-                run.file("checkpoint.safetensors").display(),
-                a.out.display()
-            ))
-            .into());
-        }
-        let st = t.train_step()?;
-        progress.counter.fetch_add(1, Ordering::Relaxed);
-        win_loss += st.loss;
-        win_n += 1;
-        for (w, l) in win_levels.iter_mut().zip(&st.level_loss) {
-            w.0 += l.0;
-            w.1 += l.1;
-        }
-        if st.step % a.log_every == 0 || st.step == total {
-            let rate = win_n as f64 / win_start.elapsed().as_secs_f64();
-            let level_means: Vec<Option<f64>> =
-                win_levels.iter().map(|&(s, c)| (c > 0).then(|| s / c as f64)).collect();
-            let line = json!({
-                "step": st.step, "loss": win_loss / win_n as f64, "level_loss": level_means,
-                "lr": st.lr, "grad_norm": st.grad_norm, "steps_per_second": rate, "seconds": start.elapsed().as_secs_f64(),
-            });
-            writeln!(log, "{line}").context("writing metrics.jsonl")?;
-            progress.set_message(format!("loss {:.4}, {rate:.0} steps/s", win_loss / win_n as f64));
-            (win_loss, win_n) = (0.0, 0);
-            win_levels.iter_mut().for_each(|w| *w = (0.0, 0));
-            win_start = Instant::now();
-        }
-        if st.step % a.heldout_every == 0 || st.step == total {
-            let (h, per_level) = t.heldout_loss()?;
-            heldout = h;
-            writeln!(log, "{}", json!({"step": st.step, "heldout_loss": h, "heldout_level_loss": per_level}))
-                .context("writing metrics.jsonl")?;
-        }
-        if st.step % a.checkpoint_every == 0 || st.step == total {
-            run.save_checkpoint(&t)?;
-        }
-    }
+    let mut log = MetricsLog::open(&run, a.log_every, a.heldout_every)?;
+    let mut ckpt = CheckpointEvery::new(run.clone(), a.checkpoint_every);
+    let mut bar = ProgressObserver(&progress);
+    let mut stopper = StopFlag(stop);
+    let s = fit(&mut t, total, &mut [&mut log, &mut ckpt, &mut bar, &mut stopper])?;
     progress.finish();
-    let seconds = start.elapsed().as_secs_f64();
+    if s.stopped {
+        return Err(Interrupted(format!(
+            "interrupted at step {}: checkpoint written to {}; continue with `langevin train --out {} --resume`",
+            t.step,
+            run.file("checkpoint.safetensors").display(),
+            a.out.display()
+        ))
+        .into());
+    }
+    let heldout = s.heldout_loss.unwrap_or(f64::NAN);
     if !quiet {
         eprintln!(
-            "trained {} → {} steps in {seconds:.1} s ({:.0} steps/s); held-out loss {heldout:.4}; run in {}",
-            first,
-            t.step,
-            (t.step - first) as f64 / seconds,
+            "trained {} → {} steps in {:.1} s ({:.0} steps/s); held-out loss {heldout:.4}; run in {}",
+            s.first,
+            s.steps,
+            s.seconds,
+            (s.steps - s.first) as f64 / s.seconds,
             a.out.display()
         );
     }
-    Ok(TrainSummary { steps: t.step, seconds, heldout_loss: heldout })
+    Ok(TrainSummary { steps: t.step, seconds: s.seconds, heldout_loss: heldout })
+}
+
+/// Shows the steps on the progress bar, with the last logged loss.
+struct ProgressObserver<'a>(&'a Progress);
+
+impl Observer for ProgressObserver<'_> {
+    fn observe(&mut self, _t: &Trainer, st: &StepStats, _until: usize) -> langevin::Result<Flow> {
+        self.0.counter.fetch_add(1, Ordering::Relaxed);
+        if st.step % 100 == 0 {
+            self.0.set_message(format!("loss {:.4}", st.loss));
+        }
+        Ok(Flow::Continue)
+    }
 }
 
 pub fn run(a: &TrainArgs, quiet: bool) -> Result<()> {

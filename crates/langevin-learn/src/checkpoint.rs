@@ -97,7 +97,7 @@ pub fn new_run(
         data::split(x, heldout_fraction, &mut langevin::rng::LaneRng::new(train.seed, 0x5911));
     if train.batch > train_raw.nrows() {
         return Err(Error::msg(format!(
-            "--batch {} is larger than the {} training rows ({} rows, {:.0}% held out); use a smaller --batch or more data",
+            "`batch` {} is larger than the {} training rows ({} rows, {:.0}% held out); use a smaller `batch` or more data",
             train.batch,
             train_raw.nrows(),
             x.nrows(),
@@ -153,11 +153,36 @@ impl RunDir {
         if self.file(CONFIG).exists() {
             return Err(file_err(
                 &self.path,
-                "already holds a training run; continue it with --resume, or choose another --out",
+                "already holds a training run; continue it with `resume`, or choose another `out`",
             ));
         }
         std::fs::create_dir_all(&self.path)
             .map_err(|e| file_err(&self.path, format!("cannot create the run directory: {e}")))
+    }
+
+    /// The trainer of this run, restored from its config, data split and checkpoint, ready to
+    /// continue. `steps`: a new total step count (the only setting that may change; the config
+    /// is saved with it). Resuming reproduces an uninterrupted run bit for bit: step t draws from
+    /// its own stream, and weights, EMA and Adam's moments are in the checkpoint.
+    pub fn resume(&self, dev: &candle_core::Device, steps: Option<usize>) -> Result<Trainer> {
+        let mut config = self.load_config()?;
+        if let Some(s) = steps {
+            config.train.steps = s;
+        }
+        let rows = |name: &str| -> Result<ndarray::Array2<f32>> {
+            let p = self.file(name);
+            langevin::io::read_matrix(&p).map_err(|e| file_err(&p, format!("reading the run's data split: {e}")))
+        };
+        let norm = &config.normalization;
+        let train = norm.apply(&rows("train.npy")?);
+        let heldout = norm.apply(&rows("heldout.npy")?);
+        let net = ScoreNet::new(config.dim, config.net.clone(), config.train.seed, dev)
+            .map_err(|e| Error::Model(e.to_string()))?;
+        let (step, weights, ema, adam, _) = self.load_checkpoint(&net)?;
+        let mut t = Trainer::new(net, config.ladder.clone(), config.train.clone(), train, heldout)?;
+        t.restore(weights, ema, adam, step)?;
+        self.save_config(&config)?;
+        Ok(t)
     }
 
     /// Write the config (atomically).
@@ -171,7 +196,7 @@ impl RunDir {
         if !self.path.is_dir() {
             return Err(file_err(
                 &self.path,
-                "no such run directory; train one with `langevin train --data moons --out DIR`",
+                "no such run directory; train one first (the `langevin train` command, or `checkpoint::new_run`)",
             ));
         }
         let p = self.file(CONFIG);

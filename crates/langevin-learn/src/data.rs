@@ -116,7 +116,7 @@ pub fn read(path: &Path, drop_nonfinite: bool) -> Result<(Array2<f32>, usize)> {
                 return Err(Error::file(
                     path,
                     format!(
-                        "data row {}, {col} is {}; clean the data or pass --drop-nonfinite to skip such rows",
+                        "data row {}, {col} is {}; clean the data or pass `drop_nonfinite` to skip such rows",
                         i + 1,
                         row[c]
                     ),
@@ -226,7 +226,7 @@ mod tests {
         let p = dir.path().join("d.csv");
         std::fs::write(&p, "a,b\n1,2\n3,nan\n5,6\n").unwrap();
         let e = read(&p, false).unwrap_err().to_string();
-        assert!(e.contains("data row 2") && e.contains("column 2 ('b')") && e.contains("--drop-nonfinite"), "{e}");
+        assert!(e.contains("data row 2") && e.contains("column 2 ('b')") && e.contains("`drop_nonfinite`"), "{e}");
         let (x, dropped) = read(&p, true).unwrap();
         assert_eq!((x.nrows(), dropped), (2, 1));
     }

@@ -8,12 +8,14 @@
 //! - [`ops`]: fused CPU kernels (SiLU);
 //! - [`train`]: the DSM objective and the training loop (Adam/AdamW, warm-up, clipping, EMA);
 //! - [`checkpoint`]: run directories, atomic checkpoints, resuming, loading for generation;
+//! - [`fit`]: the training loop with observers (metrics log, checkpoints, stop flag);
 //! - [`model`]: [`model::LearnedScore`], the trained score as a `langevin::target::Target`
 //!   (and so a `langevin::field::Score` at every σ);
 //! - [`generate`]: samples from a trained run, annealed or plain, with a typed report.
 
 pub mod checkpoint;
 pub mod data;
+pub mod fit;
 pub mod generate;
 pub mod ladder;
 pub mod model;

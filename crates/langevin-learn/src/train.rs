@@ -60,28 +60,28 @@ impl TrainConfig {
     pub fn validate(&self, rows: usize) -> Result<()> {
         let bad = |m: String| Err(Error::msg(m));
         if self.steps == 0 {
-            return bad("--steps must be at least 1".into());
+            return bad("`steps` must be at least 1".into());
         }
         if self.batch == 0 {
-            return bad("--batch must be at least 1".into());
+            return bad("`batch` must be at least 1".into());
         }
         if self.batch > rows {
             return bad(format!(
-                "--batch {} is larger than the {rows} training rows; use a smaller batch or more data",
+                "`batch` {} is larger than the {rows} training rows; use a smaller batch or more data",
                 self.batch
             ));
         }
         if !(self.lr.is_finite() && self.lr > 0.0) {
-            return bad(format!("--lr {} must be positive and finite", self.lr));
+            return bad(format!("`lr` {} must be positive and finite", self.lr));
         }
         if !(0.0..1.0).contains(&self.ema) {
-            return bad(format!("--ema {} must be in [0, 1)", self.ema));
+            return bad(format!("`ema` {} must be in [0, 1)", self.ema));
         }
         if !(self.clip.is_finite() && self.clip >= 0.0) {
-            return bad(format!("--clip {} must be finite and non-negative (0 turns clipping off)", self.clip));
+            return bad(format!("`clip` {} must be finite and non-negative (0 turns clipping off)", self.clip));
         }
         if !(self.weight_decay.is_finite() && self.weight_decay >= 0.0) {
-            return bad(format!("--weight-decay {} must be finite and non-negative", self.weight_decay));
+            return bad(format!("`weight_decay` {} must be finite and non-negative", self.weight_decay));
         }
         Ok(())
     }
@@ -306,7 +306,7 @@ impl Trainer {
         let grad_norm = g.iter().flatten().map(|v| (*v as f64).powi(2)).sum::<f64>().sqrt();
         if !grad_norm.is_finite() {
             return Err(Error::Model(format!(
-                "the gradient became non-finite at step {}; lower --lr (now {})",
+                "the gradient became non-finite at step {}; lower `lr` (now {})",
                 t + 1,
                 self.config.lr
             )));

@@ -210,7 +210,7 @@ impl Region {
     pub fn parse(spec: &str, dim: usize) -> Result<Region> {
         let bad = |why: String| {
             Error::msg(format!(
-                "--region '{spec}': {why}; write LO,HI for every coordinate or LO0,HI0;LO1,HI1;... (one pair per coordinate)"
+                "`region` '{spec}': {why}; write LO,HI for every coordinate or LO0,HI0;LO1,HI1;... (one pair per coordinate)"
             ))
         };
         let pairs: Vec<&str> = spec.split(';').map(str::trim).collect();
@@ -646,7 +646,7 @@ mod tests {
         assert_eq!(Region::parse("0,1;2,3", 2).unwrap(), Region { lo: vec![0.0, 2.0], hi: vec![1.0, 3.0] });
         for bad in ["1,0", "a,1", "0,1;0,1;0,1", "0"] {
             let e = Region::parse(bad, 2).unwrap_err().to_string();
-            assert!(e.contains("--region"), "{e}");
+            assert!(e.contains("`region`"), "{e}");
         }
     }
 }

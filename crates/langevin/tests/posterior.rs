@@ -164,7 +164,7 @@ fn bad_data_is_explained() {
         e.contains("data row 3")
             && e.contains("column 'default'")
             && e.contains("NaN")
-            && e.contains("--drop-nonfinite"),
+            && e.contains("`drop_nonfinite`"),
         "{e}"
     );
     let d = Dataset::from_table(&t, p, "default", None, true).unwrap();

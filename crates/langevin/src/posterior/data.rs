@@ -80,7 +80,7 @@ impl Dataset {
                 return Err(Error::file(
                     path,
                     format!(
-                        "data row {} (line {}), column '{}' is {}; clean the data or pass --drop-nonfinite to skip such rows",
+                        "data row {} (line {}), column '{}' is {}; clean the data or pass `drop_nonfinite` to skip such rows",
                         i + 1,
                         i + 2,
                         header[c],
@@ -111,7 +111,7 @@ impl Dataset {
             sd[j] = ((0..self.rows()).map(|i| (self.x[i * self.p + j] - mean[j]).powi(2)).sum::<f64>() / n).sqrt();
             if sd[j] == 0.0 {
                 return Err(Error::msg(format!(
-                    "feature '{}' is constant, so it cannot be standardized (and carries no information); drop it with --features",
+                    "feature '{}' is constant, so it cannot be standardized (and carries no information); drop it with `features`",
                     self.feature_names[j]
                 )));
             }

@@ -70,14 +70,14 @@ impl Posterior {
     /// for the linear model).
     pub fn new(data: Arc<Dataset>, model: Model, prior_std: f64) -> Result<Self> {
         if !prior_std.is_finite() || prior_std <= 0.0 {
-            return Err(invalid!("--prior-std {prior_std} must be positive and finite"));
+            return Err(invalid!("`prior_std` {prior_std} must be positive and finite"));
         }
         match model {
             Model::Logistic => {
                 if let Some(i) = data.y.iter().position(|&y| y != 0.0 && y != 1.0) {
                     return Err(invalid!(
                         "logistic regression needs labels 0 or 1, but column '{}' is {} in data row {} (line {}); \
-                         recode the labels or use --model linear",
+                         recode the labels or use `model` linear",
                         data.label,
                         data.y[i],
                         i + 1,
@@ -87,7 +87,7 @@ impl Posterior {
             }
             Model::Linear { noise_std } => {
                 if !noise_std.is_finite() || noise_std <= 0.0 {
-                    return Err(invalid!("--noise-std {noise_std} must be positive and finite"));
+                    return Err(invalid!("`noise_std` {noise_std} must be positive and finite"));
                 }
             }
         }

@@ -41,7 +41,7 @@ fn numbers(what: &str, s: &str) -> Result<Vec<f64>> {
     s.split(',')
         .map(|t| {
             t.trim().parse::<f64>().ok().filter(|v| v.is_finite()).ok_or_else(|| {
-                invalid!("--init {what}: '{}' is not a finite number (expected comma-separated numbers)", t.trim())
+                invalid!("`init` {what}: '{}' is not a finite number (expected comma-separated numbers)", t.trim())
             })
         })
         .collect()
@@ -64,7 +64,7 @@ impl Init {
             "uniform" => {
                 let v = numbers("uniform", args)?;
                 if v.len() != 2 || v[0] >= v[1] {
-                    return Err(invalid!("--init uniform:LO,HI needs two numbers with LO < HI (got '{args}')"));
+                    return Err(invalid!("`init` uniform:LO,HI needs two numbers with LO < HI (got '{args}')"));
                 }
                 Init::Uniform { lo: v[0], hi: v[1] }
             }
@@ -74,17 +74,17 @@ impl Init {
                     [] => (0.0, 1.0),
                     [s] => (0.0, *s),
                     [m, s] => (*m, *s),
-                    _ => return Err(invalid!("--init gaussian takes STD or MEAN,STD (got '{args}')")),
+                    _ => return Err(invalid!("`init` gaussian takes STD or MEAN,STD (got '{args}')")),
                 };
                 if std <= 0.0 {
-                    return Err(invalid!("--init gaussian: the standard deviation {std} must be positive"));
+                    return Err(invalid!("`init` gaussian: the standard deviation {std} must be positive"));
                 }
                 Init::Gaussian { mean: vec![mean], std }
             }
             "point" => Init::Point(numbers("point", args)?),
             _ => {
                 return Err(invalid!(
-                    "unknown --init '{spec}'; use uniform:LO,HI, gaussian[:MEAN,STD], point:X1,...,Xd, or a .npy/.csv file"
+                    "unknown `init` '{spec}'; use uniform:LO,HI, gaussian[:MEAN,STD], point:X1,...,Xd, or a .npy/.csv file"
                 ));
             }
         };
@@ -102,14 +102,14 @@ impl Init {
                 Err(invalid!("the initial mean has {} coordinates but the target has dimension {dim}", mean.len()))
             }
             Init::Point(p) if !fits(p.len()) => {
-                Err(invalid!("--init point has {} coordinates but the target has dimension {dim}", p.len()))
+                Err(invalid!("`init` point has {} coordinates but the target has dimension {dim}", p.len()))
             }
             Init::Rows(r) if r.ncols() != dim => {
                 Err(invalid!("the initial positions have {} columns but the target has dimension {dim}", r.ncols()))
             }
             Init::Rows(r) if r.nrows() != particles => Err(invalid!(
                 "the initial positions file has {} rows but {particles} particles were asked for; \
-                 pass --particles {} or a file with {particles} rows",
+                 pass `particles` {} or a file with {particles} rows",
                 r.nrows(),
                 r.nrows()
             )),
@@ -206,7 +206,7 @@ mod tests {
         assert_eq!(Init::parse("point:1,2").unwrap(), Init::Point(vec![1.0, 2.0]));
         assert!(Init::parse("uniform:8,-8").unwrap_err().to_string().contains("LO < HI"));
         assert!(Init::parse("uniform:a,1").unwrap_err().to_string().contains("'a' is not a finite number"));
-        assert!(Init::parse("sphere").unwrap_err().to_string().contains("unknown --init"));
+        assert!(Init::parse("sphere").unwrap_err().to_string().contains("unknown `init`"));
         assert!(Init::parse("gaussian:0,-1").unwrap_err().to_string().contains("must be positive"));
         assert!(Init::parse("missing.npy").unwrap_err().to_string().contains("missing.npy"));
         assert!(Init::Point(vec![1.0, 2.0, 3.0]).check(2, 10).unwrap_err().to_string().contains("dimension 2"));
