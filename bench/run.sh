@@ -30,6 +30,12 @@ if "fraction_of_peak" in ula:
 print(f"\n{mala['description']}")
 print(f"min bulk ESS {mala['min_ess_bulk']:.0f} in {mala['seconds']:.2f} s -> {mala['min_ess_per_second']:.0f} ESS/s, "
       f"{mala['min_ess_per_gradient_evaluation']:.2e} ESS per gradient evaluation, acceptance {mala['acceptance_rate']:.3f}")
+few = next(w for w in ours["workloads"] if w["name"] == "mala-gaussian-100-4chains")
+print(f"\n{few['description']}")
+print(f"langevin: min bulk ESS {few['min_ess_bulk']:.0f} in {few['seconds']:.4f} s ({few['microseconds_per_step']:.2f} µs/step for all chains) -> {few['min_ess_per_second']:.0f} ESS/s")
+for p in [p for p in allpeers if p["workload"] == "mala-gaussian-100-4chains"]:
+    print(f"{p['peer']} {p['version']}: min ESS {p['min_ess']:.0f} in {p['seconds']:.4f} s -> {p['min_ess_per_second']:.0f} ESS/s; "
+          f"langevin is {few['min_ess_per_second'] / p['min_ess_per_second']:.1f}x")
 baoab = next(w for w in ours["workloads"] if w["name"] == "baoab-gaussian-100")
 print(f"\n{baoab['description']}")
 print(f"min bulk ESS {baoab['min_ess_bulk']:.0f} in {baoab['seconds']:.2f} s -> {baoab['min_ess_per_second']:.0f} ESS/s "

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Run the Python peers of `langevin bench` on the same workloads: NumPy and JAX on the ULA
-# workload, PyTorch on the DSM workload. Installs them with pip into bench/peers/.venv on first
+# workload, BlackJAX on the few-chain MALA workload, PyTorch on the DSM workload. Installs them with pip into bench/peers/.venv on first
 # use; skips with a message when that is not possible (no network, no venv module). Prints one
 # JSON line per peer. Usage: run.sh [--quick]
 set -uo pipefail
@@ -12,9 +12,9 @@ if [ ! -x "$venv/bin/python" ]; then
     echo "peers skipped: python3 -m venv is not available" >&2; exit 0
   fi
 fi
-if ! "$venv/bin/python" -c 'import numpy, jax' 2>/dev/null; then
-  if ! "$venv/bin/pip" install -q numpy jax >/dev/null 2>&1; then
-    echo "NumPy and JAX peers skipped: pip could not install numpy and jax (offline?)" >&2
+if ! "$venv/bin/python" -c 'import numpy, jax, blackjax' 2>/dev/null; then
+  if ! "$venv/bin/pip" install -q numpy jax blackjax >/dev/null 2>&1; then
+    echo "NumPy, JAX and BlackJAX peers skipped: pip could not install numpy, jax and blackjax (offline?)" >&2
   fi
 fi
 if ! "$venv/bin/python" -c 'import torch' 2>/dev/null; then
@@ -26,6 +26,15 @@ fi
 if "$venv/bin/python" -c 'import numpy, jax' 2>/dev/null; then
   "$venv/bin/python" "$here/ula_numpy.py" "${ula_args[@]}" || echo "numpy peer failed" >&2
   "$venv/bin/python" "$here/ula_jax.py" "${ula_args[@]}" || echo "jax peer failed" >&2
+fi
+# BlackJAX MALA with 4 chains at the step size langevin's warm-up chose (from bench/results.json).
+results="$here/../results.json"
+if "$venv/bin/python" -c 'import blackjax' 2>/dev/null && [ -f "$results" ]; then
+  step=$("$venv/bin/python" -c "import json,sys; w=[w for w in json.load(open(sys.argv[1]))['workloads'] if w['name']=='mala-gaussian-100-4chains']; print(w[0]['step_size'] if w else '')" "$results")
+  if [ -n "$step" ]; then
+    if [ "${1:-}" = "--quick" ]; then mala_args=(4 2000 500); else mala_args=(4 10000 2000); fi
+    "$venv/bin/python" "$here/mala_blackjax.py" "$step" "${mala_args[@]}" || echo "blackjax peer failed" >&2
+  fi
 fi
 if "$venv/bin/python" -c 'import torch' 2>/dev/null; then
   "$venv/bin/python" "$here/dsm_torch.py" "${dsm_args[@]}" || echo "pytorch peer failed" >&2

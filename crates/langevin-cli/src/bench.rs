@@ -3,6 +3,7 @@
 use crate::report;
 use anyhow::Result;
 use clap::Args;
+use langevin::sample::ChainDiagnostics;
 use langevin::sampler::{self, Init, Mala, RunConfig, Scheme, Ula, Underdamped};
 use langevin::target::builtin;
 use serde_json::json;
@@ -434,14 +435,14 @@ pub fn run(a: &BenchArgs) -> Result<()> {
                 ..Default::default()
             },
         )?;
-        let diag = report::chain_diagnostics(out.samples.view(), chains);
-        let ess = diag["ess_bulk_min"].as_f64().unwrap_or(f64::NAN);
+        let diag = ChainDiagnostics::of(out.samples.view(), chains);
+        let ess = diag.ess_bulk_min;
         results.push((
             ess / out.seconds,
             ess,
             out.seconds,
             out.acceptance_rate().unwrap_or(f64::NAN),
-            diag["rhat_max"].clone(),
+            json!(diag.rhat_max),
         ));
     }
     let best = results.iter().cloned().fold(results[0].clone(), |b, r| if r.0 > b.0 { r } else { b });
@@ -457,6 +458,60 @@ pub fn run(a: &BenchArgs) -> Result<()> {
         "acceptance_rate": best.3,
         "step_size": warm.step_size,
         "rhat_max": best.4,
+    }));
+
+    // 2b. Few chains: MALA on N(0, I₁₀₀) with 4 chains, the common case of a posterior run. The
+    // BlackJAX peer (bench/peers/mala_blackjax.py) runs the same chains at the same step size.
+    let few = builtin::build("gaussian", &[("dim".into(), 100.0)])?;
+    let (chains, steps, warmup) = if a.quick { (4, 2000, 500) } else { (4, 10_000, 2000) };
+    let mala4 = Mala::new(few.as_ref());
+    let warm = sampler::run(
+        &mala4,
+        &few.default_init(),
+        &RunConfig {
+            particles: chains,
+            warmup,
+            steps: 1,
+            seed: a.seed,
+            step_size: 0.01,
+            adapt: Some(0.574),
+            ..Default::default()
+        },
+    )?;
+    let start4 = Init::Rows(Arc::new(warm.samples.clone()));
+    let mut results4 = Vec::new();
+    for r in 0..repeats {
+        let out = sampler::run(
+            &mala4,
+            &start4,
+            &RunConfig {
+                particles: chains,
+                steps,
+                thin: Some(1),
+                seed: a.seed + 21 + r as u64,
+                step_size: warm.step_size,
+                ..Default::default()
+            },
+        )?;
+        let diag = ChainDiagnostics::of(out.samples.view(), chains);
+        results4.push((
+            diag.ess_bulk_min / out.seconds,
+            diag.ess_bulk_min,
+            out.seconds,
+            out.acceptance_rate().unwrap_or(f64::NAN),
+        ));
+    }
+    let best4 = results4.iter().cloned().fold(results4[0], |b, r| if r.0 > b.0 { r } else { b });
+    workloads.push(json!({
+        "name": "mala-gaussian-100-4chains",
+        "description": format!("MALA on gaussian:dim=100 (N(0, I)), {chains} chains × {steps} steps after {warmup} warm-up steps (step size adapted to acceptance 0.574); sampling timed"),
+        "min_ess_per_second": best4.0,
+        "min_ess_per_second_runs": results4.iter().map(|r| r.0).collect::<Vec<_>>(),
+        "min_ess_bulk": best4.1,
+        "seconds": best4.2,
+        "microseconds_per_step": best4.2 / steps as f64 * 1e6,
+        "acceptance_rate": best4.3,
+        "step_size": warm.step_size,
     }));
 
     // 3. BAOAB on the same Gaussian, compared with the MALA figures above.
@@ -483,8 +538,7 @@ pub fn run(a: &BenchArgs) -> Result<()> {
                 ..Default::default()
             },
         )?;
-        let diag = report::chain_diagnostics(out.samples.view(), chains);
-        let ess = diag["ess_bulk_min"].as_f64().unwrap_or(f64::NAN);
+        let ess = ChainDiagnostics::of(out.samples.view(), chains).ess_bulk_min;
         results.push((ess / out.seconds, ess, out.seconds, out.kinetic_temperature.unwrap_or(f64::NAN)));
     }
     let best_baoab = results.iter().cloned().fold(results[0], |b, r| if r.0 > b.0 { r } else { b });

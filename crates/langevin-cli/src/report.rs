@@ -1,11 +1,9 @@
 //! Building and writing JSON reports, and the short summaries printed on the terminal.
 
 use anyhow::Result;
-use langevin::diagnostics;
-use langevin::metrics;
+use langevin::sample::{ChainDiagnostics, Statistics};
 use langevin::target::Target;
 use ndarray::{Array2, ArrayView2};
-use rayon::prelude::*;
 use serde_json::{Map, Value, json};
 use std::path::Path;
 
@@ -15,43 +13,21 @@ pub fn matrix(m: &Array2<f64>) -> Value {
 }
 
 /// Mean, covariance and (for mixtures) mode weights of `samples`, plus the exact values when
-/// the target knows them.
+/// the target knows them (the library's [`Statistics`], as JSON fields).
 pub fn sample_statistics(samples: ArrayView2<f32>, target: &dyn Target) -> Map<String, Value> {
-    let mut m = Map::new();
-    let (mean, cov) = diagnostics::mean_cov(samples);
-    m.insert("mean".into(), json!(mean));
-    m.insert("covariance".into(), matrix(&cov));
-    if let Some((em, ec)) = target.moments() {
-        m.insert("exact_mean".into(), json!(em));
-        m.insert("exact_covariance".into(), matrix(&ec));
-    }
-    if let Some(mix) = target.mixture() {
-        if mix.n_components() > 1 {
-            m.insert("mode_weights".into(), json!(metrics::mode_weights(samples, mix)));
-            m.insert("mode_weights_expected".into(), json!(mix.weights()));
-        }
-    }
-    m
+    object(&Statistics::of(samples, target))
 }
 
 /// Bulk ESS and R-hat per coordinate for samples laid out `draws × chains`.
 pub fn chain_diagnostics(samples: ArrayView2<f32>, chains: usize) -> Map<String, Value> {
-    let d = samples.ncols();
-    let per: Vec<(f64, f64)> = (0..d)
-        .into_par_iter()
-        .map(|c| {
-            let ch = diagnostics::chains_of(samples, chains, c);
-            diagnostics::ess_bulk_and_rhat(&ch)
-        })
-        .collect();
-    let ess: Vec<f64> = per.iter().map(|p| p.0).collect();
-    let rhat: Vec<f64> = per.iter().map(|p| p.1).collect();
-    let mut m = Map::new();
-    m.insert("ess_bulk_min".into(), json!(ess.iter().cloned().fold(f64::INFINITY, f64::min)));
-    m.insert("rhat_max".into(), json!(rhat.iter().cloned().fold(f64::NEG_INFINITY, f64::max)));
-    m.insert("ess_bulk".into(), json!(ess));
-    m.insert("rhat".into(), json!(rhat));
-    m
+    object(&ChainDiagnostics::of(samples, chains))
+}
+
+fn object(v: &impl serde::Serialize) -> Map<String, Value> {
+    match serde_json::to_value(v) {
+        Ok(Value::Object(m)) => m,
+        _ => unreachable!("a struct serializes to an object"),
+    }
 }
 
 /// Write `value` to `path` (atomically), or to stdout when `path` is `-`.

@@ -339,35 +339,46 @@ fn fill_normal_particles(s0: &mut [u32], s1: &mut [u32], s2: &mut [u32], s3: &mu
     if stride == 0 {
         return;
     }
-    let rows = out.len() / stride;
-    for j0 in (0..stride).step_by(LANES) {
-        // This chunk's generators stay in registers for all the coordinates.
-        let mut st: LaneState = [[0; LANES]; 4];
-        st[0].copy_from_slice(&s0[j0..j0 + LANES]);
-        st[1].copy_from_slice(&s1[j0..j0 + LANES]);
-        st[2].copy_from_slice(&s2[j0..j0 + LANES]);
-        st[3].copy_from_slice(&s3[j0..j0 + LANES]);
-        let mut a = [0u32; LANES];
-        let mut b = [0u32; LANES];
-        let mut c = 0;
-        while c < rows {
-            next_u32s(&mut st, &mut a);
-            next_u32s(&mut st, &mut b);
-            let mut cs = [0.0f32; LANES];
-            let mut sn = [0.0f32; LANES];
-            for j in 0..LANES {
-                (cs[j], sn[j]) = box_muller(a[j], b[j]);
-            }
-            out[c * stride + j0..c * stride + j0 + LANES].copy_from_slice(&cs);
-            if c + 1 < rows {
-                out[(c + 1) * stride + j0..(c + 1) * stride + j0 + LANES].copy_from_slice(&sn);
-            }
-            c += 2;
+    // Two coordinate rows per Box–Muller pair: row 2k gets r cos θ, row 2k + 1 gets r sin θ (an
+    // odd last row takes the cosines only). Each chunk's generators are loaded, stepped twice
+    // and stored back.
+    let step = |st: &mut [&mut [u32]; 4]| -> ([u32; LANES], [u32; LANES]) {
+        let mut l: LaneState = [[0; LANES]; 4];
+        for w in 0..4 {
+            l[w].copy_from_slice(st[w]);
         }
-        s0[j0..j0 + LANES].copy_from_slice(&st[0]);
-        s1[j0..j0 + LANES].copy_from_slice(&st[1]);
-        s2[j0..j0 + LANES].copy_from_slice(&st[2]);
-        s3[j0..j0 + LANES].copy_from_slice(&st[3]);
+        let (mut a, mut b) = ([0u32; LANES], [0u32; LANES]);
+        next_u32s(&mut l, &mut a);
+        next_u32s(&mut l, &mut b);
+        for w in 0..4 {
+            st[w].copy_from_slice(&l[w]);
+        }
+        (a, b)
+    };
+    for pair in out.chunks_mut(2 * stride) {
+        let (cos_row, sin_row) = pair.split_at_mut(stride);
+        let states = s0
+            .chunks_exact_mut(LANES)
+            .zip(s1.chunks_exact_mut(LANES))
+            .zip(s2.chunks_exact_mut(LANES))
+            .zip(s3.chunks_exact_mut(LANES));
+        if sin_row.len() == stride {
+            for ((cs, sn), (((a0, a1), a2), a3)) in
+                cos_row.chunks_exact_mut(LANES).zip(sin_row.chunks_exact_mut(LANES)).zip(states)
+            {
+                let (a, b) = step(&mut [a0, a1, a2, a3]);
+                for j in 0..LANES {
+                    (cs[j], sn[j]) = box_muller(a[j], b[j]);
+                }
+            }
+        } else {
+            for (cs, (((a0, a1), a2), a3)) in cos_row.chunks_exact_mut(LANES).zip(states) {
+                let (a, b) = step(&mut [a0, a1, a2, a3]);
+                for j in 0..LANES {
+                    cs[j] = box_muller(a[j], b[j]).0;
+                }
+            }
+        }
     }
 }
 

@@ -322,8 +322,13 @@ fn segment<K: MarkovKernel>(
     cfg: &RunConfig,
     first_bad: &AtomicUsize,
 ) -> Result<()> {
-    let failures: Vec<Option<BlockFailure>> =
-        workers.par_iter_mut().map(|w| advance(kernel, w, span, cfg, first_bad).err()).collect();
+    // One block (a few chains) runs on this thread: waking the pool for every adaptation window
+    // cost more than the window's steps.
+    let failures: Vec<Option<BlockFailure>> = if workers.len() == 1 {
+        vec![advance(kernel, &mut workers[0], span, cfg, first_bad).err()]
+    } else {
+        workers.par_iter_mut().map(|w| advance(kernel, w, span, cfg, first_bad).err()).collect()
+    };
     // Report the earliest failure (lowest step, then lowest particle): the same whatever the
     // thread count, because no block stops before reaching the earliest failing step.
     match failures.into_iter().flatten().min_by_key(|f| (f.step, f.particle)) {

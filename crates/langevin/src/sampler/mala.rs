@@ -4,10 +4,9 @@ use super::{MarkovKernel, StepInfo};
 use crate::block::Block;
 use crate::error::Result;
 use crate::invalid;
-use crate::particles::langevin_update;
 use crate::rng::ParticleRng;
 use crate::target::Target;
-use crate::vmath::LANES;
+use crate::vmath::{LANES, V};
 
 /// MALA: propose y = x + τ s(x) + √(2τ) z (a ULA step), accept with probability
 /// min(1, α), α = p(y) q(x | y) / (p(x) q(y | x)), q(b | a) = N(b; a + τ s(a), 2τ I).
@@ -39,7 +38,8 @@ pub struct MalaState {
     dist2: Vec<f32>,
     znorm2: Vec<f32>,
     u: Vec<f32>,
-    accept: Vec<bool>,
+    /// All ones where the proposal was accepted.
+    accept: Vec<u32>,
 }
 
 /// What a MALA step reports.
@@ -49,6 +49,8 @@ pub struct MalaInfo {
     pub accepted: usize,
     /// Σ over real particles of min(1, α).
     pub accept_prob: f64,
+    /// Every proposal (padding included) was finite, so the positions are.
+    pub finite: bool,
 }
 
 impl StepInfo for MalaInfo {
@@ -60,8 +62,7 @@ impl StepInfo for MalaInfo {
         self.accept_prob
     }
     fn known_finite(&self) -> bool {
-        // Rejected proposals keep finite positions; accepted ones have finite log-density.
-        false
+        self.finite
     }
 }
 
@@ -102,36 +103,25 @@ impl MarkovKernel for Mala<'_> {
             dist2: vec![0.0; stride],
             znorm2: vec![0.0; stride],
             u: vec![0.0; stride],
-            accept: vec![false; stride],
+            accept: vec![0; stride],
         })
     }
 
     fn step(&self, st: &mut MalaState, tau: f64, rng: &mut ParticleRng) -> Result<MalaInfo> {
         let (a, b) = (tau as f32, (2.0 * tau).sqrt() as f32);
-        let (d, n, stride) = (st.x.dim(), st.x.len(), st.x.stride());
+        let (n, stride) = (st.x.len(), st.x.stride());
         rng.fill_normal(st.z.data_mut());
-        st.y.data_mut().copy_from_slice(st.x.data());
-        langevin_update(st.y.data_mut(), st.sx.data(), st.z.data(), a, b);
+        let finite = propose(st.y.data_mut(), st.x.data(), st.sx.data(), st.z.data(), a, b);
         self.target.eval(&st.y, &mut st.sy, Some(&mut st.ly))?;
-
-        // ‖x − y − τ s(y)‖² (reverse move) and ‖z‖² (forward move: y − x − τ s(x) = √(2τ) z).
-        st.dist2.fill(0.0);
-        st.znorm2.fill(0.0);
-        for c in 0..d {
-            accumulate_mala_norms(
-                &mut st.dist2,
-                &mut st.znorm2,
-                st.x.row(c),
-                st.y.row(c),
-                st.sy.row(c),
-                st.z.row(c),
-                a,
-            );
-        }
+        // ‖x − y − τ s(y)‖² (reverse move) and ‖z‖² (forward move: y − x − τ s(x) = √(2τ) z),
+        // one pass over all coordinates.
+        mala_norms(&mut st.dist2, &mut st.znorm2, st.x.data(), st.y.data(), st.sy.data(), st.z.data(), a);
         rng.fill_uniform(&mut st.u);
-        let mut info = MalaInfo::default();
+        // Positions stay finite when they were and every proposal is: the runner's scan is
+        // needed only when some proposal was not.
+        let mut info = MalaInfo { finite, ..Default::default() };
         for i in 0..stride {
-            st.accept[i] = false;
+            st.accept[i] = 0;
             if i >= n {
                 continue;
             }
@@ -140,16 +130,14 @@ impl MarkovKernel for Mala<'_> {
             if st.ly[i].is_finite() && log_alpha.is_finite() {
                 info.accept_prob += log_alpha.min(0.0).exp();
                 if (st.u[i] as f64).ln() < log_alpha {
-                    st.accept[i] = true;
+                    st.accept[i] = u32::MAX;
                     info.accepted += 1;
                 }
             }
         }
-        for c in 0..d {
-            select_rows(st.x.row_mut(c), st.y.row(c), &st.accept);
-            select_rows(st.sx.row_mut(c), st.sy.row(c), &st.accept);
-        }
-        select_rows(&mut st.lx, &st.ly, &st.accept);
+        select(st.x.data_mut(), st.y.data(), &st.accept);
+        select(st.sx.data_mut(), st.sy.data(), &st.accept);
+        select(&mut st.lx, &st.ly, &st.accept);
         Ok(info)
     }
 
@@ -158,26 +146,59 @@ impl MarkovKernel for Mala<'_> {
     }
 }
 
+/// y ← x + a·s + b·z (the proposal, written without a copy; same rounding as
+/// `particles::langevin_update`). Returns whether every proposed value is finite.
 #[multiversion::multiversion(targets(
     "x86_64+avx512f+avx512bw+avx512dq+avx512vl+avx2+fma",
     "x86_64+avx2+fma",
     "aarch64+neon"
 ))]
-fn accumulate_mala_norms(dist2: &mut [f32], znorm2: &mut [f32], x: &[f32], y: &[f32], sy: &[f32], z: &[f32], a: f32) {
-    for i in 0..dist2.len() {
-        let r = (-a).mul_add(sy[i], x[i] - y[i]);
-        dist2[i] = r.mul_add(r, dist2[i]);
-        znorm2[i] = z[i].mul_add(z[i], znorm2[i]);
+fn propose(y: &mut [f32], x: &[f32], s: &[f32], z: &[f32], a: f32, b: f32) -> bool {
+    let mut check = V::splat(0.0);
+    for j0 in (0..y.len()).step_by(LANES) {
+        let new = V::splat(b).mul_add(V::load(z, j0), V::splat(a).mul_add(V::load(s, j0), V::load(x, j0)));
+        new.store(y, j0);
+        check = new.mul_add(V::splat(0.0), check);
+    }
+    check.0.iter().all(|c| *c == 0.0)
+}
+
+/// Per particle, Σ_c (x − y − a·s_y)² and Σ_c z², over all coordinate rows (coordinates added
+/// in order, so the sums do not depend on how the work is laid out).
+#[multiversion::multiversion(targets(
+    "x86_64+avx512f+avx512bw+avx512dq+avx512vl+avx2+fma",
+    "x86_64+avx2+fma",
+    "aarch64+neon"
+))]
+fn mala_norms(dist2: &mut [f32], znorm2: &mut [f32], x: &[f32], y: &[f32], sy: &[f32], z: &[f32], a: f32) {
+    let stride = dist2.len();
+    let rows = x.len() / stride;
+    for j0 in (0..stride).step_by(LANES) {
+        let (mut dd, mut zz) = (V::splat(0.0), V::splat(0.0));
+        for c in 0..rows {
+            let at = c * stride + j0;
+            let r = V::splat(-a).mul_add(V::load(sy, at), V::load(x, at) - V::load(y, at));
+            dd = r.mul_add(r, dd);
+            let zc = V::load(z, at);
+            zz = zc.mul_add(zc, zz);
+        }
+        dd.store(dist2, j0);
+        zz.store(znorm2, j0);
     }
 }
 
-/// dst[i] ← src[i] where `take[i]`.
-fn select_rows(dst: &mut [f32], src: &[f32], take: &[bool]) {
-    for ((dc, sc), tc) in dst.chunks_mut(LANES).zip(src.chunks(LANES)).zip(take.chunks(LANES)) {
-        for j in 0..dc.len() {
-            if tc[j] {
-                dc[j] = sc[j];
-            }
+/// dst ← src in the columns whose mask is all ones (bit select, so values are copied exactly);
+/// `dst` and `src` hold whole rows of `mask.len()` values.
+#[multiversion::multiversion(targets(
+    "x86_64+avx512f+avx512bw+avx512dq+avx512vl+avx2+fma",
+    "x86_64+avx2+fma",
+    "aarch64+neon"
+))]
+fn select(dst: &mut [f32], src: &[f32], mask: &[u32]) {
+    let stride = mask.len();
+    for (dr, sr) in dst.chunks_exact_mut(stride).zip(src.chunks_exact(stride)) {
+        for j in 0..stride {
+            dr[j] = f32::from_bits((sr[j].to_bits() & mask[j]) | (dr[j].to_bits() & !mask[j]));
         }
     }
 }
