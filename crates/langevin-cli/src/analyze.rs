@@ -238,30 +238,12 @@ fn smearing(
     };
     let ef = Field::new(&exact);
     let exact_points = analysis::stagnation_points(&ef, region, a.starts, a.seed, None)?;
-    let modes: Vec<serde_json::Value> = exact_points
-        .iter()
-        .filter(|p| p.kind == PointKind::Sink)
-        .map(|e| {
-            let nearest = points.iter().filter(|p| p.kind == PointKind::Sink).min_by(|p, q| {
-                dist(&p.x, &e.x).total_cmp(&dist(&q.x, &e.x))
-            });
-            match nearest {
-                Some(l) => json!({"exact_x": e.x, "learned_x": l.x, "offset": dist(&l.x, &e.x),
-                                  "exact_eigenvalues": e.eigenvalues, "learned_eigenvalues": l.eigenvalues,
-                                  "curvature_ratio": l.eigenvalues.iter().zip(&e.eigenvalues).map(|(a, b)| a / b).collect::<Vec<_>>()}),
-                None => json!({"exact_x": e.x, "learned_x": null, "exact_eigenvalues": e.eigenvalues}),
-            }
-        })
-        .collect();
+    let modes = analysis::mode_smearing(&exact_points, points);
     Ok(Some(json!({
         "data": m.config.data.source,
         "note": "curvature_ratio = learned/exact eigenvalue of ∇s at each mode (sorted); below 1 the learned mode is smeared (flatter) than the exact one",
         "modes": modes,
     })))
-}
-
-fn dist(a: &[f64], b: &[f64]) -> f64 {
-    a.iter().zip(b).map(|(x, y)| (x - y).powi(2)).sum::<f64>().sqrt()
 }
 
 /// Two panels of a 2-D field: arrows over log₁₀‖s‖ (noise-dominated cells shaded when a step is

@@ -848,9 +848,11 @@ fn quickstart_writes_samples_plot_and_report() {
     assert_eq!(&png[1..4], b"PNG");
     let r = json(&d.join("q/report.json"));
     let m = &r["metrics_against_heldout"];
-    for k in ["data_fresh_draw", "plain_langevin", "annealed_langevin"] {
-        assert!(m[k]["mmd"].as_f64().unwrap() >= 0.0, "{k}");
-    }
+    // The MMD estimate is clamped at 0, so ">= 0" could not fail: check what quickstart claims,
+    // that the plain sampler lands farther from the held-out data than a fresh draw of the data.
+    let mmd = |k: &str| m[k]["mmd"].as_f64().unwrap();
+    assert!(mmd("plain_langevin") > mmd("data_fresh_draw"), "{m}");
+    assert!(r["mmd_ratio_to_data_floor"]["plain_langevin"].as_f64().unwrap() > 1.0, "{r}");
     // A second run reuses the finished model.
     let out = langevin(d, &["quickstart", "--steps", "300", "--n", "300", "--out", "q"]);
     assert!(out.status.success());
@@ -946,14 +948,46 @@ fn bad_models_are_explained() {
 
 // ----- Plots, animations and analysis -------------------------------------------------------
 
-/// Decode a PNG; check its size and that it is not one flat colour.
+/// Decode a PNG; check its size, that it is not one flat colour, and that data were drawn.
+/// Axes, ticks, labels and titles are black or grey, and legend swatches cover well under 0.1%
+/// of a plot; data (histograms, curves, heat maps, arrows, particles) are coloured. An image
+/// with axes and a legend but no data therefore fails the second check.
 fn check_png(path: &Path, w: u32, h: u32) {
     let img = image::open(path).unwrap_or_else(|e| panic!("{}: {e}", path.display())).to_rgb8();
     assert_eq!(img.dimensions(), (w, h), "{}", path.display());
     let first = img.get_pixel(0, 0);
     let differing = img.pixels().filter(|p| *p != first).count();
-    // Axes, labels and data cover well over 1% of any of our plots.
     assert!(differing > (w * h / 100) as usize, "{}: only {differing} pixels differ from the corner", path.display());
+    let coloured = img
+        .pixels()
+        .filter(|p| {
+            let (lo, hi) = (p.0.iter().min().unwrap(), p.0.iter().max().unwrap());
+            hi - lo > 50
+        })
+        .count();
+    let frac = coloured as f64 / (w * h) as f64;
+    assert!(frac > 0.002, "{}: only {:.4}% coloured pixels: no data drawn?", path.display(), 100.0 * frac);
+}
+
+/// The check itself can fail: axes, ticks and a legend swatch without data are refused.
+#[test]
+fn the_png_check_refuses_a_plot_without_data() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("axes.png");
+    let (w, h) = (400u32, 300u32);
+    let img = image::RgbImage::from_fn(w, h, |x, y| {
+        let axis = x == 40 || y == 260 || (y > 255 && x % 40 == 0) || (x > 30 && x < 200 && y % 50 == 0);
+        let swatch = (300..320).contains(&x) && (20..23).contains(&y);
+        if swatch {
+            image::Rgb([200, 40, 40])
+        } else if axis {
+            image::Rgb([0, 0, 0])
+        } else {
+            image::Rgb([255, 255, 255])
+        }
+    });
+    img.save(&p).unwrap();
+    assert!(std::panic::catch_unwind(|| check_png(&p, w, h)).is_err(), "axes alone passed the check");
 }
 
 #[test]
@@ -1287,15 +1321,21 @@ fn training_curves_and_analysis_of_a_learned_field() {
     let r = json(&d.join("m.json"));
     assert!(!r["stagnation_points"].as_array().unwrap().is_empty());
     assert_eq!(r["precision"], "f32 (Jacobians by central differences)");
-    // A network's field is not exactly a gradient field; the measure is a fraction in [0, 1].
+    // A network's field is not exactly a gradient field, but close to one: ‖J − Jᵀ‖/2‖J‖ ≤ 1
+    // for any matrix, so only a value well inside (0, 1) says something (measured 0.14 for this
+    // short run, 0.0065 after 30,000 steps; an exact gradient field gives 0).
     let asym = r["asymmetry_at_samples"]["mean"].as_f64().unwrap();
-    assert!(asym > 0.0 && asym < 1.0, "{asym}");
+    assert!(asym > 1e-4 && asym < 0.3, "{asym}");
     // Trained on the ncsn-toy mixture: its two exact modes are compared with the learned ones.
+    // 300 steps of a small network learn one blurred basin: both exact modes pair with it, and
+    // its curvature is far below the exact one (seed 002's smearing, measured ratios 0.02-0.03;
+    // the well-trained case is asserted in langevin-learn's quality tests).
     let modes = r["mode_smearing"]["modes"].as_array().unwrap();
     assert_eq!(modes.len(), 2, "{modes:?}");
     for m in modes {
         for c in m["curvature_ratio"].as_array().unwrap() {
-            assert!(c.as_f64().unwrap().is_finite());
+            let c = c.as_f64().unwrap();
+            assert!(c > 0.0 && c < 0.5, "curvature ratio {c}: the short run's modes should be smeared");
         }
     }
     check_png(&d.join("m.png"), 1200, 600);

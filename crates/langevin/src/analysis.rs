@@ -62,6 +62,50 @@ pub struct StagnationPoint {
     pub starts: usize,
 }
 
+/// A mode of an exact density against the nearest mode of a learned field (seed 002: a learned
+/// score smears its modes, i.e. the learned density is flatter there).
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct ModeSmearing {
+    /// The exact mode.
+    pub exact_x: Vec<f64>,
+    /// The nearest learned sink, if the learned field has one.
+    pub learned_x: Option<Vec<f64>>,
+    /// Their distance.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub offset: Option<f64>,
+    /// Eigenvalues of the exact ∇s at the mode (ascending).
+    pub exact_eigenvalues: Vec<f64>,
+    /// Eigenvalues of the learned ∇s at the learned mode (ascending).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub learned_eigenvalues: Option<Vec<f64>>,
+    /// learned/exact eigenvalue, sorted pairs: below 1 the learned mode is flatter (smeared).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub curvature_ratio: Option<Vec<f64>>,
+}
+
+/// Pair every sink of `exact` with the nearest sink of `learned` and compare their curvatures.
+pub fn mode_smearing(exact: &[StagnationPoint], learned: &[StagnationPoint]) -> Vec<ModeSmearing> {
+    let dist = |a: &[f64], b: &[f64]| a.iter().zip(b).map(|(x, y)| (x - y).powi(2)).sum::<f64>().sqrt();
+    exact
+        .iter()
+        .filter(|p| p.kind == PointKind::Sink)
+        .map(|e| {
+            let l = learned
+                .iter()
+                .filter(|p| p.kind == PointKind::Sink)
+                .min_by(|p, q| dist(&p.x, &e.x).total_cmp(&dist(&q.x, &e.x)));
+            ModeSmearing {
+                exact_x: e.x.clone(),
+                learned_x: l.map(|l| l.x.clone()),
+                offset: l.map(|l| dist(&l.x, &e.x)),
+                exact_eigenvalues: e.eigenvalues.clone(),
+                learned_eigenvalues: l.map(|l| l.eigenvalues.clone()),
+                curvature_ratio: l.map(|l| l.eigenvalues.iter().zip(&e.eigenvalues).map(|(a, b)| a / b).collect()),
+            }
+        })
+        .collect()
+}
+
 /// Stiffness of the field over a set of points.
 #[derive(Clone, Debug, serde::Serialize)]
 pub struct Stiffness {

@@ -12,23 +12,33 @@
 //! is the Boltzmann distribution p ∝ exp(−U/kT) for U = −kT log p.
 //!
 //! ```
+//! use langevin::sample::{sample, SampleOptions, Sampler};
 //! use langevin::sampler::{run, Init, RunConfig, Ula};
 //! use langevin::target::{builtin, Target};
 //!
 //! // 0.8·N((5,5), I) + 0.2·N((−5,−5), I), the toy of Song & Ermon (2019).
 //! let target = builtin::build("ncsn-toy", &[]).unwrap();
+//! // One call, defaults derived from the target:
+//! let out = sample(target.as_ref(), &SampleOptions { particles: Some(1000), seed: 1, ..Default::default() }).unwrap();
+//! assert_eq!(out.run.samples.dim(), (1000, 2));
+//! // Or a kernel and the runner, every setting explicit:
 //! let cfg = RunConfig { particles: 1000, steps: 200, step_size: 0.1, seed: 1, ..Default::default() };
 //! let out = run(&Ula::new(target.as_ref(), true), &target.default_init(), &cfg).unwrap();
 //! assert_eq!(out.samples.dim(), (1000, 2));
 //! ```
 //!
 //! Modules, named after the ideas of the seed documents:
+//! - [`field`]: the two currencies, a score s(x, σ) over noise levels and a vector field v(t, x);
 //! - [`target`]: densities and potentials, with exact perturbed scores where they exist;
-//! - [`sampler`]: ULA, MALA, annealed Langevin, and the parallel, deterministic driver;
+//! - [`sample`]: sampling as one call (a sampler by value or name, derived defaults with notes,
+//!   typed reports);
+//! - [`sampler`]: ULA, MALA, underdamped Langevin (stationary kernels), annealed Langevin (a
+//!   function over a score and a [`ladder::Ladder`]), and the deterministic block runners;
 //! - [`posterior`]: Bayesian regression posteriors from data, and SGLD;
 //! - [`analysis`]: the score as a flow: stagnation points, divergence, stiffness;
 //! - [`diagnostics`]: moments, ESS, R-hat; [`metrics`]: distances between sample sets;
-//! - [`rng`], [`vmath`], [`block`]: the vectorized machinery underneath; [`io`]: files.
+//! - [`rng`], [`vmath`], [`block`], [`particles`]: the vectorized machinery underneath (one
+//!   random stream per particle); [`io`]: files.
 
 // Explicit index loops are the clearest form for the lane-parallel kernels (`for j in 0..LANES`)
 // and the small matrix code, and they are what the vectorizer sees best.
