@@ -12,7 +12,7 @@ use langevin::analysis::{self, Field, PointKind, Region, StagnationPoint};
 use langevin::sampler::Init;
 use langevin::target::Target;
 use ndarray::Array2;
-use serde_json::json;
+use serde_json::{Value, json};
 use std::path::{Path, PathBuf};
 
 #[derive(Args, Debug)]
@@ -84,14 +84,6 @@ pub fn default_region(t: &dyn Target, samples: &Array2<f64>) -> Region {
     }
 }
 
-fn kind_name(k: PointKind) -> &'static str {
-    match k {
-        PointKind::Sink => "sink",
-        PointKind::Saddle => "saddle",
-        PointKind::Source => "source",
-    }
-}
-
 pub fn run(a: &AnalyzeArgs, quiet: bool) -> Result<()> {
     if a.starts == 0 {
         bail!("--starts must be at least 1");
@@ -124,88 +116,18 @@ pub fn run(a: &AnalyzeArgs, quiet: bool) -> Result<()> {
         Some(r) => Region::parse(r, d)?,
         None => default_region(t, &samples),
     };
-    // Newton also starts from typical samples (evenly spaced rows, at most --starts of them).
-    let every = samples.nrows().div_ceil(a.starts).max(1);
-    let rows: Vec<usize> = (0..samples.nrows()).step_by(every).collect();
-    let extra = samples.select(ndarray::Axis(0), &rows);
-    let points = analysis::stagnation_points(&f, &region, a.starts, a.seed, Some(&extra))?;
-    if points.is_empty() {
-        let shown = if d <= 4 {
-            format!("lo = {:?}, hi = {:?}", region.lo, region.hi)
-        } else {
-            format!("(a {d}-dimensional box)")
-        };
-        bail!(
-            "no stagnation point (s(x) = 0) found in the region {shown} from {} starts: the score does not vanish there; widen --region or add --starts",
-            a.starts + rows.len()
-        );
-    }
-    let jac = f.jacobians(&samples)?;
-    let stiff = analysis::stiffness(&samples, &jac)?;
-    let tau = a.step_size.unwrap_or(stiff.recommended_step);
-    let div: Vec<f64> = jac.iter().map(|j| j.trace()).collect();
-    let scores = f.scores(&samples)?;
-    let noisy = analysis::noise_dominated(&scores, tau);
-    let asym = analysis::asymmetry(&jac);
-    let stats = |v: &[f64]| {
-        let mut s: Vec<f64> = v.iter().cloned().filter(|x| x.is_finite()).collect();
-        s.sort_by(|a, b| a.total_cmp(b));
-        let mean = s.iter().sum::<f64>() / s.len().max(1) as f64;
-        json!({"mean": mean, "median": s.get(s.len() / 2), "min": s.first(), "max": s.last()})
-    };
-
-    let mut rep = serde_json::Map::new();
+    let opts =
+        analysis::AnalyzeOptions { region: region.clone(), starts: a.starts, seed: a.seed, step_size: a.step_size };
+    let report = analysis::analyze(&f, &samples, &opts)?;
+    let tau = report.noise_vs_drift.step_size;
+    let points: Vec<StagnationPoint> = report.stagnation_points.iter().map(|p| p.point.clone()).collect();
+    let Value::Object(mut rep) = serde_json::to_value(&report)? else { unreachable!("a struct") };
     rep.insert("command".into(), json!("analyze"));
-    rep.insert("field".into(), json!(t.name()));
-    rep.insert("dim".into(), json!(d));
     rep.insert("sigma".into(), json!(src.sigma));
     rep.insert(
         "units".into(),
         json!(if src.model.is_some() { "data (σ in the model's standardized units)" } else { "target" }),
     );
-    rep.insert("precision".into(), json!(if f.is_f64() { "f64" } else { "f32 (Jacobians by central differences)" }));
-    rep.insert("region".into(), json!(region));
-    rep.insert("starts".into(), json!(a.starts));
-    rep.insert(
-        "stagnation_points".into(),
-        json!(
-            points
-                .iter()
-                .map(|p| json!({"x": p.x, "type": kind_name(p.kind), "eigenvalues": p.eigenvalues,
-                            "eigenvalues_imag": p.eigenvalues_imag, "zero_modes": p.zero_modes, "divergence": p.eigenvalues.iter().sum::<f64>(),
-                            "score_norm": p.score_norm, "starts": p.starts}))
-                .collect::<Vec<_>>()
-        ),
-    );
-    rep.insert(
-        "counts".into(),
-        json!({"sink": points.iter().filter(|p| p.kind == PointKind::Sink).count(),
-               "saddle": points.iter().filter(|p| p.kind == PointKind::Saddle).count(),
-               "source": points.iter().filter(|p| p.kind == PointKind::Source).count()}),
-    );
-    let degenerate = points.iter().filter(|p| p.zero_modes > 0).count();
-    let mut notes = Vec::new();
-    if degenerate > 0 {
-        notes.push(format!(
-            "{degenerate} stagnation points have zero modes (eigenvalues ≈ 0): they lie on a continuum of zeros (a ring of modes, or a symmetry such as the rotations of a cluster), and the list samples that continuum rather than counting distinct modes"
-        ));
-    }
-    rep.insert("notes".into(), json!(notes));
-    rep.insert("samples".into(), json!(samples.nrows()));
-    rep.insert("lambda_max".into(), json!(stiff.lambda_max));
-    rep.insert("lambda_max_at".into(), json!(stiff.lambda_max_at));
-    rep.insert("lambda_median".into(), json!(stiff.lambda_median));
-    rep.insert("stiffness_ratio".into(), json!(stiff.lambda_max / stiff.lambda_median.max(f64::MIN_POSITIVE)));
-    rep.insert("max_stable_step".into(), json!(stiff.max_stable_step));
-    rep.insert("recommended_step".into(), json!(stiff.recommended_step));
-    rep.insert("divergence_at_samples".into(), stats(&div));
-    rep.insert(
-        "noise_vs_drift".into(),
-        json!({"step_size": tau, "threshold_score_norm_squared": 2.0 * d as f64 / tau,
-               "fraction_of_samples_noise_dominated": noisy.iter().filter(|&&b| b).count() as f64 / noisy.len().max(1) as f64,
-               "rule": "noise dominates where ‖s‖² < 2d/τ"}),
-    );
-    rep.insert("asymmetry_at_samples".into(), stats(&asym));
     if let Some(m) = &src.model {
         if let Some(s) = smearing(m, src.sigma, &points, &region, a)? {
             rep.insert("mode_smearing".into(), s);

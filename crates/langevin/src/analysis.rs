@@ -83,6 +83,195 @@ pub struct ModeSmearing {
     pub curvature_ratio: Option<Vec<f64>>,
 }
 
+/// What [`analyze`] looks at.
+#[derive(Clone, Debug)]
+pub struct AnalyzeOptions {
+    /// Where to search for stagnation points.
+    pub region: Region,
+    /// Newton starts in the region (typical samples are added as further starts).
+    pub starts: usize,
+    /// Seed of the starts.
+    pub seed: u64,
+    /// The Langevin step for the noise-versus-drift balance (default: the recommended step).
+    pub step_size: Option<f64>,
+}
+
+/// Mean, median and range of a measure over the samples.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct Summary {
+    /// Mean.
+    pub mean: f64,
+    /// Median.
+    pub median: Option<f64>,
+    /// Smallest.
+    pub min: Option<f64>,
+    /// Largest.
+    pub max: Option<f64>,
+}
+
+impl Summary {
+    /// Of the finite values of `v`.
+    pub fn of(v: &[f64]) -> Summary {
+        let mut s: Vec<f64> = v.iter().cloned().filter(|x| x.is_finite()).collect();
+        s.sort_by(|a, b| a.total_cmp(b));
+        let mean = s.iter().sum::<f64>() / s.len().max(1) as f64;
+        Summary { mean, median: s.get(s.len() / 2).copied(), min: s.first().copied(), max: s.last().copied() }
+    }
+}
+
+/// A stagnation point in a report: the point, its divergence (the trace of ∇s).
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct PointReport {
+    /// The point, its type and eigenvalues.
+    #[serde(flatten)]
+    pub point: StagnationPoint,
+    /// ∇·s at the point (the sum of the eigenvalues).
+    pub divergence: f64,
+}
+
+/// How many points of each type.
+#[derive(Clone, Copy, Debug, serde::Serialize)]
+pub struct Counts {
+    /// Sinks (modes).
+    pub sink: usize,
+    /// Saddles.
+    pub saddle: usize,
+    /// Sources.
+    pub source: usize,
+}
+
+/// Where noise outweighs drift at step τ: ‖s‖² < 2d/τ.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct NoiseVsDrift {
+    /// τ.
+    pub step_size: f64,
+    /// 2d/τ.
+    pub threshold_score_norm_squared: f64,
+    /// Fraction of the samples where noise dominates.
+    pub fraction_of_samples_noise_dominated: f64,
+    /// The rule.
+    pub rule: &'static str,
+}
+
+/// The score as a flow (seed 002): what `langevin analyze` reports.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct AnalysisReport {
+    /// Field description.
+    pub field: String,
+    /// Dimension.
+    pub dim: usize,
+    /// `f64`, or `f32 (Jacobians by central differences)`.
+    pub precision: &'static str,
+    /// The search region.
+    pub region: Region,
+    /// Newton starts in the region.
+    pub starts: usize,
+    /// Stagnation points found.
+    pub stagnation_points: Vec<PointReport>,
+    /// Points of each type.
+    pub counts: Counts,
+    /// Remarks (e.g. continua of zeros).
+    pub notes: Vec<String>,
+    /// Samples the field measures used.
+    pub samples: usize,
+    /// λ_max of ∇s over the samples.
+    pub lambda_max: f64,
+    /// Where.
+    pub lambda_max_at: Vec<f64>,
+    /// Median over the samples of the largest |eigenvalue|.
+    pub lambda_median: f64,
+    /// λ_max / λ_median.
+    pub stiffness_ratio: f64,
+    /// 2/λ_max.
+    pub max_stable_step: f64,
+    /// 1/λ_max.
+    pub recommended_step: f64,
+    /// ∇·s over the samples.
+    pub divergence_at_samples: Summary,
+    /// The noise-versus-drift balance.
+    pub noise_vs_drift: NoiseVsDrift,
+    /// ‖(J − Jᵀ)/2‖/‖J‖ over the samples (0 for a gradient field).
+    pub asymmetry_at_samples: Summary,
+}
+
+/// Analyse the field `f` of `target`: stagnation points in the region (Newton from the
+/// region's starts and from `samples`), stiffness, divergence, noise against drift and asymmetry
+/// at the samples. No stagnation point in the region is an error that says so.
+pub fn analyze(f: &Field, samples: &Array2<f64>, o: &AnalyzeOptions) -> Result<AnalysisReport> {
+    let d = f.dim();
+    if o.starts == 0 {
+        return Err(Error::invalid("starts", "`starts` must be at least 1"));
+    }
+    if let Some(t) = o.step_size {
+        if !(t.is_finite() && t > 0.0) {
+            return Err(Error::invalid("step_size", format!("`step_size` = {t} must be positive and finite")));
+        }
+    }
+    // Newton also starts from typical samples (evenly spaced rows, at most `starts` of them).
+    let every = samples.nrows().div_ceil(o.starts).max(1);
+    let rows: Vec<usize> = (0..samples.nrows()).step_by(every).collect();
+    let extra = samples.select(ndarray::Axis(0), &rows);
+    let points = stagnation_points(f, &o.region, o.starts, o.seed, Some(&extra))?;
+    if points.is_empty() {
+        let shown = if d <= 4 {
+            format!("lo = {:?}, hi = {:?}", o.region.lo, o.region.hi)
+        } else {
+            format!("(a {d}-dimensional box)")
+        };
+        return Err(Error::invalid(
+            "region",
+            format!(
+                "no stagnation point (s(x) = 0) found in the region {shown} from {} starts: the score does not vanish there; widen `region` or add `starts`",
+                o.starts + rows.len()
+            ),
+        ));
+    }
+    let jac = f.jacobians(samples)?;
+    let stiff = stiffness(samples, &jac)?;
+    let tau = o.step_size.unwrap_or(stiff.recommended_step);
+    let div: Vec<f64> = jac.iter().map(|j| j.trace()).collect();
+    let noisy = noise_dominated(&f.scores(samples)?, tau);
+    let count = |k: PointKind| points.iter().filter(|p| p.kind == k).count();
+    let counts =
+        Counts { sink: count(PointKind::Sink), saddle: count(PointKind::Saddle), source: count(PointKind::Source) };
+    let degenerate = points.iter().filter(|p| p.zero_modes > 0).count();
+    let mut notes = Vec::new();
+    if degenerate > 0 {
+        notes.push(format!(
+            "{degenerate} stagnation points have zero modes (eigenvalues ≈ 0): they lie on a continuum of zeros (a ring of modes, or a symmetry such as the rotations of a cluster), and the list samples that continuum rather than counting distinct modes"
+        ));
+    }
+    Ok(AnalysisReport {
+        field: f.target().name(),
+        dim: d,
+        precision: if f.is_f64() { "f64" } else { "f32 (Jacobians by central differences)" },
+        region: o.region.clone(),
+        starts: o.starts,
+        stagnation_points: points
+            .into_iter()
+            .map(|p| PointReport { divergence: p.eigenvalues.iter().sum(), point: p })
+            .collect(),
+        counts,
+        notes,
+        samples: samples.nrows(),
+        lambda_max: stiff.lambda_max,
+        lambda_max_at: stiff.lambda_max_at.clone(),
+        lambda_median: stiff.lambda_median,
+        stiffness_ratio: stiff.lambda_max / stiff.lambda_median.max(f64::MIN_POSITIVE),
+        max_stable_step: stiff.max_stable_step,
+        recommended_step: stiff.recommended_step,
+        divergence_at_samples: Summary::of(&div),
+        noise_vs_drift: NoiseVsDrift {
+            step_size: tau,
+            threshold_score_norm_squared: 2.0 * d as f64 / tau,
+            fraction_of_samples_noise_dominated: noisy.iter().filter(|&&b| b).count() as f64
+                / noisy.len().max(1) as f64,
+            rule: "noise dominates where ‖s‖² < 2d/τ",
+        },
+        asymmetry_at_samples: Summary::of(&asymmetry(&jac)),
+    })
+}
+
 /// Pair every sink of `exact` with the nearest sink of `learned` and compare their curvatures.
 pub fn mode_smearing(exact: &[StagnationPoint], learned: &[StagnationPoint]) -> Vec<ModeSmearing> {
     let dist = |a: &[f64], b: &[f64]| a.iter().zip(b).map(|(x, y)| (x - y).powi(2)).sum::<f64>().sqrt();
