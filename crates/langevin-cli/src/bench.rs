@@ -363,6 +363,59 @@ fn median(mut v: Vec<f64>) -> f64 {
     v[v.len() / 2]
 }
 
+/// MALA timed from a warmed-up state: the best run's (ESS/s, min ESS, seconds, acceptance,
+/// max R-hat), every run's ESS/s, and the adapted step size.
+struct MalaEss {
+    best: (f64, f64, f64, f64, f64),
+    runs: Vec<f64>,
+    step_size: f64,
+}
+
+/// Warm up once (adapting the step size towards 0.574), then time `repeats` sampling runs of
+/// `steps` steps from the warmed-up state (seeds `seed + offset + r`); ESS from every kept draw.
+fn mala_ess(
+    t: &dyn langevin::target::Target,
+    chains: usize,
+    steps: usize,
+    warmup: usize,
+    seed: u64,
+    offset: u64,
+    repeats: usize,
+) -> Result<MalaEss> {
+    let mala = Mala::new(t);
+    let warm = sampler::run(
+        &mala,
+        &t.default_init(),
+        &RunConfig {
+            particles: chains,
+            warmup,
+            steps: 1,
+            seed,
+            step_size: 0.01,
+            adapt: Some(0.574),
+            ..Default::default()
+        },
+    )?;
+    let start = Init::Rows(Arc::new(warm.samples.clone()));
+    let mut results = Vec::new();
+    for r in 0..repeats.max(1) {
+        let cfg = RunConfig {
+            particles: chains,
+            steps,
+            thin: Some(1),
+            seed: seed + offset + r as u64,
+            step_size: warm.step_size,
+            ..Default::default()
+        };
+        let out = sampler::run(&mala, &start, &cfg)?;
+        let diag = ChainDiagnostics::of(out.samples.view(), chains);
+        let ess = diag.ess_bulk_min;
+        results.push((ess / out.seconds, ess, out.seconds, out.acceptance_rate().unwrap_or(f64::NAN), diag.rhat_max));
+    }
+    let best = results.iter().cloned().fold(results[0], |b, r| if r.0 > b.0 { r } else { b });
+    Ok(MalaEss { best, runs: results.iter().map(|r| r.0).collect(), step_size: warm.step_size })
+}
+
 /// Run the workloads and print the JSON (the output is the point, so `--quiet` changes nothing).
 pub fn run(a: &BenchArgs) -> Result<()> {
     let threads = rayon::current_num_threads();
@@ -405,113 +458,36 @@ pub fn run(a: &BenchArgs) -> Result<()> {
     let spec = "gaussian:dim=100,cond=10";
     let gauss = builtin::build("gaussian", &[("dim".into(), 100.0), ("cond".into(), 10.0)])?;
     let (chains, steps, warmup) = if a.quick { (64, 1000, 300) } else { (64, 10_000, 1000) };
-    let mala = Mala::new(gauss.as_ref());
-    // Warm-up once (adapting the step size), then time the sampling from the warmed-up state.
-    let warm = sampler::run(
-        &mala,
-        &gauss.default_init(),
-        &RunConfig {
-            particles: chains,
-            warmup,
-            steps: 1,
-            seed: a.seed,
-            step_size: 0.01,
-            adapt: Some(0.574),
-            ..Default::default()
-        },
-    )?;
-    let start = Init::Rows(Arc::new(warm.samples.clone()));
-    let mut results = Vec::new();
-    for r in 0..repeats.min(3) {
-        let out = sampler::run(
-            &mala,
-            &start,
-            &RunConfig {
-                particles: chains,
-                steps,
-                thin: Some(1),
-                seed: a.seed + 1 + r as u64,
-                step_size: warm.step_size,
-                ..Default::default()
-            },
-        )?;
-        let diag = ChainDiagnostics::of(out.samples.view(), chains);
-        let ess = diag.ess_bulk_min;
-        results.push((
-            ess / out.seconds,
-            ess,
-            out.seconds,
-            out.acceptance_rate().unwrap_or(f64::NAN),
-            json!(diag.rhat_max),
-        ));
-    }
-    let best = results.iter().cloned().fold(results[0].clone(), |b, r| if r.0 > b.0 { r } else { b });
-    let best = (best.0, best.1, best.2, best.3, best.4);
+    let m = mala_ess(gauss.as_ref(), chains, steps, warmup, a.seed, 1, repeats.min(3))?;
+    let best = (m.best.0, m.best.1, m.best.2, m.best.3);
     workloads.push(json!({
         "name": "mala-gaussian-100",
         "description": format!("MALA on {spec}, {chains} chains × {steps} steps after {warmup} warm-up steps (step size adapted to acceptance 0.574)"),
         "min_ess_per_second": best.0,
-        "min_ess_per_second_runs": results.iter().map(|r| r.0).collect::<Vec<_>>(),
+        "min_ess_per_second_runs": m.runs,
         "min_ess_bulk": best.1,
         "seconds": best.2,
         "min_ess_per_gradient_evaluation": best.1 / (chains * steps) as f64,
         "acceptance_rate": best.3,
-        "step_size": warm.step_size,
-        "rhat_max": best.4,
+        "step_size": m.step_size,
+        "rhat_max": m.best.4,
     }));
 
     // 2b. Few chains: MALA on N(0, I₁₀₀) with 4 chains, the common case of a posterior run. The
     // BlackJAX peer (bench/peers/mala_blackjax.py) runs the same chains at the same step size.
     let few = builtin::build("gaussian", &[("dim".into(), 100.0)])?;
     let (chains, steps, warmup) = if a.quick { (4, 2000, 500) } else { (4, 10_000, 2000) };
-    let mala4 = Mala::new(few.as_ref());
-    let warm = sampler::run(
-        &mala4,
-        &few.default_init(),
-        &RunConfig {
-            particles: chains,
-            warmup,
-            steps: 1,
-            seed: a.seed,
-            step_size: 0.01,
-            adapt: Some(0.574),
-            ..Default::default()
-        },
-    )?;
-    let start4 = Init::Rows(Arc::new(warm.samples.clone()));
-    let mut results4 = Vec::new();
-    for r in 0..repeats {
-        let out = sampler::run(
-            &mala4,
-            &start4,
-            &RunConfig {
-                particles: chains,
-                steps,
-                thin: Some(1),
-                seed: a.seed + 21 + r as u64,
-                step_size: warm.step_size,
-                ..Default::default()
-            },
-        )?;
-        let diag = ChainDiagnostics::of(out.samples.view(), chains);
-        results4.push((
-            diag.ess_bulk_min / out.seconds,
-            diag.ess_bulk_min,
-            out.seconds,
-            out.acceptance_rate().unwrap_or(f64::NAN),
-        ));
-    }
-    let best4 = results4.iter().cloned().fold(results4[0], |b, r| if r.0 > b.0 { r } else { b });
+    let m4 = mala_ess(few.as_ref(), chains, steps, warmup, a.seed, 21, repeats)?;
     workloads.push(json!({
         "name": "mala-gaussian-100-4chains",
         "description": format!("MALA on gaussian:dim=100 (N(0, I)), {chains} chains × {steps} steps after {warmup} warm-up steps (step size adapted to acceptance 0.574); sampling timed"),
-        "min_ess_per_second": best4.0,
-        "min_ess_per_second_runs": results4.iter().map(|r| r.0).collect::<Vec<_>>(),
-        "min_ess_bulk": best4.1,
-        "seconds": best4.2,
-        "microseconds_per_step": best4.2 / steps as f64 * 1e6,
-        "acceptance_rate": best4.3,
-        "step_size": warm.step_size,
+        "min_ess_per_second": m4.best.0,
+        "min_ess_per_second_runs": m4.runs,
+        "min_ess_bulk": m4.best.1,
+        "seconds": m4.best.2,
+        "microseconds_per_step": m4.best.2 / steps as f64 * 1e6,
+        "acceptance_rate": m4.best.3,
+        "step_size": m4.step_size,
     }));
 
     // 3. BAOAB on the same Gaussian, compared with the MALA figures above.

@@ -182,8 +182,8 @@ pub struct Resolved {
     pub steps: usize,
     /// The step τ / Δt the run started with (annealed: ε).
     pub step_size: f64,
-    /// The start.
-    pub init: Init,
+    /// The start (none for exact draws).
+    pub init: Option<Init>,
     /// The annealing schedule.
     pub anneal: Option<AnnealConfig>,
     /// The stiffness measurement behind [`StepSize::Auto`].
@@ -508,10 +508,7 @@ pub fn sample(target: &dyn Target, opts: &SampleOptions) -> Result<Sampled> {
             ));
             (dt, Some("Δt = √(m/(λ_max·kT)), half the stability limit"))
         }
-        (Sampler::Underdamped { mass, .. }, _, StepSize::Given(v), _) => {
-            let _ = mass;
-            (v, None)
-        }
+        (Sampler::Underdamped { .. }, _, StepSize::Given(v), _) => (v, None),
         (Sampler::Underdamped { mass, .. }, _, _, _) => {
             let dt = default_dt(target, mass);
             notes.push(format!("dt = {dt:.4e}: a fifth of the narrowest length scale over √(kT/m)"));
@@ -563,7 +560,8 @@ pub fn sample(target: &dyn Target, opts: &SampleOptions) -> Result<Sampled> {
         )?,
         Sampler::Exact => unreachable!("handled above"),
     };
-    let resolved = Resolved { particles, warmup, steps, step_size, init, anneal, stiffness, notes, schedule_notes };
+    let resolved =
+        Resolved { particles, warmup, steps, step_size, init: Some(init), anneal, stiffness, notes, schedule_notes };
     let report = report(target, opts, &run, &resolved, rule)?;
     Ok(Sampled { run, resolved, report })
 }
@@ -621,7 +619,7 @@ fn report(
         seconds: run.seconds,
         particle_steps_per_second: run.particle_steps as f64 / run.seconds,
         noise: o.sampler.noise(),
-        init: r.init.describe(),
+        init: r.init.as_ref().map_or_else(|| "exact".into(), |i| i.describe()),
         annealing: r.anneal.as_ref().map(|c| AnnealingReport {
             sigma_max: c.sigmas()[0],
             sigma_min: c.ladder.sigma_min(),
@@ -691,7 +689,7 @@ fn exact(t: &dyn Target, o: &SampleOptions) -> Result<Sampled> {
         warmup: 0,
         steps: 0,
         step_size: 0.0,
-        init: Init::Point(vec![0.0]),
+        init: None,
         anneal: None,
         stiffness: None,
         notes: vec![],
