@@ -3,8 +3,7 @@
 use crate::report;
 use anyhow::{Context, Result, bail};
 use clap::Args;
-use langevin::metrics;
-use langevin::rng::LaneRng;
+use langevin::metrics::{self, EvalOptions};
 use langevin::target::load_target;
 use ndarray::Array2;
 use serde_json::{Value, json};
@@ -86,60 +85,22 @@ pub fn run(a: &EvalArgs, quiet: bool) -> Result<()> {
         }
         None => None,
     };
-    let mut rng = LaneRng::new(a.seed, 0xE7A1);
-    let (reference, source): (Option<Array2<f32>>, String) = match (&a.reference, &target) {
-        (Some(p), _) => {
-            let r = load_finite(p, "reference samples")?;
-            if r.ncols() != d {
-                bail!("{} has {} columns but the samples have {d}", p.display(), r.ncols());
-            }
-            (Some(r), p.display().to_string())
-        }
-        (None, Some(t)) => {
-            let n = x.nrows().min(a.max_points.max(2000));
-            match t.sample_exact(n, &mut rng) {
-                Some(r) => (Some(r), format!("{n} exact samples from the target")),
-                None => (None, "none: the target cannot be sampled exactly; pass --reference".into()),
-            }
-        }
-        (None, None) => unreachable!("checked above"),
+    let reference = match &a.reference {
+        Some(p) => Some(load_finite(p, "reference samples")?),
+        None => None,
     };
-
-    let mut rep = serde_json::Map::new();
+    if let (Some(p), Some(r)) = (&a.reference, &reference) {
+        if r.ncols() != d {
+            bail!("{} has {} columns but the samples have {d}", p.display(), r.ncols());
+        }
+    }
+    let opts = EvalOptions { max_points: a.max_points, projections: a.projections, seed: a.seed };
+    let report = metrics::evaluate(x.view(), target.as_deref(), reference.as_ref().map(|r| r.view()), &opts)?;
+    let Value::Object(mut rep) = serde_json::to_value(&report)? else { unreachable!("a struct") };
     rep.insert("command".into(), json!("eval"));
     rep.insert("samples".into(), json!(a.samples));
-    rep.insert("n_samples".into(), json!(x.nrows()));
-    rep.insert("dim".into(), json!(d));
-    rep.insert("reference".into(), json!(source));
-    if let Some(r) = &reference {
-        let xs = metrics::subsample(x.view(), a.max_points, &mut rng);
-        let rs = metrics::subsample(r.view(), a.max_points, &mut rng);
-        let (mmd, h) = metrics::mmd(xs.view(), rs.view(), None);
-        rep.insert("n_reference".into(), json!(r.nrows()));
-        rep.insert("points_used".into(), json!([xs.nrows(), rs.nrows()]));
-        rep.insert("mmd".into(), json!(mmd));
-        rep.insert("mmd_bandwidth".into(), json!(h));
-        rep.insert("energy_distance".into(), json!(metrics::energy_distance(xs.view(), rs.view())));
-        rep.insert(
-            "sliced_wasserstein".into(),
-            json!(metrics::sliced_wasserstein(x.view(), r.view(), a.projections, a.seed)),
-        );
-    }
-    if let Some(t) = &target {
-        rep.insert("target".into(), json!(t.name()));
-        rep.extend(report::sample_statistics(x.view(), t.as_ref()));
-        let ks: Vec<Value> = (0..d)
-            .filter_map(|c| {
-                t.marginal(c).map(|m| {
-                    let v: Vec<f64> = x.column(c).iter().map(|&v| v as f64).collect();
-                    let r = metrics::ks_test(&v, &m);
-                    json!({"coordinate": c, "statistic": r.statistic, "p_value": r.p_value, "n": r.n})
-                })
-            })
-            .collect();
-        if !ks.is_empty() {
-            rep.insert("ks".into(), json!(ks));
-        }
+    if let Some(p) = &a.reference {
+        rep.insert("reference".into(), json!(p.display().to_string()));
     }
     let rep = Value::Object(rep);
     if let Some(p) = &a.report {

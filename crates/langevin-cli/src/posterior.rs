@@ -5,8 +5,10 @@ use crate::progress::Progress;
 use crate::report;
 use anyhow::{Result, bail};
 use clap::{Args, ValueEnum};
-use langevin::posterior::{Dataset, Model, Posterior, Schedule, Sgld};
-use langevin::sampler::{self, Init, Mala, RunConfig, RunResult, Ula};
+use langevin::posterior::{
+    Dataset, Model, Posterior, PosteriorOptions, PosteriorSampler as LibSampler, sample_posterior,
+};
+use langevin::sampler::Init;
 use langevin::target::Target;
 use serde_json::{Value, json};
 use std::path::PathBuf;
@@ -18,6 +20,18 @@ pub enum ModelKind {
     Logistic,
     /// y = θ₀ + θᵀx + N(0, noise_std²); the posterior is exactly Gaussian.
     Linear,
+}
+
+impl From<PosteriorSampler> for LibSampler {
+    fn from(s: PosteriorSampler) -> Self {
+        match s {
+            PosteriorSampler::Sgld => LibSampler::Sgld,
+            PosteriorSampler::Psgld => LibSampler::Psgld,
+            PosteriorSampler::SgldCv => LibSampler::SgldCv,
+            PosteriorSampler::Mala => LibSampler::Mala,
+            PosteriorSampler::Ula => LibSampler::Ula,
+        }
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -145,95 +159,36 @@ pub fn run(a: &PosteriorArgs, quiet: bool) -> Result<()> {
     };
     let post = Posterior::new(Arc::new(data), model, a.prior_std)?;
     let d = post.dim();
-    let init = match &a.init {
-        Some(s) => Init::parse(s)?,
-        None => post.default_init(),
-    };
+    let init = a.init.as_deref().map(Init::parse).transpose()?;
     let warmup = a.warmup.unwrap_or(if a.sampler == PosteriorSampler::Mala { 1000 } else { 0 });
-    let thin = a.thin.unwrap_or((a.steps / 1000).max(1));
-    let laplace_var_min = post.laplace_std().iter().map(|s| s * s).fold(f64::INFINITY, f64::min);
     let progress = Progress::start(((warmup + a.steps) * a.chains) as u64, "chain-steps", quiet);
-    let mut cfg = RunConfig {
-        particles: a.chains,
-        warmup,
+    let opts = PosteriorOptions {
+        sampler: a.sampler.into(),
+        chains: a.chains,
         steps: a.steps,
-        thin: Some(thin),
+        warmup: a.warmup,
+        thin: a.thin,
+        step_size: a.step_size,
+        batch: a.batch,
+        decay: a.decay,
+        schedule_gamma: a.schedule_gamma,
+        init,
         seed: a.seed,
-        block_size: Some(1),
-        step_size: a.step_size.unwrap_or(0.2 * laplace_var_min),
         progress: Some(progress.counter.clone()),
-        ..Default::default()
     };
-    let mut schedule_json = Value::Null;
-    let result: RunResult = match a.sampler {
-        PosteriorSampler::Sgld | PosteriorSampler::Psgld | PosteriorSampler::SgldCv => {
-            let precondition = a.sampler == PosteriorSampler::Psgld;
-            let mut k = Sgld::new(&post, a.batch, Schedule::Constant(1.0), precondition)?;
-            if a.sampler == PosteriorSampler::SgldCv {
-                k = k.with_control_variate(post.map().to_vec());
-            }
-            let eps0 = a.step_size.unwrap_or_else(|| k.default_step(post.map(), &post.laplace_std(), a.seed));
-            // Warm-up runs at ε₀ (a burn-in); the decrease, if any, spans the kept steps.
-            let schedule =
-                Schedule::decaying(eps0, a.decay.unwrap_or(1.0), warmup, a.steps, a.schedule_gamma.unwrap_or(0.55))?;
-            schedule_json = match schedule {
-                Schedule::Constant(e) => json!({"kind": "constant", "eps": e}),
-                Schedule::Decreasing { a, b, gamma, hold } => json!({
-                    "kind": "decreasing", "a": a, "b": b, "gamma": gamma, "hold": hold,
-                    "eps_first": schedule.at(0), "eps_last": schedule.at(warmup + cfg.steps - 1),
-                }),
-            };
-            sampler::run(&k.with_schedule(schedule), &init, &cfg)?
-        }
-        PosteriorSampler::Mala => {
-            cfg.adapt = Some(0.574);
-            sampler::run(&Mala::new(&post), &init, &cfg)?
-        }
-        PosteriorSampler::Ula => sampler::run(&Ula::new(&post, true), &init, &cfg)?,
-    };
+    let (result, report) = sample_posterior(&post, &opts)?;
     progress.finish();
     let names = post.parameter_names();
     if let Some(p) = &a.out {
         langevin::io::write_matrix(p, result.samples.view(), &names)?;
     }
-
-    let (mean, cov) = langevin::diagnostics::mean_cov(result.samples.view());
-    let std: Vec<f64> = (0..d).map(|i| cov[[i, i]].sqrt()).collect();
-    let mut rep = serde_json::Map::new();
+    let (mean, std) = (report.posterior_mean.clone(), report.posterior_std.clone());
+    let Value::Object(mut rep) = serde_json::to_value(&report)? else { unreachable!("a struct") };
     rep.insert("command".into(), json!("posterior"));
     rep.insert("data".into(), json!(a.data));
-    rep.insert("rows".into(), json!(post.data().rows()));
-    rep.insert("rows_dropped".into(), json!(post.data().dropped));
-    rep.insert("model".into(), json!(post.name()));
     rep.insert("prior_std".into(), json!(a.prior_std));
-    rep.insert("parameters".into(), json!(names));
     if let Some((m, s)) = &post.data().standardization {
         rep.insert("standardization".into(), json!({"mean": m, "std": s}));
-    }
-    rep.insert("sampler".into(), json!(a.sampler.to_possible_value().map(|v| v.get_name().to_string())));
-    rep.insert("chains".into(), json!(a.chains));
-    rep.insert("warmup".into(), json!(warmup));
-    rep.insert("steps".into(), json!(a.steps));
-    rep.insert("thin".into(), json!(thin));
-    rep.insert("draws_per_chain".into(), json!(result.draws));
-    rep.insert("seed".into(), json!(a.seed));
-    rep.insert("seconds".into(), json!(result.seconds));
-    if stochastic {
-        rep.insert("batch".into(), json!(a.batch));
-        rep.insert("schedule".into(), schedule_json);
-    } else {
-        rep.insert("step_size".into(), json!(result.step_size));
-    }
-    if let Some(r) = result.acceptance_rate() {
-        rep.insert("acceptance_rate".into(), json!(r));
-    }
-    rep.insert("posterior_mean".into(), json!(mean));
-    rep.insert("posterior_std".into(), json!(std));
-    rep.insert("covariance".into(), report::matrix(&cov));
-    rep.insert("map".into(), json!(post.map()));
-    rep.insert("laplace_std".into(), json!(post.laplace_std()));
-    if result.draws >= 4 {
-        rep.extend(report::chain_diagnostics(result.samples.view(), a.chains));
     }
     let rep = Value::Object(rep);
     if let Some(p) = &a.report {
@@ -247,7 +202,7 @@ pub fn run(a: &PosteriorArgs, quiet: bool) -> Result<()> {
                 "sampler    {} ({} chains, {} warm-up + {} steps, {:.2} s)",
                 rep["sampler"].as_str().unwrap_or(""),
                 a.chains,
-                warmup,
+                report.warmup,
                 a.steps,
                 result.seconds
             ),

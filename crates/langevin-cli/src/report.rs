@@ -1,33 +1,13 @@
 //! Building and writing JSON reports, and the short summaries printed on the terminal.
 
 use anyhow::Result;
-use langevin::sample::{ChainDiagnostics, Statistics};
-use langevin::target::Target;
-use ndarray::{Array2, ArrayView2};
-use serde_json::{Map, Value, json};
+use ndarray::Array2;
+use serde_json::{Value, json};
 use std::path::Path;
 
 /// A matrix as nested JSON arrays.
 pub fn matrix(m: &Array2<f64>) -> Value {
     Value::Array(m.outer_iter().map(|r| json!(r.to_vec())).collect())
-}
-
-/// Mean, covariance and (for mixtures) mode weights of `samples`, plus the exact values when
-/// the target knows them (the library's [`Statistics`], as JSON fields).
-pub fn sample_statistics(samples: ArrayView2<f32>, target: &dyn Target) -> Map<String, Value> {
-    object(&Statistics::of(samples, target))
-}
-
-/// Bulk ESS and R-hat per coordinate for samples laid out `draws × chains`.
-pub fn chain_diagnostics(samples: ArrayView2<f32>, chains: usize) -> Map<String, Value> {
-    object(&ChainDiagnostics::of(samples, chains))
-}
-
-fn object(v: &impl serde::Serialize) -> Map<String, Value> {
-    match serde_json::to_value(v) {
-        Ok(Value::Object(m)) => m,
-        _ => unreachable!("a struct serializes to an object"),
-    }
 }
 
 /// Write `value` to `path` (atomically), or to stdout when `path` is `-`.

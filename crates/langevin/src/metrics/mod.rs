@@ -186,9 +186,188 @@ pub fn mode_weights(x: ArrayView2<f32>, mixture: &GaussianMixture) -> Vec<f64> {
     counts.iter().map(|&c| c as f64 / x.nrows().max(1) as f64).collect()
 }
 
+/// What [`evaluate`] compares against, and how hard.
+#[derive(Clone, Debug)]
+pub struct EvalOptions {
+    /// Most points per side for MMD and energy distance (O(n²) each; subsampled by the seed).
+    pub max_points: usize,
+    /// Random projections for the sliced Wasserstein distance.
+    pub projections: usize,
+    /// Seed of the subsampling, the projections and exact reference draws.
+    pub seed: u64,
+}
+
+impl Default for EvalOptions {
+    fn default() -> Self {
+        EvalOptions { max_points: 2000, projections: 128, seed: 0 }
+    }
+}
+
+/// A Kolmogorov–Smirnov test of one coordinate against the target's exact marginal.
+#[derive(Clone, Copy, Debug, serde::Serialize)]
+pub struct KsOfCoordinate {
+    /// The coordinate.
+    pub coordinate: usize,
+    /// The test.
+    #[serde(flatten)]
+    pub test: KsResult,
+}
+
+/// Distances between a sample set and a reference, and checks against a target's exact
+/// answers: the `eval` command's report.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct EvalReport {
+    /// Rows of the samples.
+    pub n_samples: usize,
+    /// Dimension.
+    pub dim: usize,
+    /// What the distances compare with.
+    pub reference: String,
+    /// Rows of the reference.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub n_reference: Option<usize>,
+    /// Points of each side the O(n²) distances used.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub points_used: Option<[usize; 2]>,
+    /// Maximum mean discrepancy (Gaussian kernel, median-distance bandwidth).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mmd: Option<f64>,
+    /// Its bandwidth.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mmd_bandwidth: Option<f64>,
+    /// Energy distance.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub energy_distance: Option<f64>,
+    /// Sliced 2-Wasserstein distance.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sliced_wasserstein: Option<f64>,
+    /// The target's name.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub target: Option<String>,
+    /// Moments and mode weights against the target.
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    pub statistics: Option<crate::sample::Statistics>,
+    /// KS tests of the coordinates with known marginals.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub ks: Vec<KsOfCoordinate>,
+}
+
+/// Compare `samples` with `reference` (or, without one, with exact draws of `target` when it
+/// can be sampled), and with `target`'s exact moments, mode weights and marginals.
+pub fn evaluate(
+    samples: ArrayView2<f32>,
+    target: Option<&dyn crate::target::Target>,
+    reference: Option<ArrayView2<f32>>,
+    o: &EvalOptions,
+) -> crate::Result<EvalReport> {
+    let d = samples.ncols();
+    if target.is_none() && reference.is_none() {
+        return Err(crate::invalid_field!("reference", "give a `reference` sample set or a `target` to compare with"));
+    }
+    if o.max_points < 2 || o.projections == 0 {
+        return Err(crate::invalid_field!(
+            "max_points",
+            "`max_points` must be at least 2 and `projections` at least 1"
+        ));
+    }
+    if let Some(t) = target {
+        if t.dim() != d {
+            return Err(crate::invalid_field!(
+                "target",
+                "the samples have {d} columns but target '{}' has dimension {}; the samples do not belong to this target",
+                t.name(),
+                t.dim()
+            ));
+        }
+    }
+    if let Some(r) = &reference {
+        if r.ncols() != d {
+            return Err(crate::invalid_field!(
+                "reference",
+                "the reference has {} columns but the samples have {d}",
+                r.ncols()
+            ));
+        }
+    }
+    let mut rng = LaneRng::new(o.seed, 0xE7A1);
+    let drawn;
+    let (reference, source) = match (reference, target) {
+        (Some(r), _) => (Some(r), "the reference samples".to_string()),
+        (None, Some(t)) => {
+            let n = samples.nrows().min(o.max_points.max(2000));
+            match t.sample_exact(n, &mut rng) {
+                Some(r) => {
+                    drawn = r;
+                    (Some(drawn.view()), format!("{n} exact samples from the target"))
+                }
+                None => (None, "none: the target cannot be sampled exactly; pass a reference".into()),
+            }
+        }
+        (None, None) => unreachable!("checked above"),
+    };
+    let mut rep = EvalReport {
+        n_samples: samples.nrows(),
+        dim: d,
+        reference: source,
+        n_reference: None,
+        points_used: None,
+        mmd: None,
+        mmd_bandwidth: None,
+        energy_distance: None,
+        sliced_wasserstein: None,
+        target: target.map(|t| t.name()),
+        statistics: target.map(|t| crate::sample::Statistics::of(samples, t)),
+        ks: Vec::new(),
+    };
+    if let Some(r) = reference {
+        let xs = subsample(samples, o.max_points, &mut rng);
+        let rs = subsample(r, o.max_points, &mut rng);
+        let (m, h) = mmd(xs.view(), rs.view(), None);
+        rep.n_reference = Some(r.nrows());
+        rep.points_used = Some([xs.nrows(), rs.nrows()]);
+        rep.mmd = Some(m);
+        rep.mmd_bandwidth = Some(h);
+        rep.energy_distance = Some(energy_distance(xs.view(), rs.view()));
+        rep.sliced_wasserstein = Some(sliced_wasserstein(samples, r, o.projections, o.seed));
+    }
+    if let Some(t) = target {
+        rep.ks = (0..d)
+            .filter_map(|c| {
+                t.marginal(c).map(|m| {
+                    let v: Vec<f64> = samples.column(c).iter().map(|&v| v as f64).collect();
+                    KsOfCoordinate { coordinate: c, test: ks_test(&v, &m) }
+                })
+            })
+            .collect();
+    }
+    Ok(rep)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn evaluate_tells_right_from_wrong_samples_and_names_bad_inputs() {
+        let t = crate::target::builtin::build("ncsn-toy", &[]).unwrap();
+        let good = t.sample_exact(4000, &mut LaneRng::new(3, 3)).unwrap();
+        // Wrong: every sample on the (5,5) mode (the weights 1/0 instead of 0.8/0.2).
+        let bad = good.mapv(|v| v.abs());
+        let o = EvalOptions::default();
+        let g = evaluate(good.view(), Some(t.as_ref()), None, &o).unwrap();
+        let b = evaluate(bad.view(), Some(t.as_ref()), None, &o).unwrap();
+        assert!(b.mmd.unwrap() > 5.0 * g.mmd.unwrap(), "{:?} vs {:?}", g.mmd, b.mmd);
+        assert_eq!(g.ks.len(), 2);
+        assert!(g.ks.iter().all(|k| k.test.p_value > 1e-3) && b.ks.iter().all(|k| k.test.p_value < 1e-6));
+        let w = g.statistics.as_ref().unwrap().mode_weights.as_ref().unwrap();
+        assert!((w[0] - 0.8).abs() < 5.0 * (0.16f64 / 4000.0).sqrt(), "{w:?}");
+        let v = serde_json::to_value(&g).unwrap();
+        assert!(v.get("mmd").is_some() && v.get("mean").is_some() && v.get("ks").is_some());
+        let e = evaluate(good.view(), None, None, &o).unwrap_err();
+        assert_eq!(e.field(), Some("reference"));
+        let three = crate::target::builtin::build("gaussian", &[("dim".into(), 3.0)]).unwrap();
+        assert_eq!(evaluate(good.view(), Some(three.as_ref()), None, &o).unwrap_err().field(), Some("target"));
+    }
     use crate::target::{Covariance, Target};
 
     fn gauss(n: usize, shift: f32, seed: u64) -> Array2<f32> {

@@ -14,10 +14,12 @@
 //! preconditioner of pSGLD (Li, Chen, Carlson & Carin 2016).
 
 mod data;
+mod run;
 mod sgld;
 
 pub use data::Dataset;
-pub use sgld::{Schedule, Sgld};
+pub use run::{PosteriorOptions, PosteriorReport, PosteriorSampler, ScheduleReport, sample_posterior};
+pub use sgld::{MinibatchScore, Schedule, Sgld, SgldInfo};
 
 use crate::block::Block;
 use crate::error::Result;
