@@ -174,9 +174,7 @@ pub fn field_panels(f: &Field, region: &Region, points: &[StagnationPoint], tau:
     let xr = (region.lo[0], region.hi[0]);
     let yr = (region.lo[1], region.hi[1]);
     let n = 80;
-    let g = plot::grid(xr, yr, n, n);
-    let s = f.scores(&g)?;
-    let norm: Vec<f64> = s.outer_iter().map(|r| (r[0] * r[0] + r[1] * r[1]).sqrt()).collect();
+    let grid = analysis::FieldGrid::compute(f, region, n, n, true, tau)?;
     let mut left = Panel::new(
         match tau {
             Some(t) => format!("score s(x): arrows, log₁₀‖s‖ bands; grey: noise wins at τ = {t:.3e}"),
@@ -188,16 +186,16 @@ pub fn field_panels(f: &Field, region: &Region, points: &[StagnationPoint], tau:
     left.heat = Some(Heat {
         nx: n,
         ny: n,
-        values: norm.iter().map(|v| v.max(1e-300).log10()).collect(),
+        values: grid.log_norm.clone(),
         bands: 10,
         clip_low: false,
-        mask: tau.map(|t| (analysis::noise_dominated(&s, t), plotters::style::RGBColor(225, 225, 225))),
+        mask: grid.noise_dominated.clone().map(|m| (m, plotters::style::RGBColor(225, 225, 225))),
         label: "log₁₀‖s‖".into(),
     });
     // Arrows on a coarser grid, all of one length (direction only; the bands give magnitude).
     let m = 22;
-    let ga = plot::grid(xr, yr, m, m);
-    let sa = f.scores(&ga)?;
+    let coarse = analysis::FieldGrid::compute(f, region, m, m, false, None)?;
+    let (ga, sa) = (&coarse.points, &coarse.scores);
     let len = 0.4 * ((xr.1 - xr.0) / m as f64).min((yr.1 - yr.0) / m as f64);
     let arrows = ga
         .outer_iter()
@@ -212,7 +210,7 @@ pub fn field_panels(f: &Field, region: &Region, points: &[StagnationPoint], tau:
         .collect();
     left.layers.push(Layer::Arrows { arrows, color: plot::GRAY });
     let mut right = Panel::new("divergence ∇·s (bands) and stagnation points", xr, yr);
-    let div = analysis::divergence(f, &g)?;
+    let div = grid.divergence.expect("asked for");
     right.heat =
         Some(Heat { nx: n, ny: n, values: div, bands: 12, clip_low: true, mask: None, label: "∇·s".into() });
     for p in [&mut left, &mut right] {

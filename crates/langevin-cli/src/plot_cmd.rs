@@ -7,7 +7,7 @@ use anyhow::{Context, Result, bail};
 use clap::{Args, Subcommand};
 use langevin::analysis::{self, Field, Region};
 use langevin::target::{Target, load_target};
-use ndarray::{Array2, ArrayView2};
+use ndarray::ArrayView2;
 use std::path::{Path, PathBuf};
 
 #[derive(Args, Debug)]
@@ -285,56 +285,24 @@ pub fn run(a: &PlotArgs, _quiet: bool) -> Result<()> {
 }
 
 fn histogram(x: ArrayView2<f32>, c: usize, bins: usize, t: Option<&dyn Target>) -> Result<Panel> {
-    if !(2..=2000).contains(&bins) {
-        bail!("--bins = {bins} must be between 2 and 2000");
-    }
-    let v: Vec<f64> = x.column(c).iter().map(|&v| v as f64).filter(|v| v.is_finite()).collect();
-    if v.is_empty() {
-        bail!("no finite samples to plot");
-    }
-    let (lo, hi) = plot::range_of(v.iter().cloned());
-    let w = (hi - lo) / bins as f64;
-    let mut counts = vec![0.0; bins];
-    for &s in &v {
-        if s >= lo && s < hi {
-            counts[(((s - lo) / w) as usize).min(bins - 1)] += 1.0;
-        }
-    }
-    let heights: Vec<f64> = counts.iter().map(|k| k / (v.len() as f64 * w)).collect();
-    let edges: Vec<f64> = (0..=bins).map(|i| lo + i as f64 * w).collect();
-    let mut curve = None;
-    if let Some(t) = t {
-        if let Some(m) = t.marginal(c) {
-            curve = Some(
-                (0..=400)
-                    .map(|i| lo + (hi - lo) * i as f64 / 400.0)
-                    .map(|x| {
-                        let h = (hi - lo) / 4000.0;
-                        (x, (m.cdf(x + h) - m.cdf(x - h)) / (2.0 * h))
-                    })
-                    .collect::<Vec<_>>(),
-            );
-        } else if t.dim() == 1 {
-            // Normalize exp(log p) numerically over the plotted range.
-            let xs: Vec<f64> = (0..=400).map(|i| lo + (hi - lo) * i as f64 / 400.0).collect();
-            let g = Array2::from_shape_fn((xs.len(), 1), |(i, _)| xs[i] as f32);
-            let (_, lp) = langevin::target::eval_rows(t, g.view())?;
-            let m = lp.iter().cloned().fold(f32::NEG_INFINITY, f32::max) as f64;
-            let p: Vec<f64> = lp.iter().map(|&l| (l as f64 - m).exp()).collect();
-            let z: f64 = p.iter().sum::<f64>() * (hi - lo) / 400.0;
-            curve = Some(xs.iter().zip(&p).map(|(&x, &q)| (x, q / z)).collect());
-        }
-    }
-    let top = heights
+    let (lo, hi) = plot::range_of(x.column(c).iter().map(|&v| v as f64).filter(|v| v.is_finite()));
+    let h = langevin::metrics::DensityHistogram::of(x, c, bins, (lo, hi), t)?;
+    let top = h
+        .heights
         .iter()
         .cloned()
         .fold(0.0, f64::max)
-        .max(curve.as_ref().map_or(0.0, |c| c.iter().map(|p| p.1).fold(0.0, f64::max)));
+        .max(h.exact.as_ref().map_or(0.0, |c| c.iter().map(|p| p.1).fold(0.0, f64::max)));
     let mut panel = Panel::new(format!("histogram of x{c}"), (lo, hi), (0.0, 1.1 * top.max(1e-12)));
     panel.x_label = format!("x{c}");
     panel.y_label = "density".into();
-    panel.layers.push(Layer::Bars { edges, heights, color: plot::BLUE, label: Some("samples".into()) });
-    if let Some(pts) = curve {
+    panel.layers.push(Layer::Bars {
+        edges: h.edges,
+        heights: h.heights,
+        color: plot::BLUE,
+        label: Some("samples".into()),
+    });
+    if let Some(pts) = h.exact {
         panel.layers.push(Layer::Curve { pts, color: plot::RED, label: Some("exact density".into()) });
     }
     Ok(panel)

@@ -83,6 +83,64 @@ pub struct ModeSmearing {
     pub curvature_ratio: Option<Vec<f64>>,
 }
 
+/// A 2-D field sampled on a grid of cell centres: what a picture of the score as a flow shows
+/// (seed 002), as plain data. Row-major: point k is cell (k mod nx, k div nx).
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct FieldGrid {
+    /// Cells along x.
+    pub nx: usize,
+    /// Cells along y.
+    pub ny: usize,
+    /// The cell centres, nx·ny × 2.
+    #[serde(skip)]
+    pub points: Array2<f64>,
+    /// s at the centres, nx·ny × 2.
+    #[serde(skip)]
+    pub scores: Array2<f64>,
+    /// log₁₀‖s‖.
+    pub log_norm: Vec<f64>,
+    /// ∇·s (when asked for).
+    pub divergence: Option<Vec<f64>>,
+    /// Where noise outweighs drift at the given step (‖s‖² < 2d/τ), when a step is given.
+    pub noise_dominated: Option<Vec<bool>>,
+}
+
+impl FieldGrid {
+    /// Sample the 2-D field `f` on an `nx × ny` grid over the region's first two coordinates.
+    pub fn compute(
+        f: &Field,
+        region: &Region,
+        nx: usize,
+        ny: usize,
+        divergence: bool,
+        tau: Option<f64>,
+    ) -> Result<FieldGrid> {
+        if f.dim() != 2 || region.lo.len() != 2 {
+            return Err(Error::invalid(
+                "dim",
+                format!("a field grid needs a 2-D field, this one is {}-dimensional", f.dim()),
+            ));
+        }
+        if nx == 0 || ny == 0 {
+            return Err(Error::invalid("grid", "a field grid needs at least one cell along each axis"));
+        }
+        let (x, y) = ((region.lo[0], region.hi[0]), (region.lo[1], region.hi[1]));
+        let points = Array2::from_shape_fn((nx * ny, 2), |(k, c)| {
+            let (ix, iy) = (k % nx, k / nx);
+            if c == 0 {
+                x.0 + (ix as f64 + 0.5) * (x.1 - x.0) / nx as f64
+            } else {
+                y.0 + (iy as f64 + 0.5) * (y.1 - y.0) / ny as f64
+            }
+        });
+        let scores = f.scores(&points)?;
+        let log_norm = scores.outer_iter().map(|r| (r[0] * r[0] + r[1] * r[1]).sqrt().max(1e-300).log10()).collect();
+        let divergence = if divergence { Some(self::divergence(f, &points)?) } else { None };
+        let noise_dominated = tau.map(|t| noise_dominated(&scores, t));
+        Ok(FieldGrid { nx, ny, points, scores, log_norm, divergence, noise_dominated })
+    }
+}
+
 /// What [`analyze`] looks at.
 #[derive(Clone, Debug)]
 pub struct AnalyzeOptions {
@@ -786,6 +844,28 @@ pub fn typical_samples(target: &dyn Target, n: usize, seed: u64) -> Result<Array
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn field_grid_of_a_standard_gaussian_is_its_known_field() {
+        // s(x) = −x: ‖s‖ = ‖x‖, ∇·s = −2 everywhere; noise wins where ‖x‖² < 2d/τ = 4 at τ = 1.
+        let g = crate::target::GaussianMixture::gaussian(vec![0.0, 0.0], crate::target::Covariance::Isotropic(1.0))
+            .unwrap();
+        let f = Field::new(&g);
+        let region = Region { lo: vec![-4.0, -4.0], hi: vec![4.0, 4.0] };
+        let grid = FieldGrid::compute(&f, &region, 8, 8, true, Some(1.0)).unwrap();
+        assert_eq!(grid.points.nrows(), 64);
+        for k in 0..64 {
+            let (x, y) = (grid.points[[k, 0]], grid.points[[k, 1]]);
+            assert!((grid.log_norm[k] - (x * x + y * y).sqrt().log10()).abs() < 1e-9);
+            assert!((grid.divergence.as_ref().unwrap()[k] + 2.0).abs() < 1e-6);
+            assert_eq!(grid.noise_dominated.as_ref().unwrap()[k], x * x + y * y < 4.0);
+        }
+        let t = crate::target::builtin::build("gaussian", &[("dim".into(), 3.0)]).unwrap();
+        assert_eq!(
+            FieldGrid::compute(&Field::new(t.as_ref()), &region, 4, 4, false, None).unwrap_err().field(),
+            Some("dim")
+        );
+    }
     use crate::target::builtin;
     use crate::target::{Covariance, GaussianMixture};
 

@@ -186,6 +186,67 @@ pub fn mode_weights(x: ArrayView2<f32>, mixture: &GaussianMixture) -> Vec<f64> {
     counts.iter().map(|&c| c as f64 / x.nrows().max(1) as f64).collect()
 }
 
+/// A density-normalized histogram of one coordinate, with the target's exact density over the
+/// same range when it is known: what a "histogram against the truth" picture shows, as data.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct DensityHistogram {
+    /// Bin edges (bins + 1).
+    pub edges: Vec<f64>,
+    /// Heights (counts / (n · width)), so the bars integrate to 1.
+    pub heights: Vec<f64>,
+    /// (x, p(x)) on 401 points: the exact marginal (from its CDF), or for 1-D targets
+    /// exp(log p) normalized over the range.
+    pub exact: Option<Vec<(f64, f64)>>,
+}
+
+impl DensityHistogram {
+    /// Of coordinate `c` of `x` in `bins` bins over [lo, hi].
+    pub fn of(
+        x: ArrayView2<f32>,
+        c: usize,
+        bins: usize,
+        (lo, hi): (f64, f64),
+        target: Option<&dyn crate::target::Target>,
+    ) -> crate::Result<DensityHistogram> {
+        if !(2..=2000).contains(&bins) {
+            return Err(crate::invalid_field!("bins", "`bins` = {bins} must be between 2 and 2000"));
+        }
+        let v: Vec<f64> = x.column(c).iter().map(|&v| v as f64).filter(|v| v.is_finite()).collect();
+        if v.is_empty() {
+            return Err(crate::invalid_field!("samples", "no finite samples to plot"));
+        }
+        let w = (hi - lo) / bins as f64;
+        let mut counts = vec![0.0; bins];
+        for &s in &v {
+            if s >= lo && s < hi {
+                counts[(((s - lo) / w) as usize).min(bins - 1)] += 1.0;
+            }
+        }
+        let heights = counts.iter().map(|k| k / (v.len() as f64 * w)).collect();
+        let edges = (0..=bins).map(|i| lo + i as f64 * w).collect();
+        let xs: Vec<f64> = (0..=400).map(|i| lo + (hi - lo) * i as f64 / 400.0).collect();
+        let exact = match target {
+            Some(t) => match t.marginal(c) {
+                Some(m) => {
+                    let h = (hi - lo) / 4000.0;
+                    Some(xs.iter().map(|&x| (x, (m.cdf(x + h) - m.cdf(x - h)) / (2.0 * h))).collect())
+                }
+                None if t.dim() == 1 => {
+                    let g = Array2::from_shape_fn((xs.len(), 1), |(i, _)| xs[i] as f32);
+                    let (_, lp) = crate::target::eval_rows(t, g.view())?;
+                    let m = lp.iter().cloned().fold(f32::NEG_INFINITY, f32::max) as f64;
+                    let p: Vec<f64> = lp.iter().map(|&l| (l as f64 - m).exp()).collect();
+                    let z: f64 = p.iter().sum::<f64>() * (hi - lo) / 400.0;
+                    Some(xs.iter().zip(&p).map(|(&x, &q)| (x, q / z)).collect())
+                }
+                None => None,
+            },
+            None => None,
+        };
+        Ok(DensityHistogram { edges, heights, exact })
+    }
+}
+
 /// What [`evaluate`] compares against, and how hard.
 #[derive(Clone, Debug)]
 pub struct EvalOptions {
@@ -346,6 +407,23 @@ pub fn evaluate(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn density_histograms_integrate_to_one_and_carry_the_exact_density() {
+        let t = crate::target::builtin::build("gaussian", &[("dim".into(), 1.0)]).unwrap();
+        let x = t.sample_exact(20_000, &mut LaneRng::new(8, 8)).unwrap();
+        let h = DensityHistogram::of(x.view(), 0, 40, (-4.0, 4.0), Some(t.as_ref())).unwrap();
+        let area: f64 = h.heights.iter().map(|v| v * 0.2).sum();
+        assert!((area - 1.0).abs() < 1e-3, "{area}"); // mass beyond ±4: 6e-5
+        let exact = h.exact.unwrap();
+        let mid = exact[200];
+        assert!(mid.0.abs() < 1e-12 && (mid.1 - 1.0 / (2.0 * std::f64::consts::PI).sqrt()).abs() < 1e-4, "{mid:?}");
+        // The bar at the centre agrees with the density within 5 standard errors of a bin count.
+        let (p, n, w) = (0.0797f64, 20_000.0, 0.2);
+        let se = (p * (1.0 - p) / n).sqrt() / w;
+        assert!((h.heights[20] - 0.3970).abs() < 5.0 * se + 0.01, "{}", h.heights[20]);
+        assert_eq!(DensityHistogram::of(x.view(), 0, 1, (-4.0, 4.0), None).unwrap_err().field(), Some("bins"));
+    }
 
     #[test]
     fn evaluate_tells_right_from_wrong_samples_and_names_bad_inputs() {
