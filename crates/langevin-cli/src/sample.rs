@@ -265,7 +265,8 @@ pub fn run(a: &SampleArgs, quiet: bool) -> Result<()> {
     // Progress needs the run's length, which the library derives; exact draws take no steps.
     let steps = match &opts.sampler {
         Sampler::Exact => 0,
-        Sampler::Annealed { .. } => 0,
+        // Resolving the ladder is cheap; errors surface from `sample` below with the same text.
+        Sampler::Annealed { options, .. } => AnnealConfig::resolve(t, options).map_or(0, |(c, _)| c.total_steps()),
         _ => opts.warmup.unwrap_or(if a.sampler == SamplerKind::Mala { 1000 } else { 0 }) + opts.steps.unwrap_or(1000),
     };
     let particles_hint = opts.particles.or(opts.init.as_ref().and_then(|i| i.particles())).unwrap_or(10_000);
