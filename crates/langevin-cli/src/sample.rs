@@ -4,8 +4,8 @@ use crate::progress::Progress;
 use crate::report;
 use anyhow::{Result, bail};
 use clap::{Args, ValueEnum};
-use langevin::sample::{SampleOptions, Sampler, StepSize, sample};
-use langevin::sampler::{AnnealConfig, AnnealOptions, Init, RunResult, Scheme};
+use langevin::sample::{SampleOptions, Sampler, StepSize, planned_steps, sample};
+use langevin::sampler::{AnnealOptions, Init, RunResult, Scheme};
 use langevin::target::{Target, load_target};
 use serde_json::{Value, json};
 use std::path::PathBuf;
@@ -261,14 +261,13 @@ pub fn run(a: &SampleArgs, quiet: bool) -> Result<()> {
         None => target,
     };
     let t: &dyn Target = target.as_ref();
-    let opts = options(a, t)?;
-    // Progress needs the run's length, which the library derives; exact draws take no steps.
-    let steps = match &opts.sampler {
-        Sampler::Exact => 0,
-        // Resolving the ladder is cheap; errors surface from `sample` below with the same text.
-        Sampler::Annealed { options, .. } => AnnealConfig::resolve(t, options).map_or(0, |(c, _)| c.total_steps()),
-        _ => opts.warmup.unwrap_or(if a.sampler == SamplerKind::Mala { 1000 } else { 0 }) + opts.steps.unwrap_or(1000),
-    };
+    let mut opts = options(a)?;
+    // The run's length (the library's defaults) sizes the progress bar and the default
+    // recording interval, 1/100 of the run.
+    let steps = planned_steps(t, &opts)?;
+    if a.trajectory.is_some() && opts.record_every.is_none() {
+        opts.record_every = Some((steps / 100).max(1));
+    }
     let particles_hint = opts.particles.or(opts.init.as_ref().and_then(|i| i.particles())).unwrap_or(10_000);
     let progress = Progress::start((steps * particles_hint) as u64, "particle-steps", quiet || steps == 0);
     let opts = SampleOptions { progress: Some(progress.counter.clone()), ..opts };
@@ -309,7 +308,7 @@ pub fn run(a: &SampleArgs, quiet: bool) -> Result<()> {
 }
 
 /// Flags → the library's options.
-fn options(a: &SampleArgs, t: &dyn Target) -> Result<SampleOptions> {
+fn options(a: &SampleArgs) -> Result<SampleOptions> {
     let mass = match &a.mass {
         Some(m) => m
             .split(',')
@@ -346,7 +345,7 @@ fn options(a: &SampleArgs, t: &dyn Target) -> Result<SampleOptions> {
     };
     let record_every = a.trajectory.as_ref().and(a.record_every);
     let init = a.init.as_deref().map(Init::parse).transpose()?;
-    let mut opts = SampleOptions {
+    let opts = SampleOptions {
         sampler,
         step_size,
         init,
@@ -358,17 +357,6 @@ fn options(a: &SampleArgs, t: &dyn Target) -> Result<SampleOptions> {
         seed: a.seed,
         ..Default::default()
     };
-    if a.trajectory.is_some() && opts.record_every.is_none() {
-        // 1/100 of the run by default.
-        let total = match &opts.sampler {
-            Sampler::Annealed { options, .. } => {
-                let (c, _) = AnnealConfig::resolve(t, options)?;
-                c.total_steps()
-            }
-            _ => a.warmup.unwrap_or(if a.sampler == SamplerKind::Mala { 1000 } else { 0 }) + a.steps.unwrap_or(1000),
-        };
-        opts.record_every = Some((total / 100).max(1));
-    }
     Ok(opts)
 }
 

@@ -90,6 +90,23 @@ pub(crate) fn langevin_update(x: &mut [f32], s: &[f32], z: &[f32], a: f32, b: f3
     check.0.iter().all(|c| *c == 0.0)
 }
 
+/// y ← x + a·s + b·z: [`langevin_update`] into another buffer (MALA's proposal, without a copy;
+/// same rounding). Returns whether every proposed value is finite.
+#[multiversion::multiversion(targets(
+    "x86_64+avx512f+avx512bw+avx512dq+avx512vl+avx2+fma",
+    "x86_64+avx2+fma",
+    "aarch64+neon"
+))]
+pub(crate) fn langevin_into(y: &mut [f32], x: &[f32], s: &[f32], z: &[f32], a: f32, b: f32) -> bool {
+    let mut check = V::splat(0.0);
+    for j0 in (0..y.len()).step_by(LANES) {
+        let new = V::splat(b).mul_add(V::load(z, j0), V::splat(a).mul_add(V::load(s, j0), V::load(x, j0)));
+        new.store(y, j0);
+        check = new.mul_add(V::splat(0.0), check);
+    }
+    check.0.iter().all(|c| *c == 0.0)
+}
+
 /// x ← x + a·s (the noise-free update); returns whether every new value is finite.
 #[multiversion::multiversion(targets(
     "x86_64+avx512f+avx512bw+avx512dq+avx512vl+avx2+fma",

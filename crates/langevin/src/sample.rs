@@ -116,6 +116,7 @@ impl Sampler {
     pub fn noise(&self) -> bool {
         match self {
             Sampler::Ula { noise } | Sampler::Annealed { noise, .. } => *noise,
+            Sampler::Exact => false,
             _ => true,
         }
     }
@@ -452,6 +453,27 @@ fn check(opts: &SampleOptions) -> Result<()> {
     Ok(())
 }
 
+/// (warm-up, steps) of a stationary sampler: 1,000 warm-up steps for MALA (it adapts its step
+/// in them), none otherwise; 1,000 steps.
+fn mcmc_length(opts: &SampleOptions) -> (usize, usize) {
+    let is_mala = matches!(opts.sampler, Sampler::Mala { .. });
+    (opts.warmup.unwrap_or(if is_mala { 1000 } else { 0 }), opts.steps.unwrap_or(1000))
+}
+
+/// The number of steps (warm-up included) [`sample`] will run for these options: 0 for exact
+/// draws, L·T of the resolved ladder for annealed Langevin. For progress bars and recording
+/// intervals, before the run.
+pub fn planned_steps(target: &dyn Target, opts: &SampleOptions) -> Result<usize> {
+    Ok(match &opts.sampler {
+        Sampler::Exact => 0,
+        Sampler::Annealed { options, .. } => AnnealConfig::resolve(target, options)?.0.total_steps(),
+        _ => {
+            let (w, s) = mcmc_length(opts);
+            w + s
+        }
+    })
+}
+
 /// Sample `target` as `opts` says. See the module documentation.
 pub fn sample(target: &dyn Target, opts: &SampleOptions) -> Result<Sampled> {
     check(opts)?;
@@ -482,11 +504,9 @@ pub fn sample(target: &dyn Target, opts: &SampleOptions) -> Result<Sampled> {
         (None, None) => target.default_init(),
     };
     let particles = opts.particles.or(init.particles()).unwrap_or(10_000);
-    let is_mala = matches!(opts.sampler, Sampler::Mala { .. });
-    let warmup = opts.warmup.unwrap_or(if is_mala { 1000 } else { 0 });
-    let steps = match &anneal {
-        Some(c) => c.total_steps(),
-        None => opts.steps.unwrap_or(1000),
+    let (warmup, steps) = match &anneal {
+        Some(c) => (0, c.total_steps()),
+        None => mcmc_length(opts),
     };
     let stiffness = if opts.step_size == StepSize::Auto {
         let f = analysis::Field::new(target);
@@ -617,7 +637,7 @@ fn report(
         threads: rayon::current_num_threads(),
         block_size: run.block_size,
         seconds: run.seconds,
-        particle_steps_per_second: run.particle_steps as f64 / run.seconds,
+        particle_steps_per_second: if run.particle_steps == 0 { 0.0 } else { run.particle_steps as f64 / run.seconds },
         noise: o.sampler.noise(),
         init: r.init.as_ref().map_or_else(|| "exact".into(), |i| i.describe()),
         annealing: r.anneal.as_ref().map(|c| AnnealingReport {
@@ -695,38 +715,7 @@ fn exact(t: &dyn Target, o: &SampleOptions) -> Result<Sampled> {
         notes: vec![],
         schedule_notes: vec![],
     };
-    let report = SampleReport {
-        sampler: "exact",
-        target: t.name(),
-        dim: t.dim(),
-        particles: n,
-        steps: 0,
-        warmup: 0,
-        thin: None,
-        draws_per_particle: 1,
-        seed: o.seed,
-        threads: rayon::current_num_threads(),
-        block_size: n,
-        seconds,
-        particle_steps_per_second: 0.0,
-        noise: false,
-        init: "exact".into(),
-        annealing: None,
-        dt: None,
-        mass: None,
-        friction: None,
-        step_size: None,
-        step_size_initial: None,
-        step_size_auto: None,
-        temperature: t.temperature(),
-        potential_energy_mean: None,
-        kinetic_temperature: None,
-        acceptance_rate: None,
-        warmup_acceptance: None,
-        statistics: Statistics::of(run.samples.view(), t),
-        chains: None,
-        warnings: vec![],
-    };
+    let report = report(t, o, &run, &resolved, None)?;
     Ok(Sampled { run, resolved, report })
 }
 

@@ -4,6 +4,7 @@ use super::{MarkovKernel, StepInfo};
 use crate::block::Block;
 use crate::error::Result;
 use crate::invalid;
+use crate::particles::langevin_into;
 use crate::rng::ParticleRng;
 use crate::target::Target;
 use crate::vmath::{LANES, V};
@@ -111,7 +112,7 @@ impl MarkovKernel for Mala<'_> {
         let (a, b) = (tau as f32, (2.0 * tau).sqrt() as f32);
         let (n, stride) = (st.x.len(), st.x.stride());
         rng.fill_normal(st.z.data_mut());
-        let finite = propose(st.y.data_mut(), st.x.data(), st.sx.data(), st.z.data(), a, b);
+        let finite = langevin_into(st.y.data_mut(), st.x.data(), st.sx.data(), st.z.data(), a, b);
         self.target.eval(&st.y, &mut st.sy, Some(&mut st.ly))?;
         // ‖x − y − τ s(y)‖² (reverse move) and ‖z‖² (forward move: y − x − τ s(x) = √(2τ) z),
         // one pass over all coordinates.
@@ -144,23 +145,6 @@ impl MarkovKernel for Mala<'_> {
     fn position<'s>(&self, st: &'s MalaState) -> &'s Block {
         &st.x
     }
-}
-
-/// y ← x + a·s + b·z (the proposal, written without a copy; same rounding as
-/// `particles::langevin_update`). Returns whether every proposed value is finite.
-#[multiversion::multiversion(targets(
-    "x86_64+avx512f+avx512bw+avx512dq+avx512vl+avx2+fma",
-    "x86_64+avx2+fma",
-    "aarch64+neon"
-))]
-fn propose(y: &mut [f32], x: &[f32], s: &[f32], z: &[f32], a: f32, b: f32) -> bool {
-    let mut check = V::splat(0.0);
-    for j0 in (0..y.len()).step_by(LANES) {
-        let new = V::splat(b).mul_add(V::load(z, j0), V::splat(a).mul_add(V::load(s, j0), V::load(x, j0)));
-        new.store(y, j0);
-        check = new.mul_add(V::splat(0.0), check);
-    }
-    check.0.iter().all(|c| *c == 0.0)
 }
 
 /// Per particle, Σ_c (x − y − a·s_y)² and Σ_c z², over all coordinate rows (coordinates added
