@@ -144,13 +144,79 @@ pub fn first_non_finite<T: Copy + Into<f64>>(a: ArrayView2<T>) -> Option<(usize,
     None
 }
 
-/// Check that `path` can be written: its directory exists and accepts a new file. Called before
-/// long runs so a typo in an output path fails at once, not after the work is done.
-pub fn check_writable(path: &Path) -> Result<()> {
-    if path.is_dir() {
+/// What is at an output path, after following symbolic links.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum OutputKind {
+    /// Nothing yet: a new file is created (atomically).
+    New,
+    /// A regular file: it is replaced atomically, keeping its permissions.
+    File,
+    /// A character device or a FIFO (a pipe): written straight into, never replaced.
+    Stream,
+}
+
+/// Follow symbolic links from `path` to the path that a write really lands on (which need not
+/// exist yet: a dangling link names the file it will create). Loops are errors.
+pub fn resolve_links(path: &Path) -> Result<PathBuf> {
+    let mut p = path.to_path_buf();
+    for _ in 0..40 {
+        match std::fs::symlink_metadata(&p) {
+            Ok(m) if m.file_type().is_symlink() => {
+                let to = std::fs::read_link(&p).map_err(|e| Error::file(path, format!("cannot read the link: {e}")))?;
+                p = if to.is_absolute() { to } else { parent_dir(&p).join(to) };
+            }
+            _ => return Ok(p),
+        }
+    }
+    Err(Error::file(path, "too many levels of symbolic links (a loop?); give a plain file name"))
+}
+
+/// Classify the output `path` (after links): a new file, a regular file, or a stream (character
+/// device, FIFO). Directories, block devices and sockets are refused, naming what they are.
+pub fn output_kind(path: &Path) -> Result<(PathBuf, OutputKind)> {
+    let real = resolve_links(path)?;
+    let meta = match std::fs::metadata(&real) {
+        Ok(m) => m,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok((real, OutputKind::New)),
+        Err(e) => return Err(Error::file(path, format!("cannot inspect the output path: {e}"))),
+    };
+    let ft = meta.file_type();
+    if ft.is_file() {
+        return Ok((real, OutputKind::File));
+    }
+    if ft.is_dir() {
         return Err(Error::file(path, "is a directory; give a file name"));
     }
-    let dir = parent_dir(path);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::FileTypeExt;
+        if ft.is_char_device() || ft.is_fifo() {
+            return Ok((real, OutputKind::Stream));
+        }
+        let what = if ft.is_block_device() {
+            "a block device"
+        } else if ft.is_socket() {
+            "a socket"
+        } else {
+            "not a regular file"
+        };
+        return Err(Error::file(path, format!("is {what}; refusing to write over it; give a file name")));
+    }
+    #[allow(unreachable_code)]
+    Err(Error::file(path, "is not a regular file; give a file name"))
+}
+
+/// Check that `path` can be written: its directory exists and accepts a new file (or the path
+/// is a writable stream such as a pipe). Called before long runs so a typo in an output path
+/// fails at once, not after the work is done.
+pub fn check_writable(path: &Path) -> Result<()> {
+    let (real, kind) = output_kind(path)?;
+    if kind == OutputKind::Stream {
+        // Opening a FIFO would wait for a reader; a failing device (a full disk) reports
+        // itself when written.
+        return Ok(());
+    }
+    let dir = parent_dir(&real);
     if !dir.is_dir() {
         return Err(Error::file(path, format!("cannot write: directory '{}' does not exist", dir.display())));
     }
@@ -166,16 +232,37 @@ fn parent_dir(path: &Path) -> PathBuf {
     }
 }
 
-/// Write `path` atomically: `fill` writes into a temporary file that replaces `path` only when
-/// everything succeeded.
+/// Write `path` atomically: `fill` writes into a temporary file beside the destination that
+/// replaces it only when everything succeeded. A symbolic link is followed (its target is
+/// replaced, the link stays); a replaced file keeps its permissions; a character device or FIFO
+/// is written straight into, never replaced; anything else that is not a regular file is
+/// refused.
 pub fn write_atomic(path: &Path, fill: impl FnOnce(&mut dyn Write) -> std::io::Result<()>) -> Result<()> {
-    let dir = parent_dir(path);
+    let (real, kind) = output_kind(path)?;
+    if kind == OutputKind::Stream {
+        let file = std::fs::OpenOptions::new()
+            .write(true)
+            .open(&real)
+            .map_err(|e| Error::file(path, format!("cannot open for writing: {e}")))?;
+        let mut w = BufWriter::new(file);
+        fill(&mut w).map_err(|e| Error::file(path, format!("write failed: {e}")))?;
+        return w.flush().map_err(|e| Error::file(path, format!("write failed: {e}")));
+    }
+    let dir = parent_dir(&real);
     let mut builder = tempfile::Builder::new();
-    // Temporary files are private (0600) by default; the finished file should get the usual
-    // permissions, 0666 minus the umask, like any file the user creates.
+    // Temporary files are private (0600) by default; the finished file gets the permissions of
+    // the file it replaces, or the usual 0666 minus the umask for a new one.
     #[cfg(unix)]
-    builder.permissions(std::os::unix::fs::PermissionsExt::from_mode(0o666));
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = match kind {
+            OutputKind::File => std::fs::metadata(&real).map(|m| m.permissions().mode() & 0o7777).unwrap_or(0o666),
+            _ => 0o666,
+        };
+        builder.permissions(std::fs::Permissions::from_mode(mode));
+    }
     let tmp = builder
+        .prefix(".langevin-")
         .tempfile_in(&dir)
         .map_err(|e| Error::file(path, format!("cannot write in '{}': {e}", dir.display())))?;
     {
@@ -183,8 +270,16 @@ pub fn write_atomic(path: &Path, fill: impl FnOnce(&mut dyn Write) -> std::io::R
         fill(&mut w).map_err(|e| Error::file(path, format!("write failed: {e}")))?;
         w.flush().map_err(|e| Error::file(path, format!("write failed: {e}")))?;
     }
+    #[cfg(unix)]
+    if kind == OutputKind::File {
+        // `tempfile` applies the mode through the umask; set it exactly as the old file had it.
+        use std::os::unix::fs::PermissionsExt;
+        if let Ok(m) = std::fs::metadata(&real) {
+            let _ = tmp.as_file().set_permissions(std::fs::Permissions::from_mode(m.permissions().mode() & 0o7777));
+        }
+    }
     tmp.as_file().sync_all().map_err(|e| Error::file(path, format!("write failed: {e}")))?;
-    tmp.persist(path)
+    tmp.persist(&real)
         .map_err(|e| Error::file(path, format!("cannot move the finished file into place: {}", e.error)))?;
     Ok(())
 }
@@ -317,5 +412,62 @@ mod tests {
         let e = check_writable(&dir.path().join("no/such/dir/x.npy")).unwrap_err().to_string();
         assert!(e.contains("does not exist"), "{e}");
         assert!(check_writable(dir.path()).unwrap_err().to_string().contains("is a directory"));
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn links_are_followed_streams_written_into_and_permissions_kept() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        let ok = |w: &mut dyn Write| w.write_all(b"new");
+        // A replaced file keeps its (unusual) permissions.
+        let f = d.join("f.txt");
+        std::fs::write(&f, "old").unwrap();
+        std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o640)).unwrap();
+        write_atomic(&f, ok).unwrap();
+        assert_eq!(std::fs::read(&f).unwrap(), b"new");
+        assert_eq!(std::fs::metadata(&f).unwrap().permissions().mode() & 0o7777, 0o640);
+        // A link stays a link; its target gets the content. A dangling link creates its target.
+        let target = d.join("target.txt");
+        std::fs::write(&target, "old").unwrap();
+        let link = d.join("link.txt");
+        std::os::unix::fs::symlink("target.txt", &link).unwrap();
+        write_atomic(&link, ok).unwrap();
+        assert!(std::fs::symlink_metadata(&link).unwrap().file_type().is_symlink());
+        assert_eq!(std::fs::read(&target).unwrap(), b"new");
+        let dangling = d.join("dangling.txt");
+        std::os::unix::fs::symlink(d.join("created.txt"), &dangling).unwrap();
+        write_atomic(&dangling, ok).unwrap();
+        assert_eq!(std::fs::read(d.join("created.txt")).unwrap(), b"new");
+        // A link loop is an error, not a hang.
+        std::os::unix::fs::symlink("loop2", d.join("loop1")).unwrap();
+        std::os::unix::fs::symlink("loop1", d.join("loop2")).unwrap();
+        let e = write_atomic(&d.join("loop1"), ok).unwrap_err().to_string();
+        assert!(e.contains("symbolic links"), "{e}");
+        // A FIFO is written into (a reader gets the bytes) and stays a FIFO.
+        let fifo = d.join("pipe");
+        assert!(std::process::Command::new("mkfifo").arg(&fifo).status().unwrap().success());
+        let reader = {
+            let fifo = fifo.clone();
+            std::thread::spawn(move || std::fs::read(fifo).unwrap())
+        };
+        check_writable(&fifo).unwrap();
+        write_atomic(&fifo, ok).unwrap();
+        assert_eq!(reader.join().unwrap(), b"new");
+        use std::os::unix::fs::FileTypeExt;
+        assert!(std::fs::symlink_metadata(&fifo).unwrap().file_type().is_fifo());
+        // A socket and a directory are refused and left alone.
+        let sock = d.join("sock");
+        let _listener = std::os::unix::net::UnixListener::bind(&sock).unwrap();
+        let e = write_atomic(&sock, ok).unwrap_err().to_string();
+        assert!(e.contains("is a socket"), "{e}");
+        assert!(std::fs::symlink_metadata(&sock).unwrap().file_type().is_socket());
+        let e = write_atomic(d, ok).unwrap_err().to_string();
+        assert!(e.contains("is a directory"), "{e}");
+        // No temporary file is left anywhere.
+        let names: Vec<String> =
+            std::fs::read_dir(d).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+        assert!(names.iter().all(|n| !n.starts_with(".langevin-") && !n.starts_with(".tmp")), "{names:?}");
     }
 }
