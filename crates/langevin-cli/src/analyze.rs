@@ -84,27 +84,29 @@ pub fn default_region(t: &dyn Target, samples: &Array2<f64>) -> Region {
     }
 }
 
-pub fn run(a: &AnalyzeArgs, quiet: bool) -> Result<()> {
+pub fn run(a: &AnalyzeArgs, _quiet: bool) -> Result<()> {
     if a.starts == 0 {
         bail!("--starts must be at least 1");
     }
-    if let Some(t) = a.step_size {
-        if !(t.is_finite() && t > 0.0) {
-            bail!("--step-size = {t} must be positive and finite");
-        }
+    if let Some(t) = a.step_size
+        && !(t.is_finite() && t > 0.0)
+    {
+        bail!("--step-size = {t} must be positive and finite");
     }
-    for p in [&a.report, &a.plot].into_iter().flatten() {
-        if p.as_os_str() != "-" {
-            report::check_output(p)?;
-        }
-    }
+    report::guard(
+        &[
+            ("samples", a.samples.as_deref()),
+            ("target", report::spec_file(a.field.target.as_deref())),
+            ("model", a.field.model.as_deref()),
+        ],
+        &[("report", a.report.as_deref()), ("plot", a.plot.as_deref())],
+    )?;
     if let Some(p) = &a.plot {
         plot::check_plot_path(p, false)?;
     }
     let src = field::load(&a.field)?;
-    if !quiet {
-        src.warnings.iter().for_each(|w| eprintln!("warning: {w}"));
-    }
+    // --quiet hides progress, never warnings.
+    src.warnings.iter().for_each(|w| errln!("warning: {w}"));
     let t = src.target.as_ref();
     let d = t.dim();
     if a.plot.is_some() && d != 2 {
@@ -128,15 +130,15 @@ pub fn run(a: &AnalyzeArgs, quiet: bool) -> Result<()> {
         "units".into(),
         json!(if src.model.is_some() { "data (σ in the model's standardized units)" } else { "target" }),
     );
-    if let Some(m) = &src.model {
-        if let Some(s) = smearing(m, src.sigma, &points, &region, a)? {
-            rep.insert("mode_smearing".into(), s);
-        }
+    if let Some(m) = &src.model
+        && let Some(s) = smearing(m, src.sigma, &points, &region, a)?
+    {
+        rep.insert("mode_smearing".into(), s);
     }
     let value = serde_json::Value::Object(rep);
     match &a.report {
         Some(p) if p.as_os_str() != "-" => report::write(p, &value)?,
-        _ => println!("{}", serde_json::to_string_pretty(&value)?),
+        _ => outln!("{}", serde_json::to_string_pretty(&value)?)?,
     }
     if let Some(p) = &a.plot {
         let panels = field_panels(&f, &region, &points, Some(tau))?;

@@ -64,6 +64,10 @@ pub struct AnimateArgs {
 }
 
 pub fn run(a: &AnimateArgs, quiet: bool) -> Result<()> {
+    crate::report::guard(
+        &[("target", crate::report::spec_file(Some(&a.target))), ("init", crate::report::spec_file(a.init.as_deref()))],
+        &[("out", Some(&a.out))],
+    )?;
     plot::check_plot_path(&a.out, true)?;
     if a.no_noise && a.sampler != AnimSampler::Ula {
         bail!("--no-noise compares gradient ascent with ULA; use it with --sampler ula");
@@ -83,15 +87,13 @@ pub fn run(a: &AnimateArgs, quiet: bool) -> Result<()> {
     if a.sampler != AnimSampler::Annealed && (a.levels.is_some() || a.steps_per_level.is_some()) {
         bail!("--levels and --steps-per-level apply to --sampler annealed only");
     }
-    if let Some(s) = a.step_size {
-        if !(s.is_finite() && s > 0.0) {
-            bail!("--step-size = {s} must be positive and finite");
-        }
+    if let Some(s) = a.step_size
+        && !(s.is_finite() && s > 0.0)
+    {
+        bail!("--step-size = {s} must be positive and finite");
     }
     let (target, warnings) = load_target(&a.target)?;
-    if !quiet {
-        warnings.iter().for_each(|w| eprintln!("warning: {w}"));
-    }
+    warnings.iter().for_each(|w| errln!("warning: {w}"));
     let t: &dyn Target = target.as_ref();
     if t.dim() != 2 {
         bail!("animate draws 2-D targets; '{}' is {}-dimensional", t.name(), t.dim());
@@ -239,7 +241,7 @@ pub fn run(a: &AnimateArgs, quiet: bool) -> Result<()> {
     }
     langevin::io::write_atomic(&a.out, |o| o.write_all(&gif))?;
     if !quiet {
-        eprintln!("wrote {} ({n_frames} frames, {} particles, {steps} steps)", a.out.display(), a.particles);
+        errln!("wrote {} ({n_frames} frames, {} particles, {steps} steps)", a.out.display(), a.particles);
     }
     Ok(())
 }

@@ -419,7 +419,10 @@ fn mala_ess(
 /// Run the workloads and print the JSON (the output is the point, so `--quiet` changes nothing).
 pub fn run(a: &BenchArgs) -> Result<()> {
     let threads = rayon::current_num_threads();
-    let repeats = a.repeats.max(1);
+    if a.repeats == 0 {
+        anyhow::bail!("--repeats must be at least 1 (the number of timed runs of each workload)");
+    }
+    let repeats = a.repeats;
     let peak = peak_gflops(threads);
     let mut workloads = Vec::new();
 
@@ -552,6 +555,6 @@ pub fn run(a: &BenchArgs) -> Result<()> {
     if let Some(p) = &a.out {
         report::write(p, &result)?;
     }
-    println!("{}", serde_json::to_string_pretty(&result)?);
+    outln!("{}", serde_json::to_string_pretty(&result)?)?;
     Ok(())
 }

@@ -60,18 +60,21 @@ pub fn run(a: &EvalArgs, quiet: bool) -> Result<()> {
     if a.max_points < 2 || a.projections == 0 {
         bail!("--max-points must be at least 2 and --projections at least 1");
     }
-    if let Some(p) = &a.report {
-        report::check_output(p)?;
-    }
+    report::guard(
+        &[
+            ("samples", Some(&a.samples)),
+            ("reference", a.reference.as_deref()),
+            ("target", report::spec_file(a.target.as_deref())),
+        ],
+        &[("report", a.report.as_deref())],
+    )?;
     let x = load_finite(&a.samples, "samples")?;
     let d = x.ncols();
     let target = match &a.target {
         Some(spec) => {
             let (t, warnings) = load_target(spec)?;
-            if !quiet {
-                for w in warnings {
-                    eprintln!("warning: {w}");
-                }
+            for w in warnings {
+                errln!("warning: {w}");
             }
             if t.dim() != d {
                 bail!(
@@ -89,16 +92,16 @@ pub fn run(a: &EvalArgs, quiet: bool) -> Result<()> {
         Some(p) => Some(load_finite(p, "reference samples")?),
         None => None,
     };
-    if let (Some(p), Some(r)) = (&a.reference, &reference) {
-        if r.ncols() != d {
-            bail!("{} has {} columns but the samples have {d}", p.display(), r.ncols());
-        }
+    if let (Some(p), Some(r)) = (&a.reference, &reference)
+        && r.ncols() != d
+    {
+        bail!("{} has {} columns but the samples have {d}", p.display(), r.ncols());
     }
     let opts = EvalOptions { max_points: a.max_points, projections: a.projections, seed: a.seed };
     let report = metrics::evaluate(x.view(), target.as_deref(), reference.as_ref().map(|r| r.view()), &opts)?;
     let Value::Object(mut rep) = serde_json::to_value(&report)? else { unreachable!("a struct") };
     rep.insert("command".into(), json!("eval"));
-    rep.insert("samples".into(), json!(a.samples));
+    rep.insert("samples".into(), report::path(&a.samples));
     if let Some(p) = &a.reference {
         rep.insert("reference".into(), json!(p.display().to_string()));
     }
@@ -107,12 +110,12 @@ pub fn run(a: &EvalArgs, quiet: bool) -> Result<()> {
         report::write(p, &rep).with_context(|| format!("writing {}", p.display()))?;
     }
     if !quiet {
-        print_summary(&rep, a.report.as_ref().is_some_and(|p| p.as_os_str() == "-"));
+        print_summary(&rep, a.report.as_ref().is_some_and(|p| p.as_os_str() == "-"))?;
     }
     Ok(())
 }
 
-fn print_summary(rep: &Value, to_stderr: bool) {
+fn print_summary(rep: &Value, to_stderr: bool) -> Result<()> {
     let mut lines = vec![format!("samples    {} rows × {}", rep["n_samples"], rep["dim"])];
     lines.push(format!("reference  {}", rep["reference"].as_str().unwrap_or("")));
     for (k, label) in [("mmd", "mmd       "), ("sliced_wasserstein", "sliced W2 "), ("energy_distance", "energy    ")] {
@@ -137,6 +140,7 @@ fn print_summary(rep: &Value, to_stderr: bool) {
         }
     }
     for l in lines {
-        if to_stderr { eprintln!("{l}") } else { println!("{l}") }
+        if to_stderr { errln!("{l}") } else { outln!("{l}")? }
     }
+    Ok(())
 }

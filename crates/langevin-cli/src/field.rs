@@ -35,10 +35,10 @@ pub struct FieldSource {
 }
 
 pub fn load(a: &FieldArgs) -> Result<FieldSource> {
-    if let Some(s) = a.sigma {
-        if !(s.is_finite() && s >= 0.0) {
-            bail!("--sigma = {s} must be zero or positive and finite");
-        }
+    if let Some(s) = a.sigma
+        && !(s.is_finite() && s >= 0.0)
+    {
+        bail!("--sigma = {s} must be zero or positive and finite");
     }
     match (&a.target, &a.model) {
         (Some(_), Some(_)) => bail!("give either --target or --model, not both"),

@@ -103,9 +103,10 @@ pub struct GenerateArgs {
 }
 
 pub fn run(a: &GenerateArgs, quiet: bool) -> Result<()> {
-    for p in [&a.out, &a.report, &a.trajectory].into_iter().flatten() {
-        report::check_output(p)?;
-    }
+    report::guard(
+        &[("model", Some(&a.model)), ("init", report::spec_file(a.init.as_deref()))],
+        &[("out", a.out.as_deref()), ("report", a.report.as_deref()), ("trajectory", a.trajectory.as_deref())],
+    )?;
     if a.record_every.is_some() && a.trajectory.is_none() {
         bail!("--record-every needs --trajectory FILE.npy");
     }
@@ -130,14 +131,14 @@ pub fn run(a: &GenerateArgs, quiet: bool) -> Result<()> {
     }
     let device = crate::train::device(&a.device)?;
     let model = Arc::new(TrainedModel::load(&a.model, &device)?);
-    if let Some(d) = a.dim {
-        if d != model.config.dim {
-            bail!(
-                "--dim {d}, but the model in {} was trained on {}-dimensional data; it generates only that dimension",
-                a.model.display(),
-                model.config.dim
-            );
-        }
+    if let Some(d) = a.dim
+        && d != model.config.dim
+    {
+        bail!(
+            "--dim {d}, but the model in {} was trained on {}-dimensional data; it generates only that dimension",
+            a.model.display(),
+            model.config.dim
+        );
     }
     let init = a.init.as_deref().map(Init::parse).transpose()?;
     let record_every = a.trajectory.as_ref().map(|_| a.record_every.unwrap_or(1.max(model.config.ladder.levels())));
@@ -176,7 +177,7 @@ pub fn run(a: &GenerateArgs, quiet: bool) -> Result<()> {
     rep.insert("mean".into(), json!(mean));
     rep.insert("covariance".into(), report::matrix(&cov));
     if let Some(p) = &a.out {
-        rep.insert("out".into(), json!(p));
+        rep.insert("out".into(), report::path(p));
     }
     let rep = Value::Object(rep);
     if let Some(p) = &a.report {
@@ -191,7 +192,7 @@ pub fn run(a: &GenerateArgs, quiet: bool) -> Result<()> {
             rep["score_evaluations_per_second"].as_f64().unwrap_or(0.0),
             a.out.as_ref().map(|p| format!("; wrote {}", p.display())).unwrap_or_default()
         );
-        if a.report.as_ref().is_some_and(|p| p.as_os_str() == "-") { eprintln!("{line}") } else { println!("{line}") }
+        if a.report.as_ref().is_some_and(|p| p.as_os_str() == "-") { errln!("{line}") } else { outln!("{line}")? }
     }
     Ok(())
 }

@@ -1,5 +1,7 @@
 //! `langevin`: sample densities with Langevin dynamics, evaluate samples, benchmark.
 
+#[macro_use]
+mod out;
 mod analyze;
 mod animate;
 mod bench;
@@ -97,15 +99,15 @@ fn configure_threads(threads: Option<usize>) {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     if cli.threads == Some(0) {
-        eprintln!("error: --threads must be at least 1");
+        errln!("error: --threads must be at least 1");
         return ExitCode::from(2);
     }
     configure_threads(cli.threads);
-    if let Some(n) = cli.threads {
-        if let Err(e) = rayon::ThreadPoolBuilder::new().num_threads(n).build_global() {
-            eprintln!("error: cannot start {n} threads: {e}");
-            return ExitCode::FAILURE;
-        }
+    if let Some(n) = cli.threads
+        && let Err(e) = rayon::ThreadPoolBuilder::new().num_threads(n).build_global()
+    {
+        errln!("error: cannot start {n} threads: {e}");
+        return ExitCode::FAILURE;
     }
     let result = match cli.command {
         Command::Sample(a) => sample::run(&a, cli.quiet),
@@ -122,12 +124,13 @@ fn main() -> ExitCode {
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
+        Err(e) if e.downcast_ref::<out::StdoutFailed>().is_some_and(|f| f.is_broken_pipe()) => ExitCode::from(141),
         Err(e) if e.downcast_ref::<train::Interrupted>().is_some() => {
-            eprintln!("{e}");
+            errln!("{e}");
             ExitCode::from(130)
         }
         Err(e) => {
-            eprintln!("error: {}", flags::translate(&format!("{e:#}")));
+            errln!("error: {}", flags::translate(&format!("{e:#}")));
             ExitCode::FAILURE
         }
     }

@@ -174,6 +174,18 @@ fn log_density_heat(t: &dyn Target, xr: (f64, f64), yr: (f64, f64), n: usize) ->
 }
 
 pub fn run(a: &PlotArgs, _quiet: bool) -> Result<()> {
+    use crate::report::spec_file;
+    let (inputs, out): (Vec<(&'static str, Option<&Path>)>, &Path) = match &a.kind {
+        PlotKind::Density { samples, target, out, .. } | PlotKind::Trajectories { samples, target, out, .. } => {
+            (vec![("samples", Some(samples)), ("target", spec_file(target.as_deref()))], &out.out)
+        }
+        PlotKind::Field { field, out, .. } => {
+            (vec![("target", spec_file(field.target.as_deref())), ("model", field.model.as_deref())], &out.out)
+        }
+        PlotKind::Training { run, out } => (vec![("run", Some(run))], &out.out),
+        PlotKind::Images { samples, out, .. } => (vec![("samples", Some(samples))], out),
+    };
+    crate::report::guard(&inputs, &[("out", Some(out))])?;
     match &a.kind {
         PlotKind::Density { samples, target, coords, bins, out } => {
             plot::check_plot_path(&out.out, false)?;
@@ -246,10 +258,10 @@ pub fn run(a: &PlotArgs, _quiet: bool) -> Result<()> {
             let mut panel = Panel::new(format!("{k} of {n} particles, {frames} frames"), xr, yr);
             panel.x_label = format!("x{}", c[0]);
             panel.y_label = format!("x{}", c[1]);
-            if let Some(t) = &t {
-                if d == 2 {
-                    panel.heat = Some(log_density_heat(t.as_ref(), xr, yr, 120)?);
-                }
+            if let Some(t) = &t
+                && d == 2
+            {
+                panel.heat = Some(log_density_heat(t.as_ref(), xr, yr, 120)?);
             }
             let lines: Vec<Vec<(f64, f64)>> = pick
                 .iter()
@@ -315,10 +327,10 @@ fn scatter(x: ArrayView2<f32>, c: &[usize], t: Option<&dyn Target>) -> Result<Pa
         Panel::new(if t.is_some() && x.ncols() == 2 { "samples over bands of log p" } else { "samples" }, xr, yr);
     panel.x_label = format!("x{}", c[0]);
     panel.y_label = format!("x{}", c[1]);
-    if let Some(t) = t {
-        if x.ncols() == 2 {
-            panel.heat = Some(log_density_heat(t, xr, yr, 150)?);
-        }
+    if let Some(t) = t
+        && x.ncols() == 2
+    {
+        panel.heat = Some(log_density_heat(t, xr, yr, 150)?);
     }
     let n = x.nrows();
     let alpha = (2000.0 / n as f64).clamp(0.08, 0.8);

@@ -135,14 +135,15 @@ pub fn run(a: &PosteriorArgs, quiet: bool) -> Result<()> {
     if a.steps == 0 {
         bail!("--steps must be at least 1");
     }
-    if let Some(s) = a.step_size {
-        if !(s.is_finite() && s > 0.0) {
-            bail!("--step-size = {s} must be positive and finite");
-        }
+    if let Some(s) = a.step_size
+        && !(s.is_finite() && s > 0.0)
+    {
+        bail!("--step-size = {s} must be positive and finite");
     }
-    for p in [&a.out, &a.report].into_iter().flatten() {
-        report::check_output(p)?;
-    }
+    report::guard(
+        &[("data", Some(&a.data)), ("init", report::spec_file(a.init.as_deref()))],
+        &[("out", a.out.as_deref()), ("report", a.report.as_deref())],
+    )?;
     if !a.data.to_string_lossy().to_ascii_lowercase().ends_with(".csv") {
         bail!("{}: --data must be a CSV file with a header row naming the columns", a.data.display());
     }
@@ -185,7 +186,7 @@ pub fn run(a: &PosteriorArgs, quiet: bool) -> Result<()> {
     let (mean, std) = (report.posterior_mean.clone(), report.posterior_std.clone());
     let Value::Object(mut rep) = serde_json::to_value(&report)? else { unreachable!("a struct") };
     rep.insert("command".into(), json!("posterior"));
-    rep.insert("data".into(), json!(a.data));
+    rep.insert("data".into(), report::path(&a.data));
     rep.insert("prior_std".into(), json!(a.prior_std));
     if let Some((m, s)) = &post.data().standardization {
         rep.insert("standardization".into(), json!({"mean": m, "std": s}));
@@ -229,7 +230,7 @@ pub fn run(a: &PosteriorArgs, quiet: bool) -> Result<()> {
             ));
         }
         for l in lines {
-            if to_stderr { eprintln!("{l}") } else { println!("{l}") }
+            if to_stderr { errln!("{l}") } else { outln!("{l}")? }
         }
     }
     Ok(())

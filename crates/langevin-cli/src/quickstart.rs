@@ -2,6 +2,7 @@
 //! data set by denoising score matching, generate with plain and with annealed Langevin
 //! dynamics, compare both with held-out data, and draw them side by side.
 
+use crate::report;
 use crate::train::{self, TrainArgs};
 use anyhow::{Result, bail};
 use clap::Args;
@@ -86,21 +87,21 @@ pub fn run(a: &QuickstartArgs, quiet: bool) -> Result<()> {
         targs.seed = Some(a.seed);
     }
     if !quiet {
-        eprintln!("1/3 training a score network on '{}' ({} steps) in {}", a.data, a.steps, a.out.display());
+        errln!("1/3 training a score network on '{}' ({} steps) in {}", a.data, a.steps, a.out.display());
     }
     let summary = train::train(&targs, quiet)?;
     let device = train::device(&a.device)?;
     let model = Arc::new(TrainedModel::load(&a.out, &device)?);
 
     if !quiet {
-        eprintln!("2/3 generating {} samples with plain and with annealed Langevin", a.n);
+        errln!("2/3 generating {} samples with plain and with annealed Langevin", a.n);
     }
     let opts = |sampler| GenerateOptions { n: a.n, sampler, seed: a.seed, ..Default::default() };
     let annealed = generate(model.clone(), &opts(GenSampler::Annealed))?;
     let plain = generate(model.clone(), &opts(GenSampler::Ula))?;
 
     if !quiet {
-        eprintln!("3/3 comparing with held-out data and plotting");
+        errln!("3/3 comparing with held-out data and plotting");
     }
     let heldout = langevin::io::read_matrix(&run.file("heldout.npy"))?;
     // The floor: a fresh, independent draw from the data set, as large as the generated sets.
@@ -126,7 +127,7 @@ pub fn run(a: &QuickstartArgs, quiet: bool) -> Result<()> {
     let report = json!({
         "command": "quickstart",
         "data": a.data,
-        "run": a.out,
+        "run": report::path(&a.out),
         "training": {"steps": summary.steps, "seconds": summary.seconds, "heldout_loss": summary.heldout_loss},
         "n": a.n,
         "seed": a.seed,
@@ -137,27 +138,32 @@ pub fn run(a: &QuickstartArgs, quiet: bool) -> Result<()> {
         },
         "mmd_ratio_to_data_floor": {"plain_langevin": ratio(&m_plain), "annealed_langevin": ratio(&m_annealed)},
         "generation": {"annealed": serde_json::to_value(&annealed.report)?, "plain": serde_json::to_value(&plain.report)?},
-        "files": {"plot": png, "annealed": run.file("annealed.npy"), "plain": run.file("plain.npy"), "data": run.file("data.npy")},
+        "files": {
+            "plot": report::path(&png),
+            "annealed": report::path(&run.file("annealed.npy")),
+            "plain": report::path(&run.file("plain.npy")),
+            "data": report::path(&run.file("data.npy")),
+        },
         "seconds": started.elapsed().as_secs_f64(),
     });
     langevin::io::write_json(&run.file("report.json"), &report)?;
     if !quiet {
         let m = |v: &Value| v["mmd"].as_f64().unwrap_or(f64::NAN);
-        println!("quickstart on '{}' ({:.0} s)", a.data, started.elapsed().as_secs_f64());
-        println!(
+        outln!("quickstart on '{}' ({:.0} s)", a.data, started.elapsed().as_secs_f64())?;
+        outln!(
             "  MMD to held-out data: fresh data {:.4} | plain Langevin {:.4} ({:.1}x) | annealed Langevin {:.4} ({:.1}x)",
             m(&m_data),
             m(&m_plain),
             ratio(&m_plain),
             m(&m_annealed),
             ratio(&m_annealed)
-        );
-        println!(
+        )?;
+        outln!(
             "  wrote {}, {}, {}",
             png.display(),
             run.file("report.json").display(),
             run.file("annealed.npy").display()
-        );
+        )?;
     }
     Ok(())
 }

@@ -205,16 +205,16 @@ fn check_flags(a: &SampleArgs) -> Result<()> {
         if a.no_noise {
             bail!("--no-noise is not available for the underdamped samplers");
         }
-        if let Some(Step::Value(dt)) = a.dt {
-            if !(dt.is_finite() && dt > 0.0) {
-                bail!("--dt = {dt} must be positive and finite");
-            }
+        if let Some(Step::Value(dt)) = a.dt
+            && !(dt.is_finite() && dt > 0.0)
+        {
+            bail!("--dt = {dt} must be positive and finite");
         }
     }
-    if let Some(t) = a.temperature {
-        if !(t.is_finite() && t > 0.0) {
-            bail!("--temperature = {t} must be positive and finite");
-        }
+    if let Some(t) = a.temperature
+        && !(t.is_finite() && t > 0.0)
+    {
+        bail!("--temperature = {t} must be positive and finite");
     }
     if a.sampler != SamplerKind::Mala && (a.no_adapt || a.target_accept.is_some()) {
         bail!("--no-adapt and --target-accept apply to --sampler mala only");
@@ -224,18 +224,18 @@ fn check_flags(a: &SampleArgs) -> Result<()> {
             "--no-noise is not available for MALA (its proposal is a noisy Langevin step); use --sampler ula --no-noise"
         );
     }
-    if let Some(r) = a.target_accept {
-        if !(r > 0.0 && r < 1.0) {
-            bail!("--target-accept = {r} must be between 0 and 1");
-        }
+    if let Some(r) = a.target_accept
+        && !(r > 0.0 && r < 1.0)
+    {
+        bail!("--target-accept = {r} must be between 0 and 1");
     }
     if a.record_every.is_some() && a.trajectory.is_none() {
         bail!("--record-every needs --trajectory FILE.npy");
     }
-    if let Some(Step::Value(s)) = a.step_size {
-        if !(s.is_finite() && s > 0.0) {
-            bail!("--step-size = {s} must be positive and finite");
-        }
+    if let Some(Step::Value(s)) = a.step_size
+        && !(s.is_finite() && s > 0.0)
+    {
+        bail!("--step-size = {s} must be positive and finite");
     }
     Ok(())
 }
@@ -243,14 +243,13 @@ fn check_flags(a: &SampleArgs) -> Result<()> {
 pub fn run(a: &SampleArgs, quiet: bool) -> Result<()> {
     check_flags(a)?;
     let (target, warnings) = load_target(&a.target)?;
-    if !quiet {
-        for w in &warnings {
-            eprintln!("warning: {w}");
-        }
+    for w in &warnings {
+        errln!("warning: {w}");
     }
-    for p in [&a.out, &a.report, &a.trajectory].into_iter().flatten() {
-        report::check_output(p)?;
-    }
+    report::guard(
+        &[("target", report::spec_file(Some(&a.target))), ("init", report::spec_file(a.init.as_deref()))],
+        &[("out", a.out.as_deref()), ("report", a.report.as_deref()), ("trajectory", a.trajectory.as_deref())],
+    )?;
     let target = match a.temperature {
         Some(kt) => target.at_temperature(kt).ok_or_else(|| {
             anyhow::anyhow!(
@@ -290,7 +289,7 @@ pub fn run(a: &SampleArgs, quiet: bool) -> Result<()> {
     all_warnings.extend(late.iter().cloned());
     rep.insert("warnings".into(), json!(all_warnings));
     if let Some(p) = &a.out {
-        rep.insert("out".into(), json!(p));
+        rep.insert("out".into(), report::path(p));
     }
     let rep = Value::Object(rep);
     if let Some(p) = &a.report {
@@ -299,9 +298,14 @@ pub fn run(a: &SampleArgs, quiet: bool) -> Result<()> {
     if !quiet {
         if opts.sampler == Sampler::Exact {
             let wrote = a.out.as_ref().map(|p| format!(", wrote {}", p.display())).unwrap_or_default();
-            eprintln!("{} exact samples of {} in {:.3} s{wrote}", result.samples.nrows(), t.name(), result.seconds);
+            errln!("{} exact samples of {} in {:.3} s{wrote}", result.samples.nrows(), t.name(), result.seconds);
         } else {
-            print_summary(a, t, result, &rep, (out.resolved.warmup, out.resolved.steps), &late);
+            print_summary(a, t, result, &rep, (out.resolved.warmup, out.resolved.steps), &late)?;
+        }
+    } else {
+        // --quiet hides the summary and progress, never warnings.
+        for w in &late {
+            errln!("warning: {w}");
         }
     }
     Ok(())
@@ -367,7 +371,7 @@ fn print_summary(
     rep: &Value,
     (warmup, steps): (usize, usize),
     late_warnings: &[String],
-) {
+) -> Result<()> {
     let f = |k: &str| {
         rep.get(k).and_then(|v| v.as_array()).map(|v| v.iter().filter_map(|x| x.as_f64()).collect::<Vec<_>>())
     };
@@ -425,10 +429,10 @@ fn print_summary(
     if let Some(p) = &a.trajectory {
         wrote.push(p.display().to_string());
     }
-    if let Some(p) = &a.report {
-        if p.as_os_str() != "-" {
-            wrote.push(p.display().to_string());
-        }
+    if let Some(p) = &a.report
+        && p.as_os_str() != "-"
+    {
+        wrote.push(p.display().to_string());
     }
     if !wrote.is_empty() {
         lines.push(format!("wrote      {}", wrote.join(", ")));
@@ -436,11 +440,12 @@ fn print_summary(
     // The summary goes to stderr when the JSON report is on stdout.
     let to_stderr = a.report.as_ref().is_some_and(|p| p.as_os_str() == "-");
     for l in lines {
-        if to_stderr { eprintln!("{l}") } else { println!("{l}") }
+        if to_stderr { errln!("{l}") } else { outln!("{l}")? }
     }
     for w in late_warnings {
-        eprintln!("warning: {w}");
+        errln!("warning: {w}");
     }
+    Ok(())
 }
 
 /// `--step-size` / `--dt`: a number, or `auto` (from the stiffness of the target).

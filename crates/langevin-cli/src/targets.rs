@@ -24,19 +24,19 @@ pub fn run(a: &TargetsArgs) -> Result<()> {
                 })
             })
             .collect();
-        println!("{}", serde_json::to_string_pretty(&list)?);
+        outln!("{}", serde_json::to_string_pretty(&list)?)?;
         return Ok(());
     }
-    println!("Built-in targets (use as --target NAME or --target NAME:key=value,...):\n");
+    outln!("Built-in targets (use as --target NAME or --target NAME:key=value,...):\n")?;
     for b in BUILTINS {
-        println!("  {:<13} {}", b.name, b.description);
+        outln!("  {:<13} {}", b.name, b.description)?;
         for p in b.params {
-            println!("  {:<13}   {}={} — {}", "", p.name, p.default, p.help);
+            outln!("  {:<13}   {}={} — {}", "", p.name, p.default, p.help)?;
         }
     }
-    println!(
+    outln!(
         "\nAny other density: a TOML file (--target my_target.toml) of kind \"gmm\", \"gaussian\",\n\
          \"potential\" (energy formula at a temperature) or \"builtin\"; see examples/targets/."
-    );
+    )?;
     Ok(())
 }

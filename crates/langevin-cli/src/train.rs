@@ -5,7 +5,7 @@ use anyhow::{Result, anyhow, bail};
 use candle_core::Device;
 use clap::Args;
 use langevin::rng::LaneRng;
-use langevin_learn::checkpoint::{RunDir, new_run};
+use langevin_learn::checkpoint::{RunConfig, RunDir, RunLock, new_run};
 use langevin_learn::data;
 use langevin_learn::fit::{CheckpointEvery, Flow, MetricsLog, Observer, StopFlag, fit};
 use langevin_learn::ladder::LadderOptions;
@@ -50,7 +50,7 @@ pub struct TrainArgs {
     /// Peak learning rate (default 2e-3).
     #[arg(long, value_name = "LR")]
     pub lr: Option<f64>,
-    /// Learning-rate warm-up steps (default 200).
+    /// Learning-rate warm-up steps (default 200, or a tenth of --steps when that is less).
     #[arg(long, value_name = "N")]
     pub warmup: Option<usize>,
     /// Decoupled weight decay (AdamW; default 0 = Adam).
@@ -127,34 +127,16 @@ pub struct TrainSummary {
     pub heldout_loss: f64,
 }
 
-/// A new run, or the run in `a.out` resumed.
-fn prepare(a: &TrainArgs, dev: &Device) -> Result<Trainer> {
+/// A new run, or the run in `a.out` resumed, with the run's lock (see `RunDir::lock`) unless
+/// nothing will be written: a resume with nothing to do reads only and changes no byte, not
+/// even the lock's. A new run takes the lock only after everything is validated, so a refused
+/// command leaves nothing behind.
+fn prepare(a: &TrainArgs, dev: &Device) -> Result<(Trainer, Option<RunLock>)> {
     let run = RunDir::new(&a.out);
     if a.resume {
-        let fixed = [
-            ("--data", a.data.is_some()),
-            ("--width", a.width.is_some()),
-            ("--depth", a.depth.is_some()),
-            ("--fourier", a.fourier.is_some()),
-            ("--sigma-max", a.sigma_max.is_some()),
-            ("--sigma-min", a.sigma_min.is_some()),
-            ("--levels", a.levels.is_some()),
-            ("--rows", a.rows.is_some()),
-            ("--heldout-fraction", a.heldout_fraction.is_some()),
-            ("--seed", a.seed.is_some()),
-            ("--batch", a.batch.is_some()),
-            ("--lr", a.lr.is_some()),
-            ("--warmup", a.warmup.is_some()),
-            ("--weight-decay", a.weight_decay.is_some()),
-            ("--clip", a.clip.is_some()),
-            ("--ema", a.ema.is_some()),
-        ];
-        if let Some((flag, _)) = fixed.iter().find(|(_, set)| *set) {
-            bail!(
-                "{flag} cannot change when resuming: the run continues with its saved settings (only --steps may grow)"
-            );
-        }
-        return Ok(run.resume(dev, a.steps)?);
+        let read_only = !a.out.is_dir() || run.is_complete(a.steps);
+        let lock = if read_only { None } else { Some(run.lock()?) };
+        return Ok((run.resume(dev, a.steps)?, lock));
     }
     let source =
         a.data.clone().ok_or_else(|| anyhow!("--data is required (a built-in data set or a .csv/.npy file)"))?;
@@ -179,11 +161,12 @@ fn prepare(a: &TrainArgs, dev: &Device) -> Result<Trainer> {
         fourier: a.fourier.unwrap_or(d.fourier),
         ..d
     };
+    let steps = a.steps.unwrap_or(10_000);
     let train = TrainConfig {
-        steps: a.steps.unwrap_or(10_000),
+        steps,
         batch: a.batch.unwrap_or(512),
         lr: a.lr.unwrap_or(2e-3),
-        warmup: a.warmup.unwrap_or(200),
+        warmup: a.warmup.unwrap_or(200.min(steps / 10)),
         weight_decay: a.weight_decay.unwrap_or(0.0),
         clip: a.clip.unwrap_or(1.0),
         ema: a.ema.unwrap_or(0.999),
@@ -191,11 +174,96 @@ fn prepare(a: &TrainArgs, dev: &Device) -> Result<Trainer> {
     };
     let ladder = LadderOptions { sigma_max: a.sigma_max, sigma_min: a.sigma_min, levels: a.levels };
     let new = new_run(&x, &source, dropped, a.heldout_fraction.unwrap_or(0.1), &ladder, net, train, dev)?;
-    run.create()?;
-    langevin::io::write_matrix(&run.file("train.npy"), new.train_raw.view(), &[])?;
-    langevin::io::write_matrix(&run.file("heldout.npy"), new.heldout_raw.view(), &[])?;
-    run.save_config(&new.config)?;
-    Ok(new.trainer)
+    let existed = a.out.exists();
+    run.check_new()?;
+    let lock = run.lock()?;
+    if let Err(e) = run.start(&new) {
+        if !existed {
+            // Nothing of ours may be left where nothing was (a full disk during creation).
+            drop(lock);
+            let _ = std::fs::remove_dir_all(&a.out);
+        }
+        return Err(e.into());
+    }
+    Ok((new.trainer, Some(lock)))
+}
+
+/// On `--resume`, settings restated with their saved values are accepted; a changed one is
+/// refused, naming the saved value (a resumed run continues with its settings; only --steps
+/// may grow).
+fn check_restated(a: &TrainArgs, c: &RunConfig) -> Result<()> {
+    let same = |given: f64, saved: f64| (given - saved).abs() <= 1e-9 * saved.abs().max(1e-300);
+    let sig = &c.ladder.sigmas;
+    let total_rows = c.data.train_rows + c.data.heldout_rows + c.data.dropped_rows;
+    let checks: [(&str, Option<String>, String, bool); 16] = [
+        ("--data", a.data.clone(), c.data.source.clone(), a.data.as_deref().is_none_or(|d| d == c.data.source)),
+        ("--width", a.width.map(|v| v.to_string()), c.net.width.to_string(), a.width.is_none_or(|v| v == c.net.width)),
+        ("--depth", a.depth.map(|v| v.to_string()), c.net.depth.to_string(), a.depth.is_none_or(|v| v == c.net.depth)),
+        (
+            "--fourier",
+            a.fourier.map(|v| v.to_string()),
+            c.net.fourier.to_string(),
+            a.fourier.is_none_or(|v| v == c.net.fourier),
+        ),
+        (
+            "--sigma-max",
+            a.sigma_max.map(|v| v.to_string()),
+            sig[0].to_string(),
+            a.sigma_max.is_none_or(|v| same(v, sig[0])),
+        ),
+        (
+            "--sigma-min",
+            a.sigma_min.map(|v| v.to_string()),
+            sig[sig.len() - 1].to_string(),
+            a.sigma_min.is_none_or(|v| same(v, sig[sig.len() - 1])),
+        ),
+        ("--levels", a.levels.map(|v| v.to_string()), sig.len().to_string(), a.levels.is_none_or(|v| v == sig.len())),
+        ("--rows", a.rows.map(|v| v.to_string()), total_rows.to_string(), a.rows.is_none_or(|v| v == total_rows)),
+        (
+            "--heldout-fraction",
+            a.heldout_fraction.map(|v| v.to_string()),
+            format!("{} of {} rows", c.data.heldout_rows, c.data.train_rows + c.data.heldout_rows),
+            a.heldout_fraction.is_none_or(|f| {
+                let n = (c.data.train_rows + c.data.heldout_rows) as f64;
+                (f * n - c.data.heldout_rows as f64).abs() < 1.0
+            }),
+        ),
+        ("--seed", a.seed.map(|v| v.to_string()), c.train.seed.to_string(), a.seed.is_none_or(|v| v == c.train.seed)),
+        (
+            "--batch",
+            a.batch.map(|v| v.to_string()),
+            c.train.batch.to_string(),
+            a.batch.is_none_or(|v| v == c.train.batch),
+        ),
+        ("--lr", a.lr.map(|v| v.to_string()), c.train.lr.to_string(), a.lr.is_none_or(|v| same(v, c.train.lr))),
+        (
+            "--warmup",
+            a.warmup.map(|v| v.to_string()),
+            c.train.warmup.to_string(),
+            a.warmup.is_none_or(|v| v == c.train.warmup),
+        ),
+        (
+            "--weight-decay",
+            a.weight_decay.map(|v| v.to_string()),
+            c.train.weight_decay.to_string(),
+            a.weight_decay.is_none_or(|v| same(v, c.train.weight_decay)),
+        ),
+        (
+            "--clip",
+            a.clip.map(|v| v.to_string()),
+            c.train.clip.to_string(),
+            a.clip.is_none_or(|v| same(v, c.train.clip)),
+        ),
+        ("--ema", a.ema.map(|v| v.to_string()), c.train.ema.to_string(), a.ema.is_none_or(|v| same(v, c.train.ema))),
+    ];
+    if let Some((flag, given, saved, _)) = checks.iter().find(|(_, _, _, ok)| !ok) {
+        bail!(
+            "{flag} {} differs from the run's saved {saved}: a resumed run continues with its saved settings \
+             (only --steps may grow); drop {flag}, or train a new run with another --out",
+            given.as_deref().unwrap_or("")
+        );
+    }
+    Ok(())
 }
 
 /// Train (or resume) as asked; prints progress unless `quiet`.
@@ -208,13 +276,19 @@ pub fn train(a: &TrainArgs, quiet: bool) -> Result<TrainSummary> {
         }
     }
     let dev = device(&a.device)?;
-    let mut t = prepare(a, &dev)?;
     let run = RunDir::new(&a.out);
+    // One writer per run directory, held until training ends (a resume of a directory that
+    // does not exist fails in `prepare` with its own message, without creating it).
+    // Restated settings are checked before anything is touched.
+    if a.resume && a.out.is_dir() {
+        check_restated(a, &run.load_config()?)?;
+    }
+    let (mut t, _lock) = prepare(a, &dev)?;
     let total = t.config.steps;
     if t.step >= total {
         let (h, _) = t.heldout_loss()?;
         if !quiet {
-            eprintln!(
+            errln!(
                 "{} is already trained for {} steps; nothing to do (raise --steps to continue)",
                 a.out.display(),
                 t.step
@@ -225,7 +299,9 @@ pub fn train(a: &TrainArgs, quiet: bool) -> Result<TrainSummary> {
     let stop = Arc::new(AtomicBool::new(false));
     {
         let s = stop.clone();
-        // Only one handler per process; a second `train` in the same process keeps the first.
+        // Ctrl-C, SIGTERM (a batch scheduler's stop) and SIGHUP (a closed terminal) all save a
+        // checkpoint and end cleanly. Only one handler per process; a second `train` in the
+        // same process keeps the first.
         let _ = ctrlc::set_handler(move || s.store(true, Ordering::SeqCst));
     }
     let progress = Progress::start((total - t.step) as u64, "steps", quiet);
@@ -246,7 +322,7 @@ pub fn train(a: &TrainArgs, quiet: bool) -> Result<TrainSummary> {
     }
     let heldout = s.heldout_loss.unwrap_or(f64::NAN);
     if !quiet {
-        eprintln!(
+        errln!(
             "trained {} → {} steps in {:.1} s ({:.0} steps/s); held-out loss {heldout:.4}; run in {}",
             s.first,
             s.steps,
@@ -264,7 +340,7 @@ struct ProgressObserver<'a>(&'a Progress);
 impl Observer for ProgressObserver<'_> {
     fn observe(&mut self, _t: &Trainer, st: &StepStats, _until: usize) -> langevin::Result<Flow> {
         self.0.counter.fetch_add(1, Ordering::Relaxed);
-        if st.step % 100 == 0 {
+        if st.step.is_multiple_of(100) {
             self.0.set_message(format!("loss {:.4}", st.loss));
         }
         Ok(Flow::Continue)

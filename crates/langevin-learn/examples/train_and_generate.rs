@@ -23,7 +23,7 @@ fn main() -> langevin::Result<()> {
         run.resume(&dev, Some(steps))?
     } else {
         let x = data::generate("moons", 10_000, &mut LaneRng::new(0, 0xDA7A))?;
-        let train = TrainConfig { steps, ..Default::default() };
+        let train = TrainConfig { steps, warmup: 200.min(steps / 10), ..Default::default() };
         let new = new_run(&x, "moons", 0, 0.1, &LadderOptions::default(), NetConfig::default(), train, &dev)?;
         run.create()?;
         langevin::io::write_matrix(&run.file("train.npy"), new.train_raw.view(), &[])?;

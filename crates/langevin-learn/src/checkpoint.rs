@@ -20,12 +20,14 @@ use langevin::{Error, Result};
 use safetensors::{Dtype, SafeTensors, tensor::TensorView};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
+use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
 /// Version of the run format this build reads and writes.
 pub const FORMAT_VERSION: u32 = 1;
 const CONFIG: &str = "config.json";
 const CHECKPOINT: &str = "checkpoint.safetensors";
+const LOCK: &str = ".lock";
 
 /// Where the data came from.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -93,6 +95,34 @@ pub fn new_run(
             format!("`heldout_fraction` {heldout_fraction} must be between 0 and 1"),
         ));
     }
+    for (field, v) in [("width", net.width), ("depth", net.depth), ("fourier", net.fourier)] {
+        if v == 0 {
+            return Err(Error::invalid(field, format!("`{field}` must be at least 1 (the network's size)")));
+        }
+    }
+    if train.warmup >= train.steps {
+        return Err(Error::invalid(
+            "warmup",
+            format!(
+                "`warmup` = {} learning-rate warm-up steps leaves nothing of the {} `steps` to train at the full rate; \
+                 use a shorter `warmup` or more `steps`",
+                train.warmup, train.steps
+            ),
+        ));
+    }
+    // A column without spread has no score to learn (the density is a wall along it), and it
+    // would make every noise level from the data's spread zero.
+    for c in 0..x.ncols() {
+        let col = x.column(c);
+        let Some(&first) = col.first() else { break };
+        if col.iter().all(|&v| v == first) {
+            return Err(Error::msg(format!(
+                "the data have zero variance in column {} (every row is {first}): there is nothing to learn along it; \
+                 drop that column",
+                c + 1
+            )));
+        }
+    }
     let (train_raw, heldout_raw) =
         data::split(x, heldout_fraction, &mut langevin::rng::LaneRng::new(train.seed, 0x5911));
     if train.batch > train_raw.nrows() {
@@ -131,6 +161,12 @@ fn file_err(path: &Path, m: impl Into<String>) -> Error {
     Error::file(path, m)
 }
 
+/// The lock of a run directory held by this process (see [`RunDir::lock`]); released on drop.
+#[derive(Debug)]
+pub struct RunLock {
+    _file: std::fs::File,
+}
+
 /// Paths of a run directory.
 #[derive(Clone, Debug)]
 pub struct RunDir {
@@ -148,14 +184,71 @@ impl RunDir {
         self.path.join(name)
     }
 
-    /// Create the directory for a new run; refuses to overwrite an existing run.
-    pub fn create(&self) -> Result<()> {
+    /// Make this process the run's only writer until the returned guard is dropped: an
+    /// advisory lock on `.lock` in the directory (created if needed), which the system releases
+    /// when the process ends however it ends. A second writer (two `train` commands on one
+    /// directory, or a resume while the first still runs) is refused, naming the holder.
+    pub fn lock(&self) -> Result<RunLock> {
+        std::fs::create_dir_all(&self.path)
+            .map_err(|e| file_err(&self.path, format!("cannot create the run directory: {e}")))?;
+        let p = self.file(LOCK);
+        let mut file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&p)
+            .map_err(|e| file_err(&p, format!("cannot open the run's lock file: {e}")))?;
+        match file.try_lock() {
+            Ok(()) => {
+                // Who holds it, for the message a second writer gets.
+                let _ = file.set_len(0);
+                let _ = write!(file, "pid {}", std::process::id());
+                Ok(RunLock { _file: file })
+            }
+            Err(std::fs::TryLockError::WouldBlock) => {
+                let holder = std::fs::read_to_string(&p).unwrap_or_default();
+                let holder = if holder.trim().is_empty() { "another process".to_string() } else { holder };
+                Err(file_err(
+                    &self.path,
+                    format!(
+                        "is in use: {} is training it now; wait for it to finish (or stop it), then continue with `resume`",
+                        holder.trim()
+                    ),
+                ))
+            }
+            Err(std::fs::TryLockError::Error(e)) => Err(file_err(&p, format!("cannot lock the run directory: {e}"))),
+        }
+    }
+
+    /// Start a new run in this directory: the data split, the first checkpoint (step 0), and
+    /// the config last, so that a directory with a config always has a checkpoint to resume
+    /// from (a run stopped or killed during creation has no config and is simply started
+    /// again). Call with the lock held; refuses a directory that already holds a run.
+    pub fn start(&self, new: &NewRun) -> Result<()> {
+        self.create()?;
+        langevin::io::write_matrix(&self.file("train.npy"), new.train_raw.view(), &[])?;
+        langevin::io::write_matrix(&self.file("heldout.npy"), new.heldout_raw.view(), &[])?;
+        let _ = std::fs::remove_file(self.file("metrics.jsonl"));
+        self.save_checkpoint(&new.trainer)?;
+        self.save_config(&new.config)
+    }
+
+    /// Refuse a directory that already holds a run (checked again, under the lock, by
+    /// [`RunDir::create`]).
+    pub fn check_new(&self) -> Result<()> {
         if self.file(CONFIG).exists() {
             return Err(file_err(
                 &self.path,
                 "already holds a training run; continue it with `resume`, or choose another `out`",
             ));
         }
+        Ok(())
+    }
+
+    /// Create the directory for a new run; refuses to overwrite an existing run.
+    pub fn create(&self) -> Result<()> {
+        self.check_new()?;
         std::fs::create_dir_all(&self.path)
             .map_err(|e| file_err(&self.path, format!("cannot create the run directory: {e}")))
     }
@@ -181,8 +274,41 @@ impl RunDir {
         let (step, weights, ema, adam, _) = self.load_checkpoint(&net)?;
         let mut t = Trainer::new(net, config.ladder.clone(), config.train.clone(), train, heldout)?;
         t.restore(weights, ema, adam, step)?;
-        self.save_config(&config)?;
+        // A resume with nothing to do changes no byte; one with more steps records them.
+        if step < config.train.steps && steps.is_some() {
+            let v = serde_json::to_value(&config).map_err(|e| Error::msg(e.to_string()))?;
+            let text = serde_json::to_string_pretty(&v).map_err(|e| Error::msg(e.to_string()))? + "\n";
+            if std::fs::read_to_string(self.file(CONFIG)).ok().as_deref() != Some(text.as_str()) {
+                self.save_config(&config)?;
+            }
+        }
+        if step < config.train.steps {
+            crate::fit::MetricsRecord::cut_log(&self.file("metrics.jsonl"), step)?;
+        }
         Ok(t)
+    }
+
+    /// The step of the run's checkpoint, read from its header alone (None when there is no
+    /// readable checkpoint).
+    pub fn checkpoint_step(&self) -> Option<usize> {
+        use std::io::Read;
+        let mut f = std::fs::File::open(self.file(CHECKPOINT)).ok()?;
+        let mut len = [0u8; 8];
+        f.read_exact(&mut len).ok()?;
+        let n = u64::from_le_bytes(len).min(1 << 20) as usize;
+        let mut header = vec![0u8; n];
+        f.read_exact(&mut header).ok()?;
+        let v: serde_json::Value = serde_json::from_slice(&header).ok()?;
+        let info: serde_json::Value = serde_json::from_str(v["__metadata__"]["langevin"].as_str()?).ok()?;
+        info["step"].as_u64().map(|s| s as usize)
+    }
+
+    /// Whether resuming with `steps` (or the saved count) would have nothing to do.
+    pub fn is_complete(&self, steps: Option<usize>) -> bool {
+        match (self.load_config(), self.checkpoint_step()) {
+            (Ok(c), Some(step)) => step >= steps.unwrap_or(c.train.steps),
+            _ => false,
+        }
     }
 
     /// Write the config (atomically).
@@ -287,6 +413,21 @@ impl RunDir {
         let adam_t = parse("adam_t")?;
         let read = |name: &str, len: usize| -> Result<Vec<f32>> {
             let v = st.tensor(name).map_err(|_| damaged(format!("no tensor '{name}'")))?;
+            if v.dtype() == Dtype::F32 && v.data().len() % 4 == 0 && v.data().len() != 4 * len {
+                // A well-formed tensor of another size: the config, not the checkpoint, changed.
+                let c = net.config();
+                return Err(file_err(
+                    &self.file(CONFIG),
+                    format!(
+                        "does not match the checkpoint: its network (width {}, depth {}, fourier {}) has {len} values \
+                         in tensor '{name}', the checkpoint {}; was config.json edited? Restore its `net` section",
+                        c.width,
+                        c.depth,
+                        c.fourier,
+                        v.data().len() / 4
+                    ),
+                ));
+            }
             if v.dtype() != Dtype::F32 || v.data().len() != 4 * len {
                 return Err(damaged(format!("'{name}' has {} bytes, expected {}", v.data().len(), 4 * len)));
             }

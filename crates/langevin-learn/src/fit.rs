@@ -122,12 +122,51 @@ pub enum MetricsRecord {
 }
 
 impl MetricsRecord {
-    /// Read a `metrics.jsonl` log; a malformed line is an error naming it.
+    /// The step this record is about.
+    pub fn step(&self) -> usize {
+        match self {
+            MetricsRecord::Train { step, .. } | MetricsRecord::Heldout { step, .. } => *step,
+        }
+    }
+
+    /// Cut the log at `path` back to the records of steps up to `step` (the checkpoint a resumed
+    /// run continues from), dropping a broken last line. Lines past the checkpoint would be
+    /// written again by the resumed run; a broken line (a full disk, `kill -9`) would make every
+    /// later reader fail. Changes nothing when there is nothing to cut.
+    pub fn cut_log(path: &std::path::Path, step: usize) -> Result<()> {
+        let text = match std::fs::read_to_string(path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(Error::file(path, format!("cannot read the training log: {e}"))),
+        };
+        let mut keep = String::with_capacity(text.len());
+        for line in text.split_inclusive('\n') {
+            if !line.ends_with('\n') {
+                break;
+            }
+            match serde_json::from_str::<MetricsRecord>(line) {
+                Ok(r) if r.step() <= step => keep.push_str(line),
+                Ok(_) => {}
+                Err(_) if line.trim().is_empty() => {}
+                // A damaged line in the middle: stop there; what follows is unreliable too.
+                Err(_) => break,
+            }
+        }
+        if keep.len() == text.len() {
+            return Ok(());
+        }
+        langevin::io::write_atomic(path, |w| w.write_all(keep.as_bytes()))
+    }
+
+    /// Read a `metrics.jsonl` log; a malformed line is an error naming it. A last line without
+    /// its newline is one being written right now (training is running) and is left out.
     pub fn read_log(path: &std::path::Path) -> Result<Vec<MetricsRecord>> {
         let text = std::fs::read_to_string(path).map_err(|e| {
             Error::file(path, format!("cannot read the training log ({e}); is this a run directory of a training run?"))
         })?;
-        text.lines()
+        let complete = text.rfind('\n').map_or("", |i| &text[..=i]);
+        complete
+            .lines()
             .enumerate()
             .filter(|(_, l)| !l.trim().is_empty())
             .map(|(i, l)| {
@@ -183,7 +222,10 @@ impl MetricsLog {
 
     fn write(&mut self, r: &MetricsRecord) -> Result<()> {
         let line = serde_json::to_string(r).map_err(|e| Error::msg(e.to_string()))?;
-        writeln!(self.file, "{line}").map_err(|e| Error::msg(format!("writing metrics.jsonl: {e}")))
+        // One write per line: a reader never sees half a line from a buffer flushed in pieces.
+        let mut bytes = line.into_bytes();
+        bytes.push(b'\n');
+        self.file.write_all(&bytes).map_err(|e| Error::msg(format!("writing metrics.jsonl: {e}")))
     }
 }
 
@@ -197,7 +239,7 @@ impl Observer for MetricsLog {
             w.1 += l.1;
         }
         let last = st.step == until;
-        if st.step % self.log_every == 0 || last {
+        if st.step.is_multiple_of(self.log_every) || last {
             let r = MetricsRecord::Train {
                 step: st.step,
                 loss: self.window.0 / self.window.1 as f64,
@@ -213,7 +255,7 @@ impl Observer for MetricsLog {
             self.levels.iter_mut().for_each(|w| *w = (0.0, 0));
             self.window_start = Instant::now();
         }
-        if st.step % self.heldout_every == 0 || last {
+        if st.step.is_multiple_of(self.heldout_every) || last {
             let (h, per_level) = t.heldout_loss()?;
             self.heldout = Some(h);
             self.write(&MetricsRecord::Heldout { step: st.step, heldout_loss: h, heldout_level_loss: per_level })?;
@@ -240,7 +282,7 @@ impl CheckpointEvery {
 
 impl Observer for CheckpointEvery {
     fn observe(&mut self, t: &Trainer, st: &StepStats, until: usize) -> Result<Flow> {
-        if st.step % self.every == 0 || st.step == until {
+        if st.step.is_multiple_of(self.every) || st.step == until {
             self.run.save_checkpoint(t)?;
         }
         Ok(Flow::Continue)

@@ -106,7 +106,7 @@ pub struct AnnealingReport {
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct GenerateReport {
     /// The run directory of the model.
-    pub model: std::path::PathBuf,
+    pub model: String,
     /// Training steps of the model.
     pub model_steps: usize,
     /// Dimension.
@@ -204,6 +204,13 @@ pub fn generate(model: Arc<TrainedModel>, o: &GenerateOptions) -> Result<Generat
     if !(eps.is_finite() && eps > 0.0) {
         return Err(Error::invalid("eps", format!("`eps` = {eps} must be positive and finite")));
     }
+    // The particles' state while sampling (about six N × d arrays), the output and its copy in
+    // the data's units.
+    langevin::mem::check(
+        langevin::mem::product(&[o.n, cfg.dim, 4, 8]),
+        format!("generating {} samples in {} dimensions", o.n, cfg.dim),
+        "n",
+    )?;
     let base = LearnedScore::at_smallest(model.clone());
     let init = match &o.init {
         Some(i) => {
@@ -268,7 +275,7 @@ pub fn generate(model: Arc<TrainedModel>, o: &GenerateOptions) -> Result<Generat
     });
     let passes = steps * o.n.div_ceil(CHUNK);
     let report = GenerateReport {
-        model: model.dir.clone(),
+        model: model.dir.to_string_lossy().into_owned(),
         model_steps: model.step,
         dim: cfg.dim,
         n: o.n,

@@ -51,6 +51,18 @@ impl ScoreNet {
         if dim == 0 || config.width == 0 || config.depth == 0 || config.fourier == 0 {
             candle_core::bail!("the network needs dim, width, depth and fourier all at least 1");
         }
+        // Weights, EMA, Adam's two moments and the gradients: about six copies of the
+        // parameters (a hand-edited config may ask for any size).
+        use langevin::mem::product;
+        let (w, f) = (config.width, config.fourier);
+        let params = product(&[dim + 2 * f + dim + 2, w]) + product(&[w, w, config.depth.saturating_sub(1)]);
+        if let Err(e) = langevin::mem::check(
+            params.saturating_mul(24),
+            format!("a network of width {w} and depth {}", config.depth),
+            "width",
+        ) {
+            candle_core::bail!("{e}");
+        }
         let mut rng = LaneRng::new(seed, 0x4E45);
         let freqs: Vec<f32> = (0..config.fourier).map(|_| (rng.normal() * config.fourier_scale) as f32).collect();
         let freqs = Tensor::from_vec(freqs, (1, config.fourier), device)?;

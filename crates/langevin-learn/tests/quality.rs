@@ -139,7 +139,7 @@ fn training_does_not_depend_on_the_thread_count() {
                 0.1,
                 &LadderOptions::default(),
                 NetConfig { width: 64, depth: 2, ..Default::default() },
-                TrainConfig { steps: 30, batch: 256, seed: 7, ..Default::default() },
+                TrainConfig { steps: 30, batch: 256, warmup: 5, seed: 7, ..Default::default() },
                 &Device::Cpu,
             )
             .unwrap();

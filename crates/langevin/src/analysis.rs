@@ -260,10 +260,12 @@ pub fn analyze(f: &Field, samples: &Array2<f64>, o: &AnalyzeOptions) -> Result<A
     if o.starts == 0 {
         return Err(Error::invalid("starts", "`starts` must be at least 1"));
     }
-    if let Some(t) = o.step_size {
-        if !(t.is_finite() && t > 0.0) {
-            return Err(Error::invalid("step_size", format!("`step_size` = {t} must be positive and finite")));
-        }
+    // Each start holds a point, its score and a d × d Jacobian while Newton runs.
+    crate::mem::check(crate::mem::product(&[o.starts, d, d + 4, 8]), format!("{} Newton starts", o.starts), "starts")?;
+    if let Some(t) = o.step_size
+        && !(t.is_finite() && t > 0.0)
+    {
+        return Err(Error::invalid("step_size", format!("`step_size` = {t} must be positive and finite")));
     }
     // Newton also starts from typical samples (evenly spaced rows, at most `starts` of them).
     let every = samples.nrows().div_ceil(o.starts).max(1);
@@ -578,10 +580,10 @@ impl Region {
 fn solve(j: &DMatrix<f64>, s: &[f64]) -> Option<Vec<f64>> {
     let d = s.len();
     let rhs = nalgebra::DVector::from_column_slice(s);
-    if let Some(x) = j.clone().lu().solve(&rhs) {
-        if x.iter().all(|v| v.is_finite()) {
-            return Some(x.iter().map(|v| -v).collect());
-        }
+    if let Some(x) = j.clone().lu().solve(&rhs)
+        && x.iter().all(|v| v.is_finite())
+    {
+        return Some(x.iter().map(|v| -v).collect());
     }
     // Singular Jacobian: a Levenberg step.
     let mu = 1e-8 * j.norm().max(1e-300);

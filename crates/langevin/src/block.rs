@@ -116,10 +116,10 @@ impl Block {
         for c in 0..self.dim {
             let row = &self.row(c)[..self.len];
             // A vectorizable scan first; the exact index only when something is wrong.
-            if !all_finite(row) {
-                if let Some(i) = row.iter().position(|v| !v.is_finite()) {
-                    first = Some(first.map_or(i, |f: usize| f.min(i)));
-                }
+            if !all_finite(row)
+                && let Some(i) = row.iter().position(|v| !v.is_finite())
+            {
+                first = Some(first.map_or(i, |f: usize| f.min(i)));
             }
         }
         first

@@ -51,36 +51,181 @@ fn open(path: &Path) -> Result<std::fs::File> {
     })
 }
 
-fn read_npy(path: &Path) -> Result<Array2<f64>> {
-    let bytes = std::fs::read(path).map_err(|e| {
-        Error::file(
-            path,
-            if e.kind() == std::io::ErrorKind::NotFound { "file not found".into() } else { e.to_string() },
-        )
-    })?;
-    if let Ok(a) = ndarray::Array::<f32, Ix2>::read_npy(&bytes[..]) {
-        return Ok(a.mapv(|v| v as f64));
-    }
-    if let Ok(a) = ndarray::Array::<f64, Ix2>::read_npy(&bytes[..]) {
-        return Ok(a);
-    }
-    if let Ok(a) = ndarray::Array::<f32, Ix1>::read_npy(&bytes[..]) {
-        let n = a.len();
-        return Ok(a.mapv(|v| v as f64).into_shape_with_order((n, 1)).expect("1-D to column"));
-    }
-    match ndarray::Array::<f64, Ix1>::read_npy(&bytes[..]) {
-        Ok(a) => {
-            let n = a.len();
-            Ok(a.into_shape_with_order((n, 1)).expect("1-D to column"))
+/// The most bytes an input file may have: a tenth of the memory available (a parsed CSV takes
+/// up to eight times its text, an `.npy` file its own size once more).
+fn input_limit() -> u64 {
+    crate::mem::available() / 10
+}
+
+/// A reader that fails once it has given more than `limit` bytes: a file that never ends (a
+/// FIFO, `/dev/zero`) or one far larger than memory ends with a message, not an abort.
+struct Bounded<R> {
+    inner: R,
+    left: u64,
+    limit: u64,
+}
+
+impl<R: std::io::Read> std::io::Read for Bounded<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        if self.left == 0 {
+            // One byte more tells a file of exactly `limit` bytes from a longer one.
+            let mut probe = [0u8; 1];
+            return match self.inner.read(&mut probe)? {
+                0 => Ok(0),
+                _ => Err(std::io::Error::other(TooLarge(self.limit))),
+            };
         }
-        Err(e) => {
-            Err(Error::file(path, format!("not a readable .npy array of float32/float64 with 1 or 2 dimensions ({e})")))
-        }
+        let cap = buf.len().min(self.left.min(usize::MAX as u64) as usize);
+        let n = self.inner.read(&mut buf[..cap])?;
+        self.left -= n as u64;
+        Ok(n)
     }
 }
 
-fn read_csv(path: &Path) -> Result<Table> {
+#[derive(Debug)]
+struct TooLarge(u64);
+
+impl std::fmt::Display for TooLarge {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "the file is larger than {}, a tenth of the memory available (or never ends); use a smaller file",
+            crate::mem::human(self.0 as u128)
+        )
+    }
+}
+
+impl std::error::Error for TooLarge {}
+
+fn bounded(path: &Path) -> Result<Bounded<std::fs::File>> {
+    let limit = input_limit();
     let file = open(path)?;
+    if let Ok(m) = file.metadata() {
+        if m.is_dir() {
+            return Err(Error::file(path, "is a directory; give a file"));
+        }
+        if m.is_file() && m.len() > limit {
+            return Err(Error::file(path, TooLarge(limit).to_string()));
+        }
+    }
+    Ok(Bounded { inner: file, left: limit, limit })
+}
+
+/// The whole of an input file, bounded by [`input_limit`].
+fn read_bounded(path: &Path) -> Result<Vec<u8>> {
+    use std::io::Read;
+    let mut bytes = Vec::new();
+    bounded(path)?.read_to_end(&mut bytes).map_err(|e| Error::file(path, format!("cannot read: {e}")))?;
+    Ok(bytes)
+}
+
+/// The header of an `.npy` file: element type, layout and shape.
+#[derive(Debug, PartialEq)]
+struct NpyHeader {
+    descr: String,
+    shape: Vec<usize>,
+}
+
+/// Parse and check an `.npy` header against the bytes that follow it: the element type must be
+/// float32 or float64, the shape must have one of `ndims` dimensions, and the data must be
+/// exactly as long as the shape says (a header that claims 10⁹ rows in a 50-row file is caught
+/// here, before anything is allocated).
+fn npy_header(bytes: &[u8], ndims: &[usize], expected: &str) -> std::result::Result<NpyHeader, String> {
+    if bytes.len() < 10 || &bytes[..6] != b"\x93NUMPY" {
+        return Err("not an .npy file (it does not start with the NPY magic string)".into());
+    }
+    let (len, start): (usize, usize) = match bytes[6] {
+        1 => (u16::from_le_bytes([bytes[8], bytes[9]]) as usize, 10),
+        2 | 3 if bytes.len() >= 12 => (u32::from_le_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]) as usize, 12),
+        v => return Err(format!("unsupported .npy format version {v}")),
+    };
+    let end =
+        start.checked_add(len).filter(|&e| e <= bytes.len()).ok_or("the .npy header is cut off (truncated file)")?;
+    let text = std::str::from_utf8(&bytes[start..end]).map_err(|_| "the .npy header is not text")?;
+    let value_of = |key: &str| -> std::result::Result<&str, String> {
+        let at = text.find(&format!("'{key}'")).ok_or(format!("the .npy header has no '{key}'"))?;
+        let rest = text[at + key.len() + 2..].trim_start();
+        Ok(rest.strip_prefix(':').ok_or(format!("the .npy header's '{key}' has no value"))?.trim_start())
+    };
+    let descr_field = value_of("descr")?;
+    let descr = descr_field
+        .strip_prefix('\'')
+        .and_then(|r| r.split('\'').next())
+        .ok_or("the .npy header's 'descr' is not a string")?
+        .to_string();
+    value_of("fortran_order")?;
+    let shape_field = value_of("shape")?;
+    let inner = shape_field
+        .strip_prefix('(')
+        .and_then(|r| r.split(')').next())
+        .ok_or("the .npy header's 'shape' is not a tuple")?;
+    let shape: Vec<usize> = inner
+        .split(',')
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+        .map(|p| p.trim_end_matches('L').parse::<usize>().map_err(|_| format!("the .npy shape has a bad size '{p}'")))
+        .collect::<std::result::Result<_, _>>()?;
+    let item = match descr.as_str() {
+        "<f4" | ">f4" | "=f4" => 4,
+        "<f8" | ">f8" | "=f8" => 8,
+        other => return Err(format!("the array holds '{other}' values; float32 ('<f4') or float64 ('<f8') expected")),
+    };
+    if !ndims.contains(&shape.len()) {
+        return Err(format!("the array has {} dimensions, {expected} expected", shape.len()));
+    }
+    let want = crate::mem::product(&shape).saturating_mul(item);
+    let have = (bytes.len() - end) as u128;
+    if want != have {
+        let dims: Vec<String> = shape.iter().map(|s| s.to_string()).collect();
+        return Err(format!(
+            "the header describes {} values of {item} bytes ({}) but the file holds {have} bytes after its header: \
+             the file is truncated or its header is wrong",
+            dims.join(" × "),
+            crate::mem::human(want)
+        ));
+    }
+    Ok(NpyHeader { descr, shape })
+}
+
+fn read_npy(path: &Path) -> Result<Array2<f64>> {
+    let bytes = read_bounded(path)?;
+    npy_matrix(&bytes, path)
+}
+
+/// An N × d matrix from the bytes of an `.npy` file (float32 or float64, 1-D or 2-D); `path`
+/// names it in messages. The header is checked against the data before anything is allocated.
+pub fn npy_matrix(bytes: &[u8], path: &Path) -> Result<Array2<f64>> {
+    let h = npy_header(bytes, &[1, 2], "1 or 2 (one sample per row)").map_err(|m| Error::file(path, m))?;
+    let f32s = h.descr.ends_with('4');
+    let parsed = match (h.shape.len(), f32s) {
+        (2, true) => ndarray::Array::<f32, Ix2>::read_npy(bytes).map(|a| a.mapv(|v| v as f64)),
+        (2, false) => ndarray::Array::<f64, Ix2>::read_npy(bytes),
+        (_, true) => ndarray::Array::<f32, Ix1>::read_npy(bytes).map(|a| {
+            let n = a.len();
+            a.mapv(|v| v as f64).into_shape_with_order((n, 1)).expect("1-D to column")
+        }),
+        (_, false) => ndarray::Array::<f64, Ix1>::read_npy(bytes).map(|a| {
+            let n = a.len();
+            a.into_shape_with_order((n, 1)).expect("1-D to column")
+        }),
+    };
+    let a = parsed.map_err(|e| Error::file(path, format!("not a readable .npy array ({e})")))?;
+    if a.is_empty() {
+        return Err(Error::file(
+            path,
+            format!("the array is empty ({} × {}); expected one sample per row", a.nrows(), a.ncols()),
+        ));
+    }
+    Ok(a)
+}
+
+fn read_csv(path: &Path) -> Result<Table> {
+    csv_table(bounded(path)?, path)
+}
+
+/// A table from CSV text (an optional header row of names, then numbers); `path` names it in
+/// messages.
+pub fn csv_table(file: impl std::io::Read, path: &Path) -> Result<Table> {
     let mut rdr = csv::ReaderBuilder::new().has_headers(false).flexible(true).trim(csv::Trim::All).from_reader(file);
     let mut header: Option<Vec<String>> = None;
     let mut values: Vec<f64> = Vec::new();
@@ -88,7 +233,10 @@ fn read_csv(path: &Path) -> Result<Table> {
     let mut rows = 0usize;
     for (line, rec) in rdr.records().enumerate() {
         let line = line + 1;
-        let rec = rec.map_err(|e| Error::file(path, format!("line {line}: not valid CSV ({e})")))?;
+        let rec = rec.map_err(|e| match e.kind() {
+            csv::ErrorKind::Io(io) => Error::file(path, format!("cannot read: {io}")),
+            _ => Error::file(path, format!("line {line}: not valid CSV ({e})")),
+        })?;
         if rec.iter().all(|f| f.is_empty()) {
             continue;
         }
@@ -206,6 +354,77 @@ pub fn output_kind(path: &Path) -> Result<(PathBuf, OutputKind)> {
     Err(Error::file(path, "is not a regular file; give a file name"))
 }
 
+/// What a path is, for telling whether two paths are one file: device and inode for a file that
+/// exists (after links), the resolved location for one that a write will create.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Identity {
+    Inode(u64, u64),
+    Planned(PathBuf),
+}
+
+fn identity(path: &Path) -> Option<Identity> {
+    if path.as_os_str() == "-" {
+        return None;
+    }
+    let real = resolve_links(path).ok()?;
+    match std::fs::metadata(&real) {
+        #[cfg(unix)]
+        Ok(m) => {
+            use std::os::unix::fs::{FileTypeExt, MetadataExt};
+            let ft = m.file_type();
+            // Streams (a terminal, a pipe, /dev/null) may be named by several outputs.
+            if ft.is_char_device() || ft.is_fifo() {
+                return None;
+            }
+            Some(Identity::Inode(m.dev(), m.ino()))
+        }
+        #[cfg(not(unix))]
+        Ok(_) => std::fs::canonicalize(&real).ok().map(Identity::Planned),
+        Err(_) => {
+            let dir = std::fs::canonicalize(parent_dir(&real)).ok()?;
+            Some(Identity::Planned(dir.join(real.file_name()?)))
+        }
+    }
+}
+
+/// Refuse, before any work, outputs that would destroy an input or each other: any output that
+/// is the same file as an input (an input directory counts with every file in it, as a trained
+/// run does), or as another output. Paths are compared by device and inode after links, never
+/// by spelling. Each pair is `(field, path)`; the message names both fields.
+pub fn check_distinct(inputs: &[(&str, &Path)], outputs: &[(&str, &Path)]) -> Result<()> {
+    let mut known: Vec<(String, Identity)> = Vec::new();
+    for (field, path) in inputs {
+        if path.is_dir() {
+            let entries = std::fs::read_dir(path).map_err(|e| Error::file(*path, format!("cannot list: {e}")))?;
+            for entry in entries.flatten() {
+                if let Some(id) = identity(&entry.path()) {
+                    let name = entry.file_name().to_string_lossy().into_owned();
+                    known.push((format!("`{field}` (its file {name})"), id));
+                }
+            }
+        } else if let Some(id) = identity(path) {
+            known.push((format!("`{field}`"), id));
+        }
+    }
+    let n_inputs = known.len();
+    for (field, path) in outputs {
+        let Some(id) = identity(path) else { continue };
+        if let Some(i) = known.iter().position(|(_, k)| *k == id) {
+            let (other, _) = &known[i];
+            let what = if i < n_inputs { "an input" } else { "another output" };
+            return Err(Error::file(
+                *path,
+                format!(
+                    "`{field}` is the same file as {other}, {what}; writing it would destroy that file; \
+                     give `{field}` a different path"
+                ),
+            ));
+        }
+        known.push((format!("`{field}`"), id));
+    }
+    Ok(())
+}
+
 /// Check that `path` can be written: its directory exists and accepts a new file (or the path
 /// is a writable stream such as a pipe). Called before long runs so a typo in an output path
 /// fails at once, not after the work is done.
@@ -304,22 +523,15 @@ pub fn write_matrix(path: &Path, a: ArrayView2<f32>, header: &[String]) -> Resul
 /// Read a frames × particles × d trajectory (`.npy`, float32 or float64), as written by
 /// `sample --trajectory`.
 pub fn read_trajectory(path: &Path) -> Result<ndarray::Array3<f32>> {
-    let bytes = std::fs::read(path).map_err(|e| {
-        Error::file(
-            path,
-            if e.kind() == std::io::ErrorKind::NotFound { "file not found".into() } else { e.to_string() },
-        )
-    })?;
-    if let Ok(a) = ndarray::Array::<f32, ndarray::Ix3>::read_npy(&bytes[..]) {
-        return Ok(a);
-    }
-    match ndarray::Array::<f64, ndarray::Ix3>::read_npy(&bytes[..]) {
-        Ok(a) => Ok(a.mapv(|v| v as f32)),
-        Err(_) => Err(Error::file(
-            path,
-            "not a 3-D .npy array (frames × particles × d); write one with `langevin sample --trajectory FILE.npy`",
-        )),
-    }
+    let bytes = read_bounded(path)?;
+    let h = npy_header(&bytes, &[3], "3 (frames × particles × d; write one with `trajectory` of a sampling run)")
+        .map_err(|m| Error::file(path, m))?;
+    let parsed = if h.descr.ends_with('4') {
+        ndarray::Array::<f32, ndarray::Ix3>::read_npy(&bytes[..])
+    } else {
+        ndarray::Array::<f64, ndarray::Ix3>::read_npy(&bytes[..]).map(|a| a.mapv(|v| v as f32))
+    };
+    parsed.map_err(|e| Error::file(path, format!("not a readable .npy array ({e})")))
 }
 
 /// Write a T × N × d trajectory as `.npy` (float32).
@@ -377,7 +589,7 @@ mod tests {
         let e = read_matrix(&write("h.csv", "a,b\n")).unwrap_err().to_string();
         assert!(e.contains("no data rows"), "{e}");
         let e = read_matrix(&write("bad.npy", "not an npy file")).unwrap_err().to_string();
-        assert!(e.contains("not a readable .npy"), "{e}");
+        assert!(e.contains("not an .npy file"), "{e}");
         let e = read_matrix(&write("x.txt", "1")).unwrap_err().to_string();
         assert!(e.contains("use .npy or .csv"), "{e}");
         let e = read_matrix(&dir.path().join("missing.csv")).unwrap_err().to_string();
@@ -469,5 +681,106 @@ mod tests {
         let names: Vec<String> =
             std::fs::read_dir(d).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
         assert!(names.iter().all(|n| !n.starts_with(".langevin-") && !n.starts_with(".tmp")), "{names:?}");
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn outputs_that_are_inputs_or_each_other_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        let data = d.join("d.csv");
+        std::fs::write(&data, "1,2\n").unwrap();
+        let run = d.join("run");
+        std::fs::create_dir(&run).unwrap();
+        std::fs::write(run.join("heldout.npy"), "x").unwrap();
+        let link = d.join("alias.csv");
+        std::os::unix::fs::symlink(&data, &link).unwrap();
+        let hard = d.join("hard.csv");
+        std::fs::hard_link(&data, &hard).unwrap();
+        let ok = |i: &[(&str, &Path)], o: &[(&str, &Path)]| check_distinct(i, o);
+        let err = |i: &[(&str, &Path)], o: &[(&str, &Path)]| check_distinct(i, o).unwrap_err().to_string();
+        // The same spelling, a link, a hard link and a different spelling of the directory.
+        let e = err(&[("data", &data)], &[("out", &data)]);
+        assert!(e.contains("`out` is the same file as `data`, an input"), "{e}");
+        let e = err(&[("data", &data)], &[("out", &link)]);
+        assert!(e.contains("`data`"), "{e}");
+        let e = err(&[("data", &data)], &[("report", &hard)]);
+        assert!(e.contains("`report` is the same file as `data`"), "{e}");
+        let dotted = d.join("run/../d.csv");
+        assert!(check_distinct(&[("data", &data)], &[("out", &dotted)]).is_err());
+        // A file inside an input directory.
+        let e = err(&[("model", &run)], &[("out", &run.join("heldout.npy"))]);
+        assert!(e.contains("`model` (its file heldout.npy)"), "{e}");
+        // Two outputs with one (new) path.
+        let e = err(&[], &[("out", &d.join("x.npy")), ("report", &d.join("./x.npy"))]);
+        assert!(e.contains("`report` is the same file as `out`, another output"), "{e}");
+        // Distinct paths, stdout and streams are fine.
+        ok(&[("data", &data)], &[("out", &d.join("x.npy")), ("report", Path::new("-"))]).unwrap();
+        let fifo = d.join("pipe");
+        assert!(std::process::Command::new("mkfifo").arg(&fifo).status().unwrap().success());
+        ok(&[], &[("out", &fifo), ("report", &fifo)]).unwrap();
+    }
+
+    /// An `.npy` file with a hand-written header `dict` followed by `data`.
+    fn npy_bytes(dict: &str, data: &[u8]) -> Vec<u8> {
+        let mut header = dict.to_string();
+        while !(10 + header.len() + 1).is_multiple_of(64) {
+            header.push(' ');
+        }
+        header.push('\n');
+        let mut b = b"\x93NUMPY\x01\x00".to_vec();
+        b.extend_from_slice(&(header.len() as u16).to_le_bytes());
+        b.extend_from_slice(header.as_bytes());
+        b.extend_from_slice(data);
+        b
+    }
+
+    #[test]
+    fn npy_headers_are_checked_against_the_file_before_allocating() {
+        let dir = tempfile::tempdir().unwrap();
+        let write = |name: &str, bytes: &[u8]| {
+            let p = dir.path().join(name);
+            std::fs::write(&p, bytes).unwrap();
+            p
+        };
+        let data = vec![0u8; 50 * 2 * 4];
+        // A well-formed file by hand reads (so the checks below fail for their own reasons).
+        let ok = write("ok.npy", &npy_bytes("{'descr': '<f4', 'fortran_order': False, 'shape': (50, 2), }", &data));
+        assert_eq!(read_matrix(&ok).unwrap().dim(), (50, 2));
+        // A header that claims 10⁹ rows in a 50-row file.
+        let huge = npy_bytes("{'descr': '<f4', 'fortran_order': False, 'shape': (1000000000, 2), }", &data);
+        let e = read_matrix(&write("huge.npy", &huge)).unwrap_err().to_string();
+        assert!(e.contains("1000000000 × 2 values") && e.contains("truncated"), "{e}");
+        // Truncated data, three dimensions, integers, garbage.
+        let short = npy_bytes("{'descr': '<f4', 'fortran_order': False, 'shape': (50, 2), }", &data[..101]);
+        let e = read_matrix(&write("short.npy", &short)).unwrap_err().to_string();
+        assert!(e.contains("holds 101 bytes after its header"), "{e}");
+        let cube = npy_bytes("{'descr': '<f4', 'fortran_order': False, 'shape': (5, 5, 4), }", &data);
+        let e = read_matrix(&write("cube.npy", &cube)).unwrap_err().to_string();
+        assert!(e.contains("the array has 3 dimensions, 1 or 2"), "{e}");
+        assert_eq!(read_trajectory(&dir.path().join("cube.npy")).unwrap().dim(), (5, 5, 4));
+        let e = read_trajectory(&ok).unwrap_err().to_string();
+        assert!(e.contains("the array has 2 dimensions, 3 (frames"), "{e}");
+        let ints = npy_bytes("{'descr': '<i8', 'fortran_order': False, 'shape': (50,), }", &data[..400]);
+        let e = read_matrix(&write("ints.npy", &ints)).unwrap_err().to_string();
+        assert!(e.contains("holds '<i8' values"), "{e}");
+        let e = read_matrix(&write("cut.npy", &ok_bytes_prefix())).unwrap_err().to_string();
+        assert!(e.contains("cut off"), "{e}");
+    }
+
+    fn ok_bytes_prefix() -> Vec<u8> {
+        npy_bytes("{'descr': '<f4', 'fortran_order': False, 'shape': (1, 1), }", &[0; 4])[..20].to_vec()
+    }
+
+    #[test]
+    fn inputs_are_read_with_a_bound() {
+        use std::io::Read;
+        let read = |text: &'static [u8], limit: u64| {
+            let mut out = Vec::new();
+            Bounded { inner: text, left: limit, limit }.read_to_end(&mut out).map(|_| out)
+        };
+        assert_eq!(read(b"12345", 5).unwrap(), b"12345", "exactly the limit is fine");
+        let e = read(b"123456", 5).unwrap_err().to_string();
+        assert!(e.contains("larger than 5 bytes"), "{e}");
     }
 }

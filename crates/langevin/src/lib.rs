@@ -51,6 +51,7 @@ mod error;
 pub mod field;
 pub mod io;
 pub mod ladder;
+pub mod mem;
 pub mod metrics;
 pub mod particles;
 pub mod posterior;

@@ -200,7 +200,7 @@ pub struct Resolved {
 pub struct Statistics {
     /// Sample mean.
     pub mean: Vec<f64>,
-    /// Sample covariance.
+    /// Sample covariance (empty above [`Statistics::MAX_COVARIANCE_DIM`] dimensions).
     pub covariance: Vec<Vec<f64>>,
     /// Exact mean.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -217,12 +217,33 @@ pub struct Statistics {
 }
 
 impl Statistics {
-    /// The statistics of `samples` (one per row) against `target`.
+    /// The largest dimension whose covariance matrices a report carries.
+    pub const MAX_COVARIANCE_DIM: usize = 2048;
+
+    /// The statistics of `samples` (one per row) against `target`. Above
+    /// [`Statistics::MAX_COVARIANCE_DIM`] dimensions the d × d covariances are left out (empty
+    /// and absent: at d = 10⁵ each would take 80 GB); means and mode weights remain.
     pub fn of(samples: ArrayView2<f32>, target: &dyn Target) -> Statistics {
+        let mix = target.mixture().filter(|m| m.n_components() > 1);
+        if samples.ncols() > Self::MAX_COVARIANCE_DIM {
+            let n = samples.nrows().max(1) as f64;
+            let mut mean = vec![0.0f64; samples.ncols()];
+            for row in samples.outer_iter() {
+                mean.iter_mut().zip(row).for_each(|(m, v)| *m += *v as f64);
+            }
+            mean.iter_mut().for_each(|m| *m /= n);
+            return Statistics {
+                mean,
+                covariance: Vec::new(),
+                exact_mean: target.mean_and_variances().map(|(m, _)| m),
+                exact_covariance: None,
+                mode_weights: mix.map(|m| metrics::mode_weights(samples, m)),
+                mode_weights_expected: mix.map(|m| m.weights().to_vec()),
+            };
+        }
         let rows = |m: &ndarray::Array2<f64>| m.outer_iter().map(|r| r.to_vec()).collect();
         let (mean, cov) = diagnostics::mean_cov(samples);
         let exact = target.moments();
-        let mix = target.mixture().filter(|m| m.n_components() > 1);
         Statistics {
             mean,
             covariance: rows(&cov),
@@ -445,10 +466,10 @@ fn check(opts: &SampleOptions) -> Result<()> {
         }
         _ => {}
     }
-    if let StepSize::Given(v) = opts.step_size {
-        if !(v.is_finite() && v > 0.0) {
-            return Err(invalid_field!("step_size", "`step_size` = {v} must be positive and finite"));
-        }
+    if let StepSize::Given(v) = opts.step_size
+        && !(v.is_finite() && v > 0.0)
+    {
+        return Err(invalid_field!("step_size", "`step_size` = {v} must be positive and finite"));
     }
     Ok(())
 }
@@ -565,6 +586,9 @@ pub fn sample(target: &dyn Target, opts: &SampleOptions) -> Result<Sampled> {
         cancel: opts.cancel.clone(),
         ..Default::default()
     };
+    if anneal.is_none() {
+        check_start(target, &init, particles, opts.seed)?;
+    }
     let run = match &opts.sampler {
         Sampler::Ula { noise } => sampler::run(&Ula::new(target, *noise), &init, &cfg)?,
         Sampler::Mala { .. } => sampler::run(&Mala::new(target), &init, &cfg)?,
@@ -584,6 +608,40 @@ pub fn sample(target: &dyn Target, opts: &SampleOptions) -> Result<Sampled> {
         Resolved { particles, warmup, steps, step_size, init: Some(init), anneal, stiffness, notes, schedule_notes };
     let report = report(target, opts, &run, &resolved, rule)?;
     Ok(Sampled { run, resolved, report })
+}
+
+/// The target must be finite where the particles start: a log-density or score that is NaN or
+/// infinite there (an energy outside its domain, like ln(x) at x < 0, or one that overflows,
+/// like exp(1000)·x²) is the target's fault, not the step size's, and would otherwise run to a
+/// NaN report or be blamed on the step. Checks the first 1024 particles' starts.
+fn check_start(target: &dyn Target, init: &Init, particles: usize, seed: u64) -> Result<()> {
+    let d = target.dim();
+    init.check(d, particles)?;
+    let m = particles.min(1024);
+    let (x, _) = crate::sampler::blocks::start_block(d, 0, m, seed, init);
+    let mut s = crate::block::Block::zeros(d, m);
+    let mut logp = vec![0.0f32; x.stride()];
+    target.eval(&x, &mut s, Some(&mut logp))?;
+    for i in 0..m {
+        let score: Vec<f32> = (0..d).map(|c| s.row(c)[i]).collect();
+        if logp[i].is_finite() && score.iter().all(|v| v.is_finite()) {
+            continue;
+        }
+        let at: Vec<String> = (0..d.min(6)).map(|c| format!("{:.4}", x.row(c)[i])).collect();
+        let what = if logp[i].is_finite() { "the score" } else { "the log-density" };
+        return Err(crate::Error::Invalid {
+            field: Some("init"),
+            message: format!(
+                "the target is not finite where particle {i} starts: {what} is {} at x = [{}{}]; \
+                 the start lies outside the target's domain, or its energy overflows there. \
+                 Choose `init` inside the domain, or fix the energy",
+                if logp[i].is_finite() { format!("{score:?}") } else { format!("{}", logp[i]) },
+                at.join(", "),
+                if d > 6 { ", …" } else { "" }
+            ),
+        });
+    }
+    Ok(())
 }
 
 fn report(
@@ -608,21 +666,21 @@ fn report(
     };
     let chains = (run.draws >= 4).then(|| ChainDiagnostics::of(run.samples.view(), r.particles));
     let mut warnings = Vec::new();
-    if let Some(rate) = run.acceptance_rate() {
-        if rate < 0.05 {
-            warnings.push(format!(
+    if let Some(rate) = run.acceptance_rate()
+        && rate < 0.05
+    {
+        warnings.push(format!(
                 "MALA accepted only {:.1}% of proposals: the chains barely moved; use a smaller `step_size` or keep the warm-up adaptation on",
                 100.0 * rate
             ));
-        }
     }
-    if let Some(c) = &chains {
-        if c.rhat_max > 1.01 {
-            warnings.push(format!(
+    if let Some(c) = &chains
+        && c.rhat_max > 1.01
+    {
+        warnings.push(format!(
                 "max R-hat is {:.3} (above 1.01): the chains have not mixed; run more `steps` or `warmup` before trusting these samples",
                 c.rhat_max
             ));
-        }
     }
     Ok(SampleReport {
         sampler: o.sampler.name(),

@@ -331,24 +331,30 @@ pub fn evaluate(
             "`max_points` must be at least 2 and `projections` at least 1"
         ));
     }
-    if let Some(t) = target {
-        if t.dim() != d {
-            return Err(crate::invalid_field!(
-                "target",
-                "the samples have {d} columns but target '{}' has dimension {}; the samples do not belong to this target",
-                t.name(),
-                t.dim()
-            ));
-        }
+    // The directions (projections × d) and one sorted projection of both sets per direction.
+    crate::mem::check(
+        crate::mem::product(&[o.projections, d.max(1) + 4 * o.max_points, 8]),
+        format!("{} random projections", o.projections),
+        "projections",
+    )?;
+    if let Some(t) = target
+        && t.dim() != d
+    {
+        return Err(crate::invalid_field!(
+            "target",
+            "the samples have {d} columns but target '{}' has dimension {}; the samples do not belong to this target",
+            t.name(),
+            t.dim()
+        ));
     }
-    if let Some(r) = &reference {
-        if r.ncols() != d {
-            return Err(crate::invalid_field!(
-                "reference",
-                "the reference has {} columns but the samples have {d}",
-                r.ncols()
-            ));
-        }
+    if let Some(r) = &reference
+        && r.ncols() != d
+    {
+        return Err(crate::invalid_field!(
+            "reference",
+            "the reference has {} columns but the samples have {d}",
+            r.ncols()
+        ));
     }
     let mut rng = LaneRng::new(o.seed, 0xE7A1);
     let drawn;

@@ -56,6 +56,31 @@ impl Dataset {
                 Error::file(path, format!("no column named '{name}'; the columns are: {}", header.join(", ")))
             })
         };
+        // A name that two columns share is ambiguous: the wrong one would be used in silence.
+        for (c, h) in header.iter().enumerate() {
+            if header[..c].contains(h) {
+                return Err(Error::file(
+                    path,
+                    format!(
+                        "two columns are named '{h}' (columns {} and {}); give every column its own name",
+                        header.iter().position(|x| x == h).unwrap_or(0) + 1,
+                        c + 1
+                    ),
+                ));
+            }
+        }
+        if let Some(f) = features
+            && let Some((i, n)) = f.iter().enumerate().find(|(i, n)| f[..*i].contains(n))
+        {
+            return Err(Error::invalid(
+                "features",
+                format!(
+                    "feature '{n}' is listed twice (at positions {} and {}); list each column once",
+                    f.iter().position(|x| x == n).unwrap_or(0) + 1,
+                    i + 1
+                ),
+            ));
+        }
         let yc = find(label)?;
         let fcols: Vec<usize> = match features {
             Some(f) => f.iter().map(|n| find(n)).collect::<Result<_>>()?,

@@ -155,10 +155,10 @@ pub fn sample_posterior(post: &Posterior, o: &PosteriorOptions) -> Result<(RunRe
     if !o.sampler.stochastic() && (o.decay.is_some() || o.schedule_gamma.is_some()) {
         return Err(invalid_field!("decay", "`decay` and `schedule_gamma` apply to SGLD and pSGLD only"));
     }
-    if let Some(s) = o.step_size {
-        if !(s.is_finite() && s > 0.0) {
-            return Err(invalid_field!("step_size", "`step_size` = {s} must be positive and finite"));
-        }
+    if let Some(s) = o.step_size
+        && !(s.is_finite() && s > 0.0)
+    {
+        return Err(invalid_field!("step_size", "`step_size` = {s} must be positive and finite"));
     }
     let init = o.init.clone().unwrap_or_else(|| post.default_init());
     let warmup = o.warmup.unwrap_or(if o.sampler == PosteriorSampler::Mala { 1000 } else { 0 });

@@ -150,7 +150,7 @@ impl AnnealConfig {
     /// Where annealed Langevin starts by default: N(mean, σ₁² I), the perturbed density at σ₁
     /// seen from far away (mean 0 when the target's mean is unknown).
     pub fn default_init(&self, target: &dyn Target) -> Init {
-        Init::Gaussian { mean: target.moments().map_or(vec![0.0], |(m, _)| m), std: self.ladder.sigma_max() }
+        Init::Gaussian { mean: target.mean_and_variances().map_or(vec![0.0], |(m, _)| m), std: self.ladder.sigma_max() }
     }
 
     /// Total number of Langevin steps, L·T.
@@ -201,23 +201,21 @@ pub fn annealed_langevin<X: Particles, S: Score<X> + ?Sized>(
                 x.drift_add(alpha as f32, &s)
             };
             let index = i * t_per + t;
-            if !finite {
-                if let Some(p) = x.first_non_finite() {
-                    return Err(Error::NonFinite {
-                        step: index + 1,
-                        particle: p,
-                        detail: format!(
-                            " (noise level {} of {}: σ = {sigma:.4}, step α = {alpha:.3e})",
-                            i + 1,
-                            cfg.sigmas().len()
-                        ),
-                        suggest: Some(Suggestion {
-                            param: Param::Eps,
-                            value: cfg.eps / 10.0,
-                            why: "a tenth of the current ε",
-                        }),
-                    });
-                }
+            if !finite && let Some(p) = x.first_non_finite() {
+                return Err(Error::NonFinite {
+                    step: index + 1,
+                    particle: p,
+                    detail: format!(
+                        " (noise level {} of {}: σ = {sigma:.4}, step α = {alpha:.3e})",
+                        i + 1,
+                        cfg.sigmas().len()
+                    ),
+                    suggest: Some(Suggestion {
+                        param: Param::Eps,
+                        value: cfg.eps / 10.0,
+                        why: "a tenth of the current ε",
+                    }),
+                });
             }
             callback(AnnealStep { index, level: i, sigma, x })?;
         }
@@ -270,10 +268,10 @@ pub fn run_annealed<S: Score<Block> + ?Sized>(
         }
         let len = x.len() as u64;
         annealed_langevin(score, &mut x, anneal, noise, rng, &mut |st| {
-            if let Some(k) = every {
-                if (st.index + 1) % k == 0 {
-                    st.x.append_rows(&mut frames);
-                }
+            if let Some(k) = every
+                && (st.index + 1) % k == 0
+            {
+                st.x.append_rows(&mut frames);
             }
             if let Some(p) = &cfg.progress {
                 p.fetch_add(len, Ordering::Relaxed);
@@ -284,7 +282,7 @@ pub fn run_annealed<S: Score<Block> + ?Sized>(
             }
         })?;
         // The last frame is the final state (denoised, or the last step when it was not recorded).
-        if every.is_some() && (anneal.denoise || total % every.unwrap_or(1) != 0) {
+        if every.is_some() && (anneal.denoise || !total.is_multiple_of(every.unwrap_or(1))) {
             x.append_rows(&mut frames);
         }
         Ok((x, frames))
@@ -296,7 +294,7 @@ pub fn run_annealed<S: Score<Block> + ?Sized>(
         first += x.len();
     }
     let trajectory = every.map(|k| {
-        let n_frames = total / k + 1 + usize::from(anneal.denoise || total % k != 0);
+        let n_frames = total / k + 1 + usize::from(anneal.denoise || !total.is_multiple_of(k));
         let mut traj = Array3::zeros((n_frames, n, d));
         let mut first = 0;
         for (x, frames) in &blocks {

@@ -153,14 +153,10 @@ pub fn run<K: MarkovKernel>(kernel: &K, init: &Init, cfg: &RunConfig) -> Result<
     if !(cfg.step_size.is_finite() && cfg.step_size > 0.0) {
         return Err(invalid_field!("step_size", "`step_size` = {} must be positive and finite", cfg.step_size));
     }
-    if let Some(t) = cfg.thin {
-        if t == 0 || t > cfg.steps {
-            return Err(invalid_field!(
-                "thin",
-                "`thin` = {t} must be between 1 and the number of steps ({})",
-                cfg.steps
-            ));
-        }
+    if let Some(t) = cfg.thin
+        && (t == 0 || t > cfg.steps)
+    {
+        return Err(invalid_field!("thin", "`thin` = {t} must be between 1 and the number of steps ({})", cfg.steps));
     }
     if cfg.record_every == Some(0) {
         return Err(invalid_field!("record_every", "`record_every` must be at least 1"));
@@ -176,7 +172,13 @@ pub fn run<K: MarkovKernel>(kernel: &K, init: &Init, cfg: &RunConfig) -> Result<
     let total = cfg.warmup + cfg.steps;
     let draws = cfg.thin.map_or(1, |t| cfg.steps / t);
     let frames = cfg.record_every.map_or(0, |k| total / k + 2);
-    let bytes = (draws as u64 + frames as u64) * n as u64 * d as u64 * 4;
+    let bytes = (draws as u64 + frames as u64).saturating_mul(n as u64).saturating_mul(d as u64).saturating_mul(4);
+    // Everything the run holds: the particles' state (positions, scores, proposals and noise;
+    // at most six arrays of N × d), the kept draws twice (while they are gathered into one
+    // array), the trajectory frames, and a few scalars per particle.
+    let state = crate::mem::product(&[n, d, 4, 6]) + crate::mem::product(&[n, 64]);
+    let kept = crate::mem::product(&[draws, n, d, 4, 2]) + crate::mem::product(&[frames, n, d, 4]);
+    crate::mem::check(state + kept, format!("a run of {n} particles in {d} dimensions"), "particles")?;
     if bytes > cfg.max_output_bytes {
         return Err(invalid_field!(
             "thin",
@@ -278,7 +280,7 @@ pub fn run<K: MarkovKernel>(kernel: &K, init: &Init, cfg: &RunConfig) -> Result<
     }
     let trajectory = cfg.record_every.map(|every| {
         let recorded = total / every + 1;
-        let last_recorded = total % every == 0;
+        let last_recorded = total.is_multiple_of(every);
         let n_frames = recorded + usize::from(!last_recorded);
         let mut traj = Array3::zeros((n_frames, n, d));
         for w in workers.iter_mut() {
@@ -351,10 +353,10 @@ fn advance<K: MarkovKernel>(
         if t >= first_bad.load(Ordering::Relaxed) {
             return Ok(()); // an earlier step already failed elsewhere; this block cannot beat it
         }
-        if let Some(c) = &cfg.cancel {
-            if c.load(Ordering::Relaxed) {
-                return Err(BlockFailure { step: t + 1, particle: w.first, error: crate::Error::msg("interrupted") });
-            }
+        if let Some(c) = &cfg.cancel
+            && c.load(Ordering::Relaxed)
+        {
+            return Err(BlockFailure { step: t + 1, particle: w.first, error: crate::Error::msg("interrupted") });
         }
         let info = kernel.step(&mut w.state, step_size, &mut w.rng).map_err(|error| {
             first_bad.fetch_min(t, Ordering::Relaxed);
@@ -373,18 +375,17 @@ fn advance<K: MarkovKernel>(
             };
             return Err(BlockFailure { step: t + 1, particle: w.first + i, error });
         }
-        if let Some(k) = cfg.record_every {
-            if (t + 1) % k == 0 {
-                pos.append_rows(&mut w.frames);
-            }
+        if let Some(k) = cfg.record_every
+            && (t + 1) % k == 0
+        {
+            pos.append_rows(&mut w.frames);
         }
-        if sampling {
-            if let Some(thin) = cfg.thin {
-                if (t + 1 - cfg.warmup) % thin == 0 {
-                    pos.append_rows(&mut w.kept);
-                    w.kinetic += kernel.kinetic_sum(&w.state).unwrap_or(0.0);
-                }
-            }
+        if sampling
+            && let Some(thin) = cfg.thin
+            && (t + 1 - cfg.warmup).is_multiple_of(thin)
+        {
+            pos.append_rows(&mut w.kept);
+            w.kinetic += kernel.kinetic_sum(&w.state).unwrap_or(0.0);
         }
         pending += len as u64;
         if pending >= 4096 {

@@ -24,7 +24,7 @@
 //! with adaptation on, a prefix of a run is the smaller run only if the step size is fixed.
 
 mod annealed;
-mod blocks;
+pub(crate) mod blocks;
 mod driver;
 mod init;
 mod mala;

@@ -187,6 +187,14 @@ pub fn build(name: &str, params: &[(String, f64)]) -> Result<Arc<dyn Target>> {
             if cond < 1.0 {
                 return Err(invalid!("target 'gaussian': cond = {cond} must be at least 1"));
             }
+            if p[2] == 1.0 {
+                // The rotation is a dense d × d matrix, factorized (about four copies).
+                crate::mem::check(
+                    crate::mem::product(&[dim, dim, 8, 4]),
+                    format!("target 'gaussian' with dim = {dim} and rotate = 1 (dense d × d matrices)"),
+                    "dim",
+                )?;
+            }
             let var: Vec<f64> =
                 (0..dim).map(|i| if dim == 1 { 1.0 } else { cond.powf(-(i as f64) / (dim - 1) as f64) }).collect();
             let cov = match p[2] {
@@ -472,7 +480,7 @@ impl Target for ManyWell {
         if coord >= self.dim {
             return None;
         }
-        Some(if coord % 2 == 0 {
+        Some(if coord.is_multiple_of(2) {
             self.x_marginal()
         } else {
             Marginal::NormalMixture { weights: vec![1.0], means: vec![0.0], stds: vec![self.kt.sqrt()] }
@@ -486,10 +494,14 @@ impl Target for ManyWell {
         }))
     }
     fn moments(&self) -> Option<(Vec<f64>, Array2<f64>)> {
+        let (mean, var) = self.mean_and_variances()?;
+        Some((mean, Array2::from_diag(&ndarray::Array1::from(var))))
+    }
+    fn mean_and_variances(&self) -> Option<(Vec<f64>, Vec<f64>)> {
         let mx = self.x_marginal();
         let mean = (0..self.dim).map(|c| if c % 2 == 0 { mx.mean() } else { 0.0 }).collect();
-        let var = (0..self.dim).map(|c| if c % 2 == 0 { mx.variance() } else { self.kt }).collect::<Vec<_>>();
-        Some((mean, Array2::from_diag(&ndarray::Array1::from(var))))
+        let var = (0..self.dim).map(|c| if c % 2 == 0 { mx.variance() } else { self.kt }).collect();
+        Some((mean, var))
     }
     fn scales(&self) -> Option<Scales> {
         // Wells at x ≈ ±1.73 with curvature ≈ 24: width √(kT/24).
@@ -611,10 +623,14 @@ impl Target for Funnel {
         Some(out)
     }
     fn moments(&self) -> Option<(Vec<f64>, Array2<f64>)> {
+        let (mean, var) = self.mean_and_variances()?;
+        Some((mean, Array2::from_diag(&ndarray::Array1::from(var))))
+    }
+    fn mean_and_variances(&self) -> Option<(Vec<f64>, Vec<f64>)> {
         let s2 = self.scale * self.scale;
         let mut var = vec![(0.5 * s2).exp(); self.dim];
         var[0] = s2;
-        Some((vec![0.0; self.dim], Array2::from_diag(&ndarray::Array1::from(var))))
+        Some((vec![0.0; self.dim], var))
     }
     fn scales(&self) -> Option<Scales> {
         // The neck at v = −2·scale is as narrow as e^(−scale); the mouth as wide as e^(scale).

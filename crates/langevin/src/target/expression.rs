@@ -1,12 +1,15 @@
 //! User potentials typed as formulas, e.g. `(x^2 - 1)^2 + 0.5*y^2`, with exact gradients.
 //!
-//! Differentiation and evaluation are done by the `exmex` crate (symbolic partial derivatives,
-//! then fast flat evaluation). This module adds the front end a user needs:
+//! The formula is parsed here (standard precedence, errors with a position) straight into a
+//! tape: a list of operations in evaluation order, constants folded. The energy is one forward
+//! pass over the tape and its exact gradient one reverse pass (reverse-mode differentiation), so
+//! a gradient costs about two energies whatever the dimension. Nothing recurses over the length
+//! of a formula: sums and products are loops, and nesting (parentheses, functions, signs,
+//! powers) is limited to 64 levels, so no formula can overflow the stack. (The `exmex` crate did
+//! this before; its parser recursed once per term of a sum and overflowed the stack on a sum of
+//! 50 terms.)
 //!
-//! - **standard precedence**: `-x^2` is −(x²) and `2^-x` is 2^(−x). exmex on its own binds the
-//!   unary minus tighter than `^` (it would read `-x^2` as (−x)², a silently wrong potential),
-//!   and does not read `1e-3`. We parse the formula here and hand exmex a fully parenthesized
-//!   string with plain decimal numbers, so what the user wrote is what gets differentiated;
+//! - **standard precedence**: `-x^2` is −(x²) and `2^-x` is 2^(−x); `1e-3` is a number;
 //! - **errors with a position**: an unbalanced parenthesis, a missing operator (`2x`), `**`,
 //!   an unknown function or variable is reported with its column and a caret.
 //!
@@ -23,29 +26,96 @@
 
 use super::Potential;
 use crate::error::{Error, Result};
-use exmex::Differentiate;
-use exmex::prelude::*;
+use std::cell::RefCell;
 
-/// Functions with exact derivatives, and the exmex operator each maps to.
-const FUNCTIONS: &[(&str, &str)] = &[
-    ("sqrt", "sqrt"),
-    ("exp", "exp"),
-    ("ln", "ln"),
-    ("log", "ln"),
-    ("log10", "log10"),
-    ("log2", "log2"),
-    ("sin", "sin"),
-    ("cos", "cos"),
-    ("tan", "tan"),
-    ("asin", "asin"),
-    ("acos", "acos"),
-    ("atan", "atan"),
-    ("sinh", "sinh"),
-    ("cosh", "cosh"),
-    ("tanh", "tanh"),
-    ("asinh", "asinh"),
-    ("acosh", "acosh"),
-    ("atanh", "atanh"),
+/// A function with an exact derivative.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Func {
+    Sqrt,
+    Exp,
+    Ln,
+    Log10,
+    Log2,
+    Sin,
+    Cos,
+    Tan,
+    Asin,
+    Acos,
+    Atan,
+    Sinh,
+    Cosh,
+    Tanh,
+    Asinh,
+    Acosh,
+    Atanh,
+}
+
+impl Func {
+    fn value(self, a: f64) -> f64 {
+        match self {
+            Func::Sqrt => a.sqrt(),
+            Func::Exp => a.exp(),
+            Func::Ln => a.ln(),
+            Func::Log10 => a.log10(),
+            Func::Log2 => a.log2(),
+            Func::Sin => a.sin(),
+            Func::Cos => a.cos(),
+            Func::Tan => a.tan(),
+            Func::Asin => a.asin(),
+            Func::Acos => a.acos(),
+            Func::Atan => a.atan(),
+            Func::Sinh => a.sinh(),
+            Func::Cosh => a.cosh(),
+            Func::Tanh => a.tanh(),
+            Func::Asinh => a.asinh(),
+            Func::Acosh => a.acosh(),
+            Func::Atanh => a.atanh(),
+        }
+    }
+    /// f'(a), given a and v = f(a).
+    fn derivative(self, a: f64, v: f64) -> f64 {
+        match self {
+            Func::Sqrt => 0.5 / v,
+            Func::Exp => v,
+            Func::Ln => 1.0 / a,
+            Func::Log10 => 1.0 / (a * std::f64::consts::LN_10),
+            Func::Log2 => 1.0 / (a * std::f64::consts::LN_2),
+            Func::Sin => a.cos(),
+            Func::Cos => -a.sin(),
+            Func::Tan => 1.0 + v * v,
+            Func::Asin => 1.0 / (1.0 - a * a).sqrt(),
+            Func::Acos => -1.0 / (1.0 - a * a).sqrt(),
+            Func::Atan => 1.0 / (1.0 + a * a),
+            Func::Sinh => a.cosh(),
+            Func::Cosh => a.sinh(),
+            Func::Tanh => 1.0 - v * v,
+            Func::Asinh => 1.0 / (a * a + 1.0).sqrt(),
+            Func::Acosh => 1.0 / (a * a - 1.0).sqrt(),
+            Func::Atanh => 1.0 / (1.0 - a * a),
+        }
+    }
+}
+
+/// Functions with exact derivatives.
+const FUNCTIONS: &[(&str, Func)] = &[
+    ("sqrt", Func::Sqrt),
+    ("exp", Func::Exp),
+    ("ln", Func::Ln),
+    ("log", Func::Ln),
+    ("log10", Func::Log10),
+    ("log2", Func::Log2),
+    ("sin", Func::Sin),
+    ("cos", Func::Cos),
+    ("tan", Func::Tan),
+    ("asin", Func::Asin),
+    ("acos", Func::Acos),
+    ("atan", Func::Atan),
+    ("sinh", Func::Sinh),
+    ("cosh", Func::Cosh),
+    ("tanh", Func::Tanh),
+    ("asinh", Func::Asinh),
+    ("acosh", Func::Acosh),
+    ("atanh", Func::Atanh),
 ];
 
 /// Functions users try that have no derivative everywhere, with a suggested rewrite.
@@ -70,13 +140,41 @@ enum Tok {
     End,
 }
 
-#[derive(Clone, Debug)]
-enum Node {
-    Num(f64),
+/// One operation of the tape; operands are indices of earlier operations.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Op {
+    Const(f64),
     Var(usize),
-    Neg(Box<Node>),
-    Bin(char, Box<Node>, Box<Node>),
-    Call(&'static str, Box<Node>),
+    Neg(usize),
+    Add(usize, usize),
+    Sub(usize, usize),
+    Mul(usize, usize),
+    Div(usize, usize),
+    /// a^c with a constant exponent: defined for negative a when c is whole.
+    PowConst(usize, f64),
+    Pow(usize, usize),
+    Call(Func, usize),
+}
+
+/// The value of `op` given the values `v(i)` of the operations before it and `x` (the point).
+#[inline]
+fn forward(op: Op, v: impl Fn(usize) -> f64, x: &[f64]) -> f64 {
+    match op {
+        Op::Const(c) => c,
+        Op::Var(k) => x[k],
+        Op::Neg(a) => -v(a),
+        Op::Add(a, b) => v(a) + v(b),
+        Op::Sub(a, b) => v(a) - v(b),
+        Op::Mul(a, b) => v(a) * v(b),
+        Op::Div(a, b) => v(a) / v(b),
+        Op::PowConst(a, c) => pow(v(a), c),
+        Op::Pow(a, b) => v(a).powf(v(b)),
+        Op::Call(f, a) => f.value(v(a)),
+    }
+}
+
+fn pow(a: f64, c: f64) -> f64 {
+    if c == c.trunc() && c.abs() <= i32::MAX as f64 { a.powi(c as i32) } else { a.powf(c) }
 }
 
 struct Parser<'a> {
@@ -84,7 +182,12 @@ struct Parser<'a> {
     toks: Vec<(Tok, usize)>,
     i: usize,
     variables: &'a [String],
+    depth: usize,
+    tape: Vec<Op>,
 }
+
+/// The deepest nesting a formula may have.
+const MAX_NESTING: usize = 64;
 
 /// A syntax error: message and 0-based character position.
 struct SyntaxError(String, usize);
@@ -153,6 +256,23 @@ impl<'a> Parser<'a> {
         }
         t
     }
+    /// Append `op`, folding it into a constant when all its operands are constants.
+    fn emit(&mut self, op: Op) -> usize {
+        let is_const = |i: usize| matches!(self.tape[i], Op::Const(_));
+        let folds = match op {
+            Op::Const(_) | Op::Var(_) => false,
+            Op::Neg(a) | Op::PowConst(a, _) | Op::Call(_, a) => is_const(a),
+            Op::Add(a, b) | Op::Sub(a, b) | Op::Mul(a, b) | Op::Div(a, b) | Op::Pow(a, b) => is_const(a) && is_const(b),
+        };
+        let op = if folds {
+            let tape = &self.tape;
+            Op::Const(forward(op, |i| if let Op::Const(c) = tape[i] { c } else { f64::NAN }, &[]))
+        } else {
+            op
+        };
+        self.tape.push(op);
+        self.tape.len() - 1
+    }
     fn describe(t: &Tok) -> String {
         match t {
             Tok::Num(v) => format!("the number {v}"),
@@ -163,23 +283,23 @@ impl<'a> Parser<'a> {
             Tok::End => "the end of the expression".into(),
         }
     }
-    fn expr(&mut self) -> std::result::Result<Node, SyntaxError> {
+    fn expr(&mut self) -> std::result::Result<usize, SyntaxError> {
         let mut lhs = self.term()?;
         while let (Tok::Op(op @ ('+' | '-')), _) = self.peek().clone() {
             self.bump();
             let rhs = self.term()?;
-            lhs = Node::Bin(op, Box::new(lhs), Box::new(rhs));
+            lhs = self.emit(if op == '+' { Op::Add(lhs, rhs) } else { Op::Sub(lhs, rhs) });
         }
         Ok(lhs)
     }
-    fn term(&mut self) -> std::result::Result<Node, SyntaxError> {
+    fn term(&mut self) -> std::result::Result<usize, SyntaxError> {
         let mut lhs = self.unary()?;
         loop {
             match self.peek().clone() {
                 (Tok::Op(op @ ('*' | '/')), _) => {
                     self.bump();
                     let rhs = self.unary()?;
-                    lhs = Node::Bin(op, Box::new(lhs), Box::new(rhs));
+                    lhs = self.emit(if op == '*' { Op::Mul(lhs, rhs) } else { Op::Div(lhs, rhs) });
                 }
                 (t @ (Tok::Num(_) | Tok::Name(_) | Tok::Open), pos) => {
                     let prev = self.src.chars().take(pos).collect::<String>();
@@ -202,11 +322,28 @@ impl<'a> Parser<'a> {
             }
         }
     }
-    fn unary(&mut self) -> std::result::Result<Node, SyntaxError> {
+    /// Every recursion of the parser passes here: nesting (parentheses, function calls, signs,
+    /// powers) is bounded, so a hostile formula cannot overflow the stack.
+    fn unary(&mut self) -> std::result::Result<usize, SyntaxError> {
+        self.depth += 1;
+        if self.depth > MAX_NESTING {
+            return Err(SyntaxError(
+                format!(
+                    "the expression nests more than {MAX_NESTING} levels deep (parentheses, functions, signs, powers); simplify it"
+                ),
+                self.peek().1,
+            ));
+        }
+        let node = self.unary_inner();
+        self.depth -= 1;
+        node
+    }
+    fn unary_inner(&mut self) -> std::result::Result<usize, SyntaxError> {
         match self.peek().0 {
             Tok::Op('-') => {
                 self.bump();
-                Ok(Node::Neg(Box::new(self.unary()?)))
+                let a = self.unary()?;
+                Ok(self.emit(Op::Neg(a)))
             }
             Tok::Op('+') => {
                 self.bump();
@@ -215,19 +352,22 @@ impl<'a> Parser<'a> {
             _ => self.power(),
         }
     }
-    fn power(&mut self) -> std::result::Result<Node, SyntaxError> {
+    fn power(&mut self) -> std::result::Result<usize, SyntaxError> {
         let base = self.atom()?;
         if let (Tok::Op('^'), _) = self.peek() {
             self.bump();
             let exp = self.unary()?;
-            return Ok(Node::Bin('^', Box::new(base), Box::new(exp)));
+            return Ok(match self.tape[exp] {
+                Op::Const(c) => self.emit(Op::PowConst(base, c)),
+                _ => self.emit(Op::Pow(base, exp)),
+            });
         }
         Ok(base)
     }
-    fn atom(&mut self) -> std::result::Result<Node, SyntaxError> {
+    fn atom(&mut self) -> std::result::Result<usize, SyntaxError> {
         let (tok, pos) = self.bump();
         match tok {
-            Tok::Num(v) => Ok(Node::Num(v)),
+            Tok::Num(v) => Ok(self.emit(Op::Const(v))),
             Tok::Open => {
                 let inner = self.expr()?;
                 match self.bump() {
@@ -240,11 +380,11 @@ impl<'a> Parser<'a> {
             }
             Tok::Name(name) => {
                 if let (Tok::Open, _) = self.peek() {
-                    if let Some((_, op)) = FUNCTIONS.iter().find(|(f, _)| *f == name) {
+                    if let Some(&(_, f)) = FUNCTIONS.iter().find(|(n, _)| *n == name) {
                         self.bump();
                         let arg = self.expr()?;
                         return match self.bump() {
-                            (Tok::Close, _) => Ok(Node::Call(op, Box::new(arg))),
+                            (Tok::Close, _) => Ok(self.emit(Op::Call(f, arg))),
                             (t, p) => Err(SyntaxError(
                                 format!("expected ')' to close {name}(, found {}", Self::describe(&t)),
                                 p,
@@ -264,11 +404,11 @@ impl<'a> Parser<'a> {
                     ));
                 }
                 if let Some(k) = self.variables.iter().position(|v| *v == name) {
-                    return Ok(Node::Var(k));
+                    return Ok(self.emit(Op::Var(k)));
                 }
                 match name.as_str() {
-                    "pi" => Ok(Node::Num(std::f64::consts::PI)),
-                    "e" => Ok(Node::Num(std::f64::consts::E)),
+                    "pi" => Ok(self.emit(Op::Const(std::f64::consts::PI))),
+                    "e" => Ok(self.emit(Op::Const(std::f64::consts::E))),
                     _ => Err(SyntaxError(
                         format!(
                             "unknown variable '{name}'; declared variables: {}",
@@ -285,32 +425,7 @@ impl<'a> Parser<'a> {
     }
 }
 
-/// Render for exmex: fully parenthesized, variables as `{v<i>}`, numbers in plain decimal.
-fn render(n: &Node, out: &mut String) {
-    match n {
-        Node::Num(v) => out.push_str(&format!("{}", v)),
-        Node::Var(k) => out.push_str(&format!("{{v{k}}}")),
-        Node::Neg(a) => {
-            out.push_str("(-(");
-            render(a, out);
-            out.push_str("))");
-        }
-        Node::Bin(op, a, b) => {
-            out.push('(');
-            render(a, out);
-            out.push(*op);
-            render(b, out);
-            out.push(')');
-        }
-        Node::Call(f, a) => {
-            out.push_str(f);
-            out.push('(');
-            render(a, out);
-            out.push(')');
-        }
-    }
-}
-
+/// The source with a caret under position `pos`.
 fn caret(src: &str, pos: usize) -> String {
     format!("  {src}\n  {}^", " ".repeat(pos))
 }
@@ -320,11 +435,13 @@ fn caret(src: &str, pos: usize) -> String {
 pub struct ExpressionPotential {
     source: String,
     variables: Vec<String>,
-    energy: FlatEx<f64>,
-    /// ∂U/∂xᵢ for each declared variable (None when U does not depend on it).
-    partials: Vec<Option<FlatEx<f64>>>,
-    /// For each exmex variable (alphabetical order of `v<i>`), the declared index.
-    order: Vec<usize>,
+    /// The operations in evaluation order; the last one is U.
+    tape: Vec<Op>,
+}
+
+thread_local! {
+    /// Values and adjoints of a tape, reused across calls on each thread.
+    static SCRATCH: RefCell<(Vec<f64>, Vec<f64>)> = const { RefCell::new((Vec::new(), Vec::new())) };
 }
 
 impl ExpressionPotential {
@@ -357,8 +474,8 @@ impl ExpressionPotential {
             ))
         };
         let toks = lex(energy).map_err(syntax)?;
-        let mut p = Parser { src: energy, toks, i: 0, variables };
-        let tree = p.expr().map_err(syntax)?;
+        let mut p = Parser { src: energy, toks, i: 0, variables, depth: 0, tape: Vec::new() };
+        p.expr().map_err(syntax)?;
         let (t, pos) = p.peek().clone();
         if t != Tok::End {
             let msg = match t {
@@ -367,29 +484,18 @@ impl ExpressionPotential {
             };
             return Err(syntax(SyntaxError(msg, pos)));
         }
-        let mut text = String::new();
-        render(&tree, &mut text);
-        let internal = |e: exmex::ExError| {
-            Error::msg(format!("could not prepare the energy expression '{energy}' for differentiation: {}", e.msg()))
-        };
-        let flat = FlatEx::<f64>::parse(&text).map_err(internal)?;
-        let order: Vec<usize> = flat
-            .var_names()
-            .iter()
-            .map(|n| n.trim_start_matches('{').trim_end_matches('}').trim_start_matches('v').parse::<usize>())
-            .collect::<std::result::Result<_, _>>()
-            .map_err(|_| Error::msg(format!("internal error: unexpected variable names {:?}", flat.var_names())))?;
-        let mut partials = vec![None; variables.len()];
-        for (ex_idx, &decl) in order.iter().enumerate() {
-            partials[decl] = Some(flat.clone().partial(ex_idx).map_err(internal)?);
+        let tape = p.tape;
+        // A declared variable that the energy never uses leaves the density flat along it:
+        // exp(−U) cannot be normalized, and every sampler would drift off to infinity there.
+        let used = |k: usize| tape.contains(&Op::Var(k));
+        if let Some(unused) = (0..variables.len()).find(|&k| !used(k)) {
+            return Err(Error::msg(format!(
+                "variable '{}' is declared but the energy does not use it: the density would be flat along it \
+                 (improper, it cannot be normalized); remove it from the variables or make the energy depend on it",
+                variables[unused]
+            )));
         }
-        Ok(ExpressionPotential {
-            source: energy.to_string(),
-            variables: variables.to_vec(),
-            energy: flat,
-            partials,
-            order,
-        })
+        Ok(ExpressionPotential { source: energy.to_string(), variables: variables.to_vec(), tape })
     }
 
     /// The formula as the user wrote it.
@@ -397,8 +503,60 @@ impl ExpressionPotential {
         &self.source
     }
 
-    fn values(&self, x: &[f64]) -> Vec<f64> {
-        self.order.iter().map(|&k| x[k]).collect()
+    /// U(x) and its gradient: one forward pass over the tape, then one reverse pass that
+    /// carries ∂U/∂(each operation) back to the variables.
+    fn eval(&self, x: &[f64], grad: &mut [f64]) -> f64 {
+        SCRATCH.with(|cell| {
+            let (v, adj) = &mut *cell.borrow_mut();
+            let n = self.tape.len();
+            v.clear();
+            for &op in &self.tape {
+                let value = forward(op, |i| v[i], x);
+                v.push(value);
+            }
+            adj.clear();
+            adj.resize(n, 0.0);
+            adj[n - 1] = 1.0;
+            grad.fill(0.0);
+            for i in (0..n).rev() {
+                let g = adj[i];
+                if g == 0.0 {
+                    continue;
+                }
+                match self.tape[i] {
+                    Op::Const(_) => {}
+                    Op::Var(k) => grad[k] += g,
+                    Op::Neg(a) => adj[a] -= g,
+                    Op::Add(a, b) => {
+                        adj[a] += g;
+                        adj[b] += g;
+                    }
+                    Op::Sub(a, b) => {
+                        adj[a] += g;
+                        adj[b] -= g;
+                    }
+                    Op::Mul(a, b) => {
+                        adj[a] += g * v[b];
+                        adj[b] += g * v[a];
+                    }
+                    Op::Div(a, b) => {
+                        adj[a] += g / v[b];
+                        adj[b] -= g * v[a] / (v[b] * v[b]);
+                    }
+                    Op::PowConst(a, c) => {
+                        if c != 0.0 {
+                            adj[a] += g * c * pow(v[a], c - 1.0);
+                        }
+                    }
+                    Op::Pow(a, b) => {
+                        adj[a] += g * v[b] * v[a].powf(v[b] - 1.0);
+                        adj[b] += g * v[i] * v[a].ln();
+                    }
+                    Op::Call(f, a) => adj[a] += g * f.derivative(v[a], v[i]),
+                }
+            }
+            v[n - 1]
+        })
     }
 }
 
@@ -410,14 +568,7 @@ impl Potential for ExpressionPotential {
         format!("U = {}", self.source)
     }
     fn energy_grad(&self, x: &[f64], grad: &mut [f64]) -> f64 {
-        let vals = self.values(x);
-        for (g, p) in grad.iter_mut().zip(&self.partials) {
-            *g = match p {
-                Some(p) => p.eval(&vals).unwrap_or(f64::NAN),
-                None => 0.0,
-            };
-        }
-        self.energy.eval(&vals).unwrap_or(f64::NAN)
+        self.eval(x, grad)
     }
     fn coordinate_names(&self) -> Vec<String> {
         self.variables.clone()
@@ -448,9 +599,9 @@ mod tests {
         // Variables declared in non-alphabetical order keep their declared order.
         let (u, g) = eval("3*b + a^2", &["b", "a"], &[1.0, 2.0]);
         assert!((u - 7.0).abs() < 1e-12 && (g[0] - 3.0).abs() < 1e-12 && (g[1] - 4.0).abs() < 1e-12);
-        // A declared variable the energy does not use has zero gradient.
-        let (_, g) = eval("x^2", &["x", "y"], &[3.0, 5.0]);
-        assert_eq!(g, vec![6.0, 0.0]);
+        // A declared variable the energy does not use would make the density improper.
+        let e = ExpressionPotential::parse("x^2", &vars(&["x", "y"])).unwrap_err().to_string();
+        assert!(e.contains("variable 'y' is declared but the energy does not use it"), "{e}");
     }
 
     #[test]
@@ -460,22 +611,59 @@ mod tests {
         assert!((u + 2.25).abs() < 1e-12 && (g[0] + 3.0).abs() < 1e-12);
         let (u, _) = eval("2^-x", &["x"], &[1.0]);
         assert!((u - 0.5).abs() < 1e-12);
-        let (u, _) = eval("2^3^2", &["x"], &[0.0]);
+        let (u, _) = eval("2^3^2 + x", &["x"], &[0.0]);
         assert!((u - 512.0).abs() < 1e-9, "^ is right-associative");
         let (u, g) = eval("1e-3*x + 2.5E2", &["x"], &[2.0]);
         assert!((u - 250.002).abs() < 1e-12 && (g[0] - 1e-3).abs() < 1e-15);
         let (u, _) = eval("x - 2 - 3", &["x"], &[10.0]);
         assert!((u - 5.0).abs() < 1e-12);
-        let (u, _) = eval("12 / 3 / 2", &["x"], &[0.0]);
+        let (u, _) = eval("12 / 3 / 2 + x", &["x"], &[0.0]);
         assert!((u - 2.0).abs() < 1e-12);
         let (u, g) = eval("exp(-x)*sin(y) + sqrt(x^2+1) + log(x) + pi", &["x", "y"], &[1.5, 2.0]);
         let expect = (-1.5f64).exp() * 2.0f64.sin() + (3.25f64).sqrt() + 1.5f64.ln() + std::f64::consts::PI;
         assert!((u - expect).abs() < 1e-12);
         let dx = -(-1.5f64).exp() * 2.0f64.sin() + 1.5 / 3.25f64.sqrt() + 1.0 / 1.5;
         assert!((g[0] - dx).abs() < 1e-12);
-        // Variables may shadow constants and exmex's own names.
+        // Variables may shadow the constants.
         let (u, _) = eval("e + E", &["e", "E"], &[1.0, 2.0]);
         assert!((u - 3.0).abs() < 1e-12);
+    }
+
+    #[test]
+    fn every_function_has_the_derivative_of_central_differences() {
+        let f = "sqrt(x^2+1) + exp(y/3) + ln(x+3) + log10(y+4) + log2(x+5) + sin(x*y) + cos(y) + tan(x/4) \
+                 + asin(x/3) + acos(y/4) + atan(x*y) + sinh(x/2) + cosh(y/2) + tanh(x-y) + asinh(x) \
+                 + acosh(y+3) + atanh(x/2) + (x+2)^y + y^2.5 + 2^x / y";
+        let p = ExpressionPotential::parse(f, &vars(&["x", "y"])).unwrap();
+        for pt in [[0.3, 1.7], [-0.8, 0.6], [1.1, 2.2]] {
+            let mut g = [0.0; 2];
+            let u = p.energy_grad(&pt, &mut g);
+            assert!(u.is_finite());
+            for k in 0..2 {
+                let h = 1e-6;
+                let (mut a, mut b) = (pt, pt);
+                a[k] += h;
+                b[k] -= h;
+                let mut scratch = [0.0; 2];
+                let fd = (p.energy_grad(&a, &mut scratch) - p.energy_grad(&b, &mut scratch)) / (2.0 * h);
+                assert!((g[k] - fd).abs() < 1e-6 * (1.0 + fd.abs()), "∂U/∂x{k} at {pt:?}: {} vs {fd}", g[k]);
+            }
+        }
+    }
+
+    #[test]
+    fn deep_nesting_is_an_error_and_long_sums_stay_flat() {
+        let deep = format!("{}x{}", "(".repeat(200), ")".repeat(200));
+        let e = ExpressionPotential::parse(&deep, &vars(&["x"])).unwrap_err().to_string();
+        assert!(e.contains("nests more than 64 levels"), "{e}");
+        let signs = format!("sin({}x)", "-".repeat(500));
+        assert!(ExpressionPotential::parse(&signs, &vars(&["x"])).is_err());
+        // 63 levels are fine, and so is a sum of 5000 terms (one flat list, not 5000 levels).
+        let ok = format!("{}x{}", "(".repeat(62), ")".repeat(62));
+        assert_eq!(eval(&ok, &["x"], &[2.0]).0, 2.0);
+        let sum = vec!["x"; 5000].join(" + ") + " - x*2 - 1/x";
+        let (u, g) = eval(&sum, &["x"], &[2.0]);
+        assert!((u - (5000.0 * 2.0 - 4.0 - 0.5)).abs() < 1e-9 && (g[0] - (5000.0 - 2.0 + 0.25)).abs() < 1e-9);
     }
 
     #[test]

@@ -654,6 +654,26 @@ impl Target for GaussianMixture {
         Some((mean, cov))
     }
 
+    fn mean_and_variances(&self) -> Option<(Vec<f64>, Vec<f64>)> {
+        let d = self.dim;
+        let mut mean = vec![0.0; d];
+        for (w, c) in self.weights.iter().zip(&self.components) {
+            mean.iter_mut().zip(&c.mean).for_each(|(m, x)| *m += w * x);
+        }
+        let mut var = vec![0.0; d];
+        for (w, c) in self.weights.iter().zip(&self.components) {
+            for i in 0..d {
+                let s = match &c.cov {
+                    Covariance::Isotropic(v) => *v,
+                    Covariance::Diagonal(v) => v[i],
+                    Covariance::Full(m) => m[[i, i]],
+                };
+                var[i] += w * (s + (c.mean[i] - mean[i]).powi(2));
+            }
+        }
+        Some((mean, var))
+    }
+
     fn scales(&self) -> Option<Scales> {
         let mut far = 0.0f64;
         for a in &self.components {
@@ -671,8 +691,8 @@ impl Target for GaussianMixture {
         if let Some(init) = &self.init {
             return init.clone();
         }
-        let (mean, cov) = self.moments().expect("mixtures know their moments");
-        let spread = (0..self.dim).map(|i| cov[[i, i]]).fold(0.0, f64::max).sqrt();
+        let (mean, var) = self.mean_and_variances().expect("mixtures know their moments");
+        let spread = var.iter().cloned().fold(0.0, f64::max).sqrt();
         let lo = mean.iter().map(|m| m - 3.0 * spread).fold(f64::INFINITY, f64::min);
         let hi = mean.iter().map(|m| m + 3.0 * spread).fold(f64::NEG_INFINITY, f64::max);
         Init::Uniform { lo, hi }

@@ -24,7 +24,7 @@ pub use boltzmann::{Boltzmann, Potential};
 pub use expression::ExpressionPotential;
 pub use mixture::{Covariance, GaussianMixture};
 pub use quadrature::Marginal;
-pub use spec::{TargetSpec, load_target};
+pub use spec::{TargetSpec, load_target, load_target_toml};
 
 use crate::block::Block;
 use crate::error::Result;
@@ -111,6 +111,12 @@ pub trait Target: Send + Sync {
         None
     }
 
+    /// Exact mean and per-coordinate variances, when known: what [`Target::moments`] gives
+    /// without its d × d matrix (override it where d can be large).
+    fn mean_and_variances(&self) -> Option<(Vec<f64>, Vec<f64>)> {
+        self.moments().map(|(m, c)| (m, c.diag().to_vec()))
+    }
+
     /// Length scales, when known (default step sizes and annealing ladders come from them).
     fn scales(&self) -> Option<Scales> {
         None
@@ -124,9 +130,9 @@ pub trait Target: Send + Sync {
 
     /// Where particles start by default: a region that covers the target's mass.
     fn default_init(&self) -> Init {
-        match self.moments() {
-            Some((mean, cov)) => {
-                let spread = (0..self.dim()).map(|i| cov[[i, i]]).fold(0.0, f64::max).sqrt();
+        match self.mean_and_variances() {
+            Some((mean, var)) => {
+                let spread = var.iter().cloned().fold(0.0, f64::max).sqrt();
                 let lo = mean.iter().map(|m| m - 3.0 * spread).fold(f64::INFINITY, f64::min);
                 let hi = mean.iter().map(|m| m + 3.0 * spread).fold(f64::NEG_INFINITY, f64::max);
                 Init::Uniform { lo, hi }

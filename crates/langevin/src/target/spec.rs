@@ -73,7 +73,11 @@ impl TargetSpec {
                 "false" => 0.0,
                 t => t.parse::<f64>().map_err(|_| invalid!("target parameter {}: '{t}' is not a number", k.trim()))?,
             };
-            params.push((k.trim().to_string(), value));
+            let k = k.trim();
+            if params.iter().any(|(p, _)| p == k) {
+                return Err(invalid!("target parameter {k} is given twice in '{spec}'; give each parameter once"));
+            }
+            params.push((k.to_string(), value));
         }
         Ok(TargetSpec::Builtin { name: name.to_string(), params })
     }
@@ -163,6 +167,22 @@ fn label(mut m: GaussianMixture, name: Option<String>, init: Option<Init>) -> Ga
     m
 }
 
+/// Standard deviations must be positive: `std = -1` would otherwise square to a valid variance.
+fn check_stds(path: &Path, stds: &[f64]) -> Result<()> {
+    match stds.iter().position(|s| !(s.is_finite() && *s > 0.0)) {
+        Some(i) => Err(Error::file(
+            path,
+            format!("std {} = {} must be positive and finite (a standard deviation, not a variance)", i, stds[i]),
+        )),
+        None => Ok(()),
+    }
+}
+
+/// A target from the text of a TOML target file; `origin` names it in messages.
+pub fn load_target_toml(text: &str, origin: &Path) -> Result<(Arc<dyn Target>, Vec<String>)> {
+    parse_file(origin, text)
+}
+
 fn load_file(path: &Path) -> Result<(Arc<dyn Target>, Vec<String>)> {
     let text = std::fs::read_to_string(path).map_err(|e| {
         Error::file(
@@ -174,11 +194,20 @@ fn load_file(path: &Path) -> Result<(Arc<dyn Target>, Vec<String>)> {
             },
         )
     })?;
+    parse_file(path, &text)
+}
+
+fn parse_file(path: &Path, text: &str) -> Result<(Arc<dyn Target>, Vec<String>)> {
+    let text = text.to_string();
     let toml_err = |e: toml::de::Error| Error::file(path, format!("invalid target file: {e}"));
     let kind: Kind = toml::from_str(&text).map_err(toml_err)?;
     let mut warnings = Vec::new();
     let parse_init = |s: &Option<String>| -> Result<Option<Init>> {
-        s.as_deref().map(Init::parse).transpose().map_err(|e| Error::file(path, format!("init: {e}")))
+        // The file's own `init` entry is at fault, not a command-line flag: quote it plainly.
+        s.as_deref()
+            .map(Init::parse)
+            .transpose()
+            .map_err(|e| Error::file(path, format!("its 'init' entry: {}", e.to_string().replace('`', "'"))))
     };
     let target: Arc<dyn Target> = match kind.kind.as_deref() {
         Some("gmm") | Some("mixture") => {
@@ -189,7 +218,10 @@ fn load_file(path: &Path) -> Result<(Arc<dyn Target>, Vec<String>)> {
                     c.iter().enumerate().map(|(i, m)| matrix(i, m).map(Covariance::Full)).collect::<Result<_>>()?
                 }
                 (None, Some(v), None) => v.iter().map(|x| Covariance::Diagonal(x.clone())).collect(),
-                (None, None, Some(s)) => s.iter().map(|x| Covariance::Isotropic(x * x)).collect(),
+                (None, None, Some(s)) => {
+                    check_stds(path, s)?;
+                    s.iter().map(|x| Covariance::Isotropic(x * x)).collect()
+                }
                 (None, None, None) => {
                     return Err(Error::file(
                         path,
@@ -215,7 +247,10 @@ fn load_file(path: &Path) -> Result<(Arc<dyn Target>, Vec<String>)> {
             let cov = match (&f.covariance, &f.variances, f.std) {
                 (Some(c), None, None) => Covariance::Full(matrix(0, c)?),
                 (None, Some(v), None) => Covariance::Diagonal(v.clone()),
-                (None, None, Some(s)) => Covariance::Isotropic(s * s),
+                (None, None, Some(s)) => {
+                    check_stds(path, &[s])?;
+                    Covariance::Isotropic(s * s)
+                }
                 (None, None, None) => return Err(Error::file(path, "a gaussian needs covariance, variances or std")),
                 _ => return Err(Error::file(path, "give only one of covariance, variances and std")),
             };
