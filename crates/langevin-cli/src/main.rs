@@ -96,10 +96,14 @@ fn configure_threads(threads: Option<usize>) {
     }
 }
 
+fn num_cpus() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    if cli.threads == Some(0) {
-        errln!("error: --threads must be at least 1");
+    if let Some(n) = cli.threads.filter(|n| !(1..=1024).contains(n)) {
+        errln!("error: --threads {n}: use between 1 and 1024 threads (this machine has {})", num_cpus());
         return ExitCode::from(2);
     }
     configure_threads(cli.threads);

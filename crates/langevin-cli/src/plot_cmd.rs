@@ -188,6 +188,9 @@ pub fn run(a: &PlotArgs, _quiet: bool) -> Result<()> {
     crate::report::guard(&inputs, &[("out", Some(out))])?;
     match &a.kind {
         PlotKind::Density { samples, target, coords, bins, out } => {
+            if !(1..=10_000).contains(bins) {
+                bail!("--bins {bins}: a histogram needs between 1 and 10000 bins");
+            }
             plot::check_plot_path(&out.out, false)?;
             let size = out.size((900, 700))?;
             let x = langevin::io::read_matrix(samples)?;

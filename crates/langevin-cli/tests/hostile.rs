@@ -149,6 +149,15 @@ fn requests_too_large_for_memory_are_errors_not_aborts() {
         &["--projections"],
     );
     refused(d, &["analyze", "--target", "ncsn-toy", "--starts", "1000000000"], &["--starts"]);
+    // Sizes that would run for ever or spawn without bound are refused too.
+    refused(d, &["--threads", "100000", "sample", "--target", "ncsn-toy"], &["--threads 100000", "between 1 and 1024"]);
+    refused(
+        d,
+        &["sample", "--target", "ncsn-toy", "--sampler", "annealed", "--levels", "100000000"],
+        &["--levels", "at most 100000"],
+    );
+    refused(d, &["plot", "density", "--samples", "s.npy", "--bins", "0", "--out", "p.png"], &["--bins 0"]);
+    refused(d, &["sample", "--target", "ncsn-toy", "--init", "point:1e39,0"], &["float32"]);
     // Large dimensions without a d × d matrix run, and the report leaves the covariance out.
     ok(
         d,

@@ -36,9 +36,19 @@ impl Ladder {
                 "`levels` = {levels}: a noise ladder needs at least 2 levels (σ₁ and σ_L); for one noise level use plain Langevin (ULA)"
             ));
         }
+        if levels > Self::MAX_LEVELS {
+            return Err(invalid_field!(
+                "levels",
+                "`levels` = {levels}: at most {} noise levels (NCSNv2's largest ladders have about 2300)",
+                Self::MAX_LEVELS
+            ));
+        }
         let gamma = (sigma_max / sigma_min).powf(1.0 / (levels - 1) as f64);
         Ok(Ladder { sigmas: (0..levels).map(|i| sigma_max * gamma.powi(-(i as i32))).collect() })
     }
+
+    /// The most levels a ladder may have.
+    pub const MAX_LEVELS: usize = 100_000;
 
     /// A ladder from explicit levels, checked: at least two, finite, positive, decreasing.
     pub fn new(sigmas: Vec<f64>) -> Result<Ladder> {

@@ -40,8 +40,12 @@ pub enum Init {
 fn numbers(what: &str, s: &str) -> Result<Vec<f64>> {
     s.split(',')
         .map(|t| {
-            t.trim().parse::<f64>().ok().filter(|v| v.is_finite()).ok_or_else(|| {
-                invalid!("`init` {what}: '{}' is not a finite number (expected comma-separated numbers)", t.trim())
+            // Particles are float32: a value beyond its range would start at ±inf.
+            t.trim().parse::<f64>().ok().filter(|v| v.is_finite() && v.abs() <= f32::MAX as f64).ok_or_else(|| {
+                invalid!(
+                    "`init` {what}: '{}' is not a finite float32 number (expected comma-separated numbers within ±3.4e38)",
+                    t.trim()
+                )
             })
         })
         .collect()
