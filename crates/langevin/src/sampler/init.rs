@@ -43,7 +43,7 @@ fn numbers(what: &str, s: &str) -> Result<Vec<f64>> {
             // Particles are float32: a value beyond its range would start at ±inf.
             t.trim().parse::<f64>().ok().filter(|v| v.is_finite() && v.abs() <= f32::MAX as f64).ok_or_else(|| {
                 invalid!(
-                    "`init` {what}: '{}' is not a finite float32 number (expected comma-separated numbers within ±3.4e38)",
+                    "`init` {what}: '{}' is not a finite number in float32's range ±3.4e38 (expected comma-separated numbers)",
                     t.trim()
                 )
             })
