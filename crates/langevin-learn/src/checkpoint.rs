@@ -385,7 +385,11 @@ impl RunDir {
     pub fn load_checkpoint(&self, net: &ScoreNet) -> Result<(usize, Vec<Vec<f32>>, Vec<Vec<f32>>, Adam, Vec<f32>)> {
         let p = self.file(CHECKPOINT);
         let buf = std::fs::read(&p).map_err(|_| {
-            file_err(&p, "missing: the run has no checkpoint yet (training stopped before the first one was written)")
+            file_err(
+                &p,
+                "missing: the run has no checkpoint yet (it was deleted, or the run was created by a version that \
+                 wrote the config first); remove the run directory and train it again",
+            )
         })?;
         let damaged = |e: String| file_err(&p, format!("truncated or damaged ({e}); retrain, or restore a copy"));
         let st = SafeTensors::deserialize(&buf).map_err(|e| damaged(e.to_string()))?;
