@@ -300,13 +300,12 @@ pub fn run(a: &SampleArgs, quiet: bool) -> Result<()> {
             let wrote = a.out.as_ref().map(|p| format!(", wrote {}", p.display())).unwrap_or_default();
             errln!("{} exact samples of {} in {:.3} s{wrote}", result.samples.nrows(), t.name(), result.seconds);
         } else {
-            print_summary(a, t, result, &rep, (out.resolved.warmup, out.resolved.steps), &late)?;
+            print_summary(a, t, result, &rep, (out.resolved.warmup, out.resolved.steps))?;
         }
-    } else {
-        // --quiet hides the summary and progress, never warnings.
-        for w in &late {
-            errln!("warning: {w}");
-        }
+    }
+    // --quiet hides the summary and progress, never warnings.
+    for w in &late {
+        errln!("warning: {w}");
     }
     Ok(())
 }
@@ -370,7 +369,6 @@ fn print_summary(
     r: &RunResult,
     rep: &Value,
     (warmup, steps): (usize, usize),
-    late_warnings: &[String],
 ) -> Result<()> {
     let f = |k: &str| {
         rep.get(k).and_then(|v| v.as_array()).map(|v| v.iter().filter_map(|x| x.as_f64()).collect::<Vec<_>>())
@@ -441,9 +439,6 @@ fn print_summary(
     let to_stderr = a.report.as_ref().is_some_and(|p| p.as_os_str() == "-");
     for l in lines {
         if to_stderr { errln!("{l}") } else { outln!("{l}")? }
-    }
-    for w in late_warnings {
-        errln!("warning: {w}");
     }
     Ok(())
 }

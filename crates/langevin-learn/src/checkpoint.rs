@@ -259,6 +259,7 @@ impl RunDir {
     /// its own stream, and weights, EMA and Adam's moments are in the checkpoint.
     pub fn resume(&self, dev: &candle_core::Device, steps: Option<usize>) -> Result<Trainer> {
         let mut config = self.load_config()?;
+        let saved_steps = config.train.steps;
         if let Some(s) = steps {
             config.train.steps = s;
         }
@@ -275,12 +276,8 @@ impl RunDir {
         let mut t = Trainer::new(net, config.ladder.clone(), config.train.clone(), train, heldout)?;
         t.restore(weights, ema, adam, step)?;
         // A resume with nothing to do changes no byte; one with more steps records them.
-        if step < config.train.steps && steps.is_some() {
-            let v = serde_json::to_value(&config).map_err(|e| Error::msg(e.to_string()))?;
-            let text = serde_json::to_string_pretty(&v).map_err(|e| Error::msg(e.to_string()))? + "\n";
-            if std::fs::read_to_string(self.file(CONFIG)).ok().as_deref() != Some(text.as_str()) {
-                self.save_config(&config)?;
-            }
+        if step < config.train.steps && config.train.steps != saved_steps {
+            self.save_config(&config)?;
         }
         if step < config.train.steps {
             crate::fit::MetricsRecord::cut_log(&self.file("metrics.jsonl"), step)?;

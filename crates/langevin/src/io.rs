@@ -472,14 +472,15 @@ pub fn write_atomic(path: &Path, fill: impl FnOnce(&mut dyn Write) -> std::io::R
     // Temporary files are private (0600) by default; the finished file gets the permissions of
     // the file it replaces, or the usual 0666 minus the umask for a new one.
     #[cfg(unix)]
-    {
+    let kept_mode = {
         use std::os::unix::fs::PermissionsExt;
-        let mode = match kind {
-            OutputKind::File => std::fs::metadata(&real).map(|m| m.permissions().mode() & 0o7777).unwrap_or(0o666),
-            _ => 0o666,
+        let kept = match kind {
+            OutputKind::File => std::fs::metadata(&real).ok().map(|m| m.permissions().mode() & 0o7777),
+            _ => None,
         };
-        builder.permissions(std::fs::Permissions::from_mode(mode));
-    }
+        builder.permissions(std::fs::Permissions::from_mode(kept.unwrap_or(0o666)));
+        kept
+    };
     let tmp = builder
         .prefix(".langevin-")
         .tempfile_in(&dir)
@@ -490,12 +491,10 @@ pub fn write_atomic(path: &Path, fill: impl FnOnce(&mut dyn Write) -> std::io::R
         w.flush().map_err(|e| Error::file(path, format!("write failed: {e}")))?;
     }
     #[cfg(unix)]
-    if kind == OutputKind::File {
+    if let Some(mode) = kept_mode {
         // `tempfile` applies the mode through the umask; set it exactly as the old file had it.
         use std::os::unix::fs::PermissionsExt;
-        if let Ok(m) = std::fs::metadata(&real) {
-            let _ = tmp.as_file().set_permissions(std::fs::Permissions::from_mode(m.permissions().mode() & 0o7777));
-        }
+        let _ = tmp.as_file().set_permissions(std::fs::Permissions::from_mode(mode));
     }
     tmp.as_file().sync_all().map_err(|e| Error::file(path, format!("write failed: {e}")))?;
     tmp.persist(&real)

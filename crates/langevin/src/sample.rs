@@ -226,14 +226,8 @@ impl Statistics {
     pub fn of(samples: ArrayView2<f32>, target: &dyn Target) -> Statistics {
         let mix = target.mixture().filter(|m| m.n_components() > 1);
         if samples.ncols() > Self::MAX_COVARIANCE_DIM {
-            let n = samples.nrows().max(1) as f64;
-            let mut mean = vec![0.0f64; samples.ncols()];
-            for row in samples.outer_iter() {
-                mean.iter_mut().zip(row).for_each(|(m, v)| *m += *v as f64);
-            }
-            mean.iter_mut().for_each(|m| *m /= n);
             return Statistics {
-                mean,
+                mean: diagnostics::mean(samples),
                 covariance: Vec::new(),
                 exact_mean: target.mean_and_variances().map(|(m, _)| m),
                 exact_covariance: None,

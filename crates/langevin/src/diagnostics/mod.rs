@@ -12,15 +12,22 @@ use ndarray::{Array2, ArrayView2};
 use rustfft::{FftPlanner, num_complex::Complex};
 
 /// Sample mean and covariance (divisor n − 1) of the rows of `x`, accumulated in `f64`.
-pub fn mean_cov(x: ArrayView2<f32>) -> (Vec<f64>, Array2<f64>) {
-    let (n, d) = x.dim();
-    let mut mean = vec![0.0f64; d];
+/// The column means of `x` (one sample per row), in f64.
+pub fn mean(x: ArrayView2<f32>) -> Vec<f64> {
+    let mut mean = vec![0.0f64; x.ncols()];
     for row in x.outer_iter() {
         for (m, v) in mean.iter_mut().zip(row) {
             *m += *v as f64;
         }
     }
-    mean.iter_mut().for_each(|m| *m /= n.max(1) as f64);
+    mean.iter_mut().for_each(|m| *m /= x.nrows().max(1) as f64);
+    mean
+}
+
+/// Mean and covariance of `x`.
+pub fn mean_cov(x: ArrayView2<f32>) -> (Vec<f64>, Array2<f64>) {
+    let (n, d) = x.dim();
+    let mean = mean(x);
     // Σ (x − μ)(x − μ)ᵀ as a matrix product over chunks of centred rows (a blocked f64 GEMM,
     // the same order of operations on every run, so the result does not depend on threads).
     let mut cov = Array2::zeros((d, d));

@@ -692,10 +692,7 @@ impl Target for GaussianMixture {
             return init.clone();
         }
         let (mean, var) = self.mean_and_variances().expect("mixtures know their moments");
-        let spread = var.iter().cloned().fold(0.0, f64::max).sqrt();
-        let lo = mean.iter().map(|m| m - 3.0 * spread).fold(f64::INFINITY, f64::min);
-        let hi = mean.iter().map(|m| m + 3.0 * spread).fold(f64::NEG_INFINITY, f64::max);
-        Init::Uniform { lo, hi }
+        super::covering_region(&mean, &var)
     }
 }
 

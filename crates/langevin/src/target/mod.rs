@@ -131,12 +131,7 @@ pub trait Target: Send + Sync {
     /// Where particles start by default: a region that covers the target's mass.
     fn default_init(&self) -> Init {
         match self.mean_and_variances() {
-            Some((mean, var)) => {
-                let spread = var.iter().cloned().fold(0.0, f64::max).sqrt();
-                let lo = mean.iter().map(|m| m - 3.0 * spread).fold(f64::INFINITY, f64::min);
-                let hi = mean.iter().map(|m| m + 3.0 * spread).fold(f64::NEG_INFINITY, f64::max);
-                Init::Uniform { lo, hi }
-            }
+            Some((mean, var)) => covering_region(&mean, &var),
             None => Init::Gaussian { mean: vec![0.0; self.dim()], std: 1.0 },
         }
     }
@@ -193,6 +188,15 @@ pub(crate) fn eval_pointwise(
     if let Some(l) = log_density {
         l[x.len()..].fill(0.0);
     }
+}
+
+/// A uniform box covering the mass of a density with these means and variances: every mean
+/// ± 3 of the largest standard deviation (the default start of targets with known moments).
+pub fn covering_region(mean: &[f64], var: &[f64]) -> Init {
+    let spread = var.iter().cloned().fold(0.0, f64::max).sqrt();
+    let lo = mean.iter().map(|m| m - 3.0 * spread).fold(f64::INFINITY, f64::min);
+    let hi = mean.iter().map(|m| m + 3.0 * spread).fold(f64::NEG_INFINITY, f64::max);
+    Init::Uniform { lo, hi }
 }
 
 /// Score and log-density of a set of points given as an N × d array (convenience for
