@@ -58,6 +58,10 @@ pub enum Param {
     Dt,
     /// ε of annealed Langevin (the step at the smallest noise level).
     Eps,
+    /// The number of steps of a diffusion sampler or ODE solver.
+    Steps,
+    /// The relative tolerance of an adaptive ODE solver.
+    Rtol,
 }
 
 impl Param {
@@ -67,6 +71,8 @@ impl Param {
             Param::StepSize => "step_size",
             Param::Dt => "dt",
             Param::Eps => "eps",
+            Param::Steps => "steps",
+            Param::Rtol => "rtol",
         }
     }
 }
@@ -84,7 +90,10 @@ pub struct Suggestion {
 
 impl std::fmt::Display for Suggestion {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "`{}` = {:.3e}", self.param.field(), self.value)?;
+        match self.param {
+            Param::Steps => write!(f, "`{}` = {}", self.param.field(), self.value.round())?,
+            _ => write!(f, "`{}` = {:.3e}", self.param.field(), self.value)?,
+        }
         if !self.why.is_empty() {
             write!(f, " ({})", self.why)?;
         }

@@ -34,6 +34,9 @@
 //!   typed reports);
 //! - [`sampler`]: ULA, MALA, underdamped Langevin (stationary kernels), annealed Langevin (a
 //!   function over a score and a [`ladder::Ladder`]), and the deterministic block runners;
+//! - [`diffusion`]: diffusion in continuous time on any score: schedules (VE, VP, sub-VP,
+//!   cosine, EDM), ODE/SDE solvers, the reverse SDE, predictor–corrector, the probability-flow
+//!   ODE and its likelihoods, DDPM, DDIM, EDM and DPM-Solver++;
 //! - [`posterior`]: Bayesian regression posteriors from data, and SGLD;
 //! - [`analysis`]: the score as a flow: stagnation points, divergence, stiffness;
 //! - [`diagnostics`]: moments, ESS, R-hat; [`metrics`]: distances between sample sets;
@@ -47,6 +50,7 @@
 pub mod analysis;
 pub mod block;
 pub mod diagnostics;
+pub mod diffusion;
 mod error;
 pub mod field;
 pub mod io;

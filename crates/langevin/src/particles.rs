@@ -39,6 +39,9 @@ pub trait Particles: Send + Sized {
     fn fill_normal(&mut self, rng: &mut Self::Noise);
     /// Index of the first real particle with a non-finite coordinate.
     fn first_non_finite(&self) -> Option<usize>;
+    /// The scaled RMS norm of adaptive ODE solvers (Hairer's): √(mean over real entries of
+    /// (eᵢ/(atol + rtol·max(|aᵢ|, |bᵢ|)))²), with `e` = self.
+    fn error_norm(&self, a: &Self, b: &Self, atol: f64, rtol: f64) -> f64;
 }
 
 impl Particles for Block {
@@ -69,6 +72,17 @@ impl Particles for Block {
     }
     fn first_non_finite(&self) -> Option<usize> {
         Block::first_non_finite(self)
+    }
+    fn error_norm(&self, a: &Self, b: &Self, atol: f64, rtol: f64) -> f64 {
+        let n = Block::len(self);
+        let mut sum = 0.0f64;
+        for c in 0..Block::dim(self) {
+            for ((e, x), y) in self.row(c)[..n].iter().zip(&a.row(c)[..n]).zip(&b.row(c)[..n]) {
+                let sc = atol + rtol * (*x as f64).abs().max((*y as f64).abs());
+                sum += (*e as f64 / sc).powi(2);
+            }
+        }
+        (sum / (n * Block::dim(self)).max(1) as f64).sqrt()
     }
 }
 

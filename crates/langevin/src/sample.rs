@@ -24,6 +24,7 @@
 
 use crate::analysis::{self, Stiffness};
 use crate::diagnostics;
+use crate::diffusion::{DiffusionConfig, DiffusionOptions, DiffusionReport, Method, run_diffusion};
 use crate::error::Result;
 use crate::invalid_field;
 use crate::metrics;
@@ -69,12 +70,39 @@ pub enum Sampler {
         /// Friction coefficient γ.
         friction: f64,
     },
+    /// A diffusion sampler over the target's perturbed scores s(x, σ) ([`crate::diffusion`]).
+    Diffusion {
+        /// Which one.
+        method: Method,
+        /// What is fixed; the rest comes from the target.
+        options: DiffusionOptions,
+    },
     /// Independent exact draws (targets that can be sampled directly).
     Exact,
 }
 
 /// The names [`Sampler::from_name`] accepts.
-pub const SAMPLER_NAMES: &[&str] = &["ula", "mala", "annealed", "baoab", "obabo", "underdamped-em", "exact"];
+pub const SAMPLER_NAMES: &[&str] = &[
+    "ula",
+    "mala",
+    "annealed",
+    "baoab",
+    "obabo",
+    "underdamped-em",
+    "exact",
+    "reverse-sde",
+    "reverse-diffusion",
+    "pc",
+    "corrector",
+    "ode",
+    "ddpm",
+    "ddim",
+    "edm",
+    "dpmpp-2m",
+];
+
+/// The samplers that need only the score at σ = 0 (they work on every target).
+pub const PLAIN_SAMPLERS: &[&str] = &["ula", "mala", "baoab", "obabo", "underdamped-em"];
 
 impl Sampler {
     /// A sampler by name, with its defaults (MALA adapts towards 0.574; annealed denoises;
@@ -91,6 +119,9 @@ impl Sampler {
             "obabo" => underdamped(Scheme::Obabo),
             "underdamped-em" => underdamped(Scheme::EulerMaruyama),
             "exact" => Sampler::Exact,
+            _ if crate::diffusion::METHOD_NAMES.contains(&name) => {
+                Sampler::Diffusion { method: Method::from_name(name)?, options: DiffusionOptions::default() }
+            }
             _ => {
                 return Err(invalid_field!(
                     "sampler",
@@ -109,7 +140,13 @@ impl Sampler {
             Sampler::Annealed { .. } => "annealed",
             Sampler::Underdamped { scheme, .. } => scheme.name(),
             Sampler::Exact => "exact",
+            Sampler::Diffusion { method, .. } => method.name(),
         }
+    }
+
+    /// Whether the sampler needs the perturbed score s(x, σ) at σ > 0.
+    pub fn needs_noise_levels(&self) -> bool {
+        matches!(self, Sampler::Annealed { .. } | Sampler::Diffusion { .. })
     }
 
     /// Whether the update adds noise.
@@ -117,6 +154,7 @@ impl Sampler {
         match self {
             Sampler::Ula { noise } | Sampler::Annealed { noise, .. } => *noise,
             Sampler::Exact => false,
+            Sampler::Diffusion { method, options } => method.stochastic(options),
             _ => true,
         }
     }
@@ -187,6 +225,8 @@ pub struct Resolved {
     pub init: Option<Init>,
     /// The annealing schedule.
     pub anneal: Option<AnnealConfig>,
+    /// The diffusion sampler's settings.
+    pub diffusion: Option<DiffusionConfig>,
     /// The stiffness measurement behind [`StepSize::Auto`].
     pub stiffness: Option<Stiffness>,
     /// How each derived value was chosen.
@@ -356,6 +396,9 @@ pub struct SampleReport {
     /// The annealing schedule (annealed).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub annealing: Option<AnnealingReport>,
+    /// The diffusion sampler: schedule, steps, score evaluations (NFE), solver statistics.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub diffusion: Option<DiffusionReport>,
     /// Δt (underdamped).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub dt: Option<f64>,
@@ -455,6 +498,24 @@ fn check(opts: &SampleOptions) -> Result<()> {
                 ));
             }
         }
+        Sampler::Diffusion { method, .. } => {
+            for (f, set) in [("warmup", opts.warmup.is_some()), ("thin", opts.thin.is_some())] {
+                if set {
+                    return Err(invalid_field!(
+                        f,
+                        "`{f}` does not apply to the {} sampler; its length is `steps`",
+                        method.name()
+                    ));
+                }
+            }
+            if opts.step_size != StepSize::Default {
+                return Err(invalid_field!(
+                    "step_size",
+                    "`step_size` does not apply to the {} sampler; its steps follow the schedule: set `steps`",
+                    method.name()
+                ));
+            }
+        }
         Sampler::Mala { adapt: Some(r) } if !(*r > 0.0 && *r < 1.0) => {
             return Err(invalid_field!("adapt", "the target acceptance `adapt` = {r} must be between 0 and 1"));
         }
@@ -482,11 +543,49 @@ pub fn planned_steps(target: &dyn Target, opts: &SampleOptions) -> Result<usize>
     Ok(match &opts.sampler {
         Sampler::Exact => 0,
         Sampler::Annealed { options, .. } => AnnealConfig::resolve(target, options)?.0.total_steps(),
+        Sampler::Diffusion { method, options } => diffusion_config(target, *method, options, opts.steps)?.0.steps,
         _ => {
             let (w, s) = mcmc_length(opts);
             w + s
         }
     })
+}
+
+/// The diffusion sampler's settings for a target: σ_max as annealed Langevin's σ₁ (the
+/// largest distance between modes plus 6 × the widest std), σ_min = 1/100 of the narrowest
+/// std; `steps` (the run's) overrides the options' steps when they leave it open.
+pub fn diffusion_config(
+    target: &dyn Target,
+    method: Method,
+    options: &DiffusionOptions,
+    steps: Option<usize>,
+) -> Result<(DiffusionConfig, Vec<String>)> {
+    if target.noise_range().1 == 0.0 {
+        return Err(invalid_field!(
+            "sampler",
+            "the {} sampler needs the perturbed score s(x, σ) at every noise level, and '{}' knows its score only at σ = 0 (perturbed scores are known exactly for Gaussians and mixtures, and for trained models); samplers that work on it: {}",
+            method.name(),
+            target.name(),
+            PLAIN_SAMPLERS.join(", ")
+        ));
+    }
+    let o = DiffusionOptions { steps: options.steps.or(steps), ..options.clone() };
+    let range = match target.scales() {
+        Some(sc) => (
+            0.01 * sc.smallest,
+            sc.largest,
+            "from the target's length scales (1/100 of the narrowest std; the largest distance between modes + 6 stds)",
+        ),
+        None if o.sigma_min.is_some() && o.sigma_max.is_some() => (0.0, 0.0, ""),
+        None => {
+            return Err(invalid_field!(
+                "sigma_max",
+                "target '{}' has no known length scales; give `sigma_min` and `sigma_max`",
+                target.name()
+            ));
+        }
+    };
+    DiffusionConfig::resolve(method, &o, range)
 }
 
 /// Sample `target` as `opts` says. See the module documentation.
@@ -496,6 +595,9 @@ pub fn sample(target: &dyn Target, opts: &SampleOptions) -> Result<Sampled> {
     let mut schedule_notes = Vec::new();
     if opts.sampler == Sampler::Exact {
         return exact(target, opts);
+    }
+    if let Sampler::Diffusion { method, options } = &opts.sampler {
+        return diffusion(target, opts, *method, options);
     }
     // Annealing schedule first: its σ₁ sets the default start.
     let anneal = match &opts.sampler {
@@ -596,10 +698,20 @@ pub fn sample(target: &dyn Target, opts: &SampleOptions) -> Result<Sampled> {
             &init,
             &RunConfig { steps: 1, ..cfg.clone() },
         )?,
-        Sampler::Exact => unreachable!("handled above"),
+        Sampler::Exact | Sampler::Diffusion { .. } => unreachable!("handled above"),
     };
-    let resolved =
-        Resolved { particles, warmup, steps, step_size, init: Some(init), anneal, stiffness, notes, schedule_notes };
+    let resolved = Resolved {
+        particles,
+        warmup,
+        steps,
+        step_size,
+        init: Some(init),
+        anneal,
+        diffusion: None,
+        stiffness,
+        notes,
+        schedule_notes,
+    };
     let report = report(target, opts, &run, &resolved, rule)?;
     Ok(Sampled { run, resolved, report })
 }
@@ -703,6 +815,7 @@ fn report(
             step_sizes: (0..c.sigmas().len()).map(|i| c.alpha(i)).collect(),
             notes: r.schedule_notes.clone(),
         }),
+        diffusion: None,
         dt: underdamped.as_ref().map(|_| r.step_size),
         mass: underdamped.as_ref().map(|u| u.0.clone()),
         friction: underdamped.as_ref().map(|u| u.1),
@@ -725,6 +838,61 @@ fn report(
         chains,
         warnings,
     })
+}
+
+/// A diffusion sampler: start from N(mean, (σ_max² + var) I), run, report.
+fn diffusion(target: &dyn Target, opts: &SampleOptions, method: Method, options: &DiffusionOptions) -> Result<Sampled> {
+    let (dc, mut notes) = diffusion_config(target, method, options, opts.steps)?;
+    let schedule_notes = notes.clone();
+    let init = match &opts.init {
+        Some(i) => i.clone(),
+        None => {
+            // The Gaussian with the first two moments of p_σmax = p ∗ N(0, σ_max² I): for a VP
+            // schedule on standardized data this is its prior N(0, I) in x_T.
+            let sigma = dc.sigma_start();
+            let (mean, var) = target
+                .mean_and_variances()
+                .map_or((vec![0.0], 0.0), |(m, v)| (m, v.iter().cloned().fold(0.0, f64::max)));
+            let std = (sigma * sigma + var).sqrt();
+            notes.push(format!(
+                "init = N(mean, (σ_max² + var) I) = N(mean, {std:.4}² I): the moments of the perturbed density at σ_max = {sigma:.4}"
+            ));
+            Init::Gaussian { mean, std }
+        }
+    };
+    let particles = opts.particles.or(init.particles()).unwrap_or(10_000);
+    crate::mem::check(
+        crate::mem::product(&[particles, target.dim(), 4, 10]),
+        format!("sampling {particles} particles in {} dimensions", target.dim()),
+        "particles",
+    )?;
+    let cfg = RunConfig {
+        particles,
+        steps: 1,
+        record_every: opts.record_every,
+        seed: opts.seed,
+        block_size: opts.block_size,
+        progress: opts.progress.clone(),
+        cancel: opts.cancel.clone(),
+        ..Default::default()
+    };
+    let (run, stats) = run_diffusion(target, &dc, &init, &cfg)?;
+    let report_d = DiffusionReport::new(&dc, &stats, schedule_notes.clone());
+    let resolved = Resolved {
+        particles,
+        warmup: 0,
+        steps: report_d.steps,
+        step_size: 0.0,
+        init: Some(init),
+        anneal: None,
+        diffusion: Some(dc),
+        stiffness: None,
+        notes,
+        schedule_notes,
+    };
+    let mut report = report(target, opts, &run, &resolved, None)?;
+    report.diffusion = Some(report_d);
+    Ok(Sampled { run, resolved, report })
 }
 
 /// Exact i.i.d. draws. Particle i is not independent of N here: exact samplers draw from one
@@ -763,6 +931,7 @@ fn exact(t: &dyn Target, o: &SampleOptions) -> Result<Sampled> {
         step_size: 0.0,
         init: None,
         anneal: None,
+        diffusion: None,
         stiffness: None,
         notes: vec![],
         schedule_notes: vec![],

@@ -546,6 +546,17 @@ impl Target for GaussianMixture {
         score.copy_from_slice(&self.score(x));
         true
     }
+    /// tr ∇s = Σ r_k (‖g_k‖² − tr P_k) − ‖s‖² of the mixture perturbed by σ, in `f64`.
+    fn score_divergence_at(&self, x: &Block, sigma: f64, out: &mut [f64]) -> Result<bool> {
+        let p = if sigma == 0.0 { self.clone() } else { self.perturbed(sigma)? };
+        let d = self.dim;
+        let mut jac = vec![0.0; d * d];
+        for (i, o) in out.iter_mut().enumerate().take(x.len()) {
+            p.score_jacobian(&x.particle(i), &mut jac);
+            *o = (0..d).map(|c| jac[c * d + c]).sum();
+        }
+        Ok(true)
+    }
     /// ∇s = Σ r_k (−P_k + g_k g_kᵀ) − s sᵀ with responsibilities r_k, component scores g_k and
     /// precisions P_k.
     fn score_jacobian(&self, x: &[f64], jac: &mut [f64]) -> bool {

@@ -90,6 +90,13 @@ pub trait Target: Send + Sync {
         Err(crate::field::sigma_error(&self.name(), self.noise_range(), sigma))
     }
 
+    /// tr ∇ₓs(x, σ) (the Laplacian of log p_σ) of every particle of `x` into `out` (length
+    /// `x.len()`), when known in closed form; returns `Ok(false)` otherwise (the likelihood
+    /// then differentiates the score numerically).
+    fn score_divergence_at(&self, _x: &Block, _sigma: f64, _out: &mut [f64]) -> Result<bool> {
+        Ok(false)
+    }
+
     /// The target as a Gaussian mixture, when it is one (mode weights, responsibilities).
     fn mixture(&self) -> Option<&GaussianMixture> {
         None
