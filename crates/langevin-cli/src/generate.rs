@@ -1,9 +1,11 @@
 //! `langevin generate`: new samples from a trained score model, through the core samplers.
 
+use crate::diffusion_flags::DiffusionArgs;
 use crate::progress::Progress;
 use crate::report;
 use anyhow::{Result, bail};
 use clap::{Args, ValueEnum};
+use langevin::diffusion::Method;
 use langevin::sampler::Init;
 use langevin_learn::checkpoint::TrainedModel;
 use langevin_learn::generate::{self as lib, GenerateOptions};
@@ -17,6 +19,43 @@ pub enum GenSampler {
     Annealed,
     /// Plain Langevin with the score at the smallest level σ_L.
     Ula,
+    /// Diffusion: the reverse-time SDE with Euler–Maruyama (--solver heun: stochastic Heun).
+    ReverseSde,
+    /// Diffusion: the reverse-diffusion predictor.
+    ReverseDiffusion,
+    /// Diffusion: predictor–corrector (--snr).
+    Pc,
+    /// Diffusion: the Langevin corrector alone.
+    Corrector,
+    /// Diffusion: the probability-flow ODE (adaptive dopri5 by default).
+    Ode,
+    /// Diffusion: DDPM's ancestral sampler.
+    Ddpm,
+    /// Diffusion: DDIM with --eta.
+    Ddim,
+    /// Diffusion: EDM's Heun sampler.
+    Edm,
+    /// Diffusion: DPM-Solver++(2M).
+    #[value(name = "dpmpp-2m")]
+    DpmPp2m,
+}
+
+impl GenSampler {
+    fn name(self) -> &'static str {
+        match self {
+            GenSampler::Annealed => "annealed",
+            GenSampler::Ula => "ula",
+            GenSampler::ReverseSde => "reverse-sde",
+            GenSampler::ReverseDiffusion => "reverse-diffusion",
+            GenSampler::Pc => "pc",
+            GenSampler::Corrector => "corrector",
+            GenSampler::Ode => "ode",
+            GenSampler::Ddpm => "ddpm",
+            GenSampler::Ddim => "ddim",
+            GenSampler::Edm => "edm",
+            GenSampler::DpmPp2m => "dpmpp-2m",
+        }
+    }
 }
 
 /// How ε is chosen for annealed Langevin.
@@ -33,6 +72,7 @@ impl From<GenSampler> for lib::GenSampler {
         match s {
             GenSampler::Annealed => lib::GenSampler::Annealed,
             GenSampler::Ula => lib::GenSampler::Ula,
+            s => lib::GenSampler::Diffusion(Method::from_name(s.name()).expect("a diffusion sampler")),
         }
     }
 }
@@ -70,9 +110,18 @@ pub struct GenerateArgs {
     /// Annealed: skip the final denoising step x + σ_L² s(x, σ_L).
     #[arg(long)]
     pub no_denoise: bool,
-    /// Plain Langevin: number of steps (default L × T, the annealed budget).
+    /// Plain Langevin: number of steps (default L × T, the annealed budget); diffusion
+    /// samplers: their steps (default per sampler, as in `sample`).
     #[arg(long, value_name = "N")]
     pub steps: Option<usize>,
+    /// Diffusion samplers: the smallest noise level (default: the training ladder's σ_L).
+    #[arg(long, value_name = "SIGMA")]
+    pub sigma_min: Option<f64>,
+    /// Diffusion samplers: the largest noise level (default: the training ladder's σ₁).
+    #[arg(long, value_name = "SIGMA")]
+    pub sigma_max: Option<f64>,
+    #[command(flatten)]
+    pub diffusion: DiffusionArgs,
     /// Plain Langevin: step size τ (default 1e-3 in standardized units).
     #[arg(long, value_name = "TAU")]
     pub step_size: Option<f64>,
@@ -117,13 +166,34 @@ pub fn run(a: &GenerateArgs, quiet: bool) -> Result<()> {
         ("--eps-rule", a.eps_rule != EpsRule::Contraction),
     ];
     let ula_only = [("--steps", a.steps.is_some()), ("--step-size", a.step_size.is_some())];
+    let diffusion = !matches!(a.sampler, GenSampler::Annealed | GenSampler::Ula);
+    if !diffusion {
+        a.diffusion.refuse(a.sampler.name())?;
+        for (f, set) in [("--sigma-min", a.sigma_min.is_some()), ("--sigma-max", a.sigma_max.is_some())] {
+            if set {
+                bail!("{f} applies to the diffusion samplers only; annealed and ula use the training ladder");
+            }
+        }
+    }
     match a.sampler {
+        _ if diffusion => {
+            for (f, set) in [
+                ("--steps-per-level", a.steps_per_level.is_some()),
+                ("--eps", a.eps.is_some()),
+                ("--eps-rule", a.eps_rule != EpsRule::Contraction),
+                ("--step-size", a.step_size.is_some()),
+            ] {
+                if set {
+                    bail!("{f} does not apply to --sampler {}; its length is --steps", a.sampler.name());
+                }
+            }
+        }
         GenSampler::Annealed => {
             if let Some((f, _)) = ula_only.iter().find(|(_, s)| *s) {
                 bail!("{f} applies to --sampler ula; annealed runs --levels × --steps-per-level steps");
             }
         }
-        GenSampler::Ula => {
+        _ => {
             if let Some((f, _)) = annealed_only.iter().find(|(_, s)| *s) {
                 bail!("{f} applies to --sampler annealed only");
             }
@@ -142,9 +212,21 @@ pub fn run(a: &GenerateArgs, quiet: bool) -> Result<()> {
     }
     let init = a.init.as_deref().map(Init::parse).transpose()?;
     let record_every = a.trajectory.as_ref().map(|_| a.record_every.unwrap_or(1.max(model.config.ladder.levels())));
+    let dopts = a.diffusion.options(a.sigma_min, a.sigma_max, a.steps, a.no_denoise)?;
     let steps = match a.sampler {
         GenSampler::Annealed => model.config.ladder.levels() * a.steps_per_level.unwrap_or(100),
         GenSampler::Ula => a.steps.unwrap_or(model.config.ladder.levels() * a.steps_per_level.unwrap_or(100)),
+        s => {
+            let ladder = &model.config.ladder;
+            let method = Method::from_name(s.name())?;
+            langevin::diffusion::DiffusionConfig::resolve(
+                method,
+                &dopts,
+                [(ladder.sigma_min(), ""), (ladder.sigma_max(), "")],
+            )?
+            .0
+            .planned_steps()
+        }
     };
     let progress = Progress::start((steps * a.n) as u64, "particle-steps", quiet);
     let opts = GenerateOptions {
@@ -154,11 +236,12 @@ pub fn run(a: &GenerateArgs, quiet: bool) -> Result<()> {
         eps: a.eps,
         eps_rule: a.eps_rule.into(),
         denoise: !a.no_denoise,
-        steps: a.steps,
+        steps: if diffusion { None } else { a.steps },
         step_size: a.step_size,
         init,
         seed: a.seed,
         record_every,
+        diffusion: if diffusion { dopts } else { Default::default() },
         progress: Some(progress.counter.clone()),
         cancel: None,
     };

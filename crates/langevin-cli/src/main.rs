@@ -5,6 +5,7 @@ mod out;
 mod analyze;
 mod animate;
 mod bench;
+mod diffusion_flags;
 mod eval;
 mod field;
 mod flags;

@@ -1,9 +1,11 @@
 //! `langevin sample`: draw samples from a target.
 
+use crate::diffusion_flags::DiffusionArgs;
 use crate::progress::Progress;
 use crate::report;
 use anyhow::{Result, bail};
 use clap::{Args, ValueEnum};
+use langevin::diffusion::Method;
 use langevin::sample::{SampleOptions, Sampler, StepSize, planned_steps, sample};
 use langevin::sampler::{AnnealOptions, Init, RunResult, Scheme};
 use langevin::target::{Target, load_target};
@@ -26,6 +28,25 @@ pub enum SamplerKind {
     Obabo,
     /// Underdamped Langevin, plain Euler–Maruyama (the baseline the splittings beat).
     UnderdampedEm,
+    /// Diffusion: the reverse-time SDE with Euler–Maruyama (--solver heun: stochastic Heun).
+    ReverseSde,
+    /// Diffusion: the reverse-diffusion predictor (Song et al. 2021).
+    ReverseDiffusion,
+    /// Diffusion: predictor–corrector, reverse diffusion + Langevin corrector (--snr).
+    Pc,
+    /// Diffusion: the Langevin corrector alone over the schedule.
+    Corrector,
+    /// Diffusion: the probability-flow ODE (--solver; adaptive dopri5 by default, --rtol/--atol).
+    Ode,
+    /// Diffusion: DDPM's ancestral sampler (VP, 1000 steps).
+    Ddpm,
+    /// Diffusion: DDIM with --eta (VP, 50 steps).
+    Ddim,
+    /// Diffusion: EDM's Heun sampler (Karras et al. 2022; 18 steps = 35 evaluations; --s-churn).
+    Edm,
+    /// Diffusion: DPM-Solver++(2M), the few-step default (20 steps).
+    #[value(name = "dpmpp-2m")]
+    DpmPp2m,
 }
 
 impl SamplerKind {
@@ -38,7 +59,20 @@ impl SamplerKind {
             SamplerKind::Baoab => "baoab",
             SamplerKind::Obabo => "obabo",
             SamplerKind::UnderdampedEm => "underdamped-em",
+            SamplerKind::ReverseSde => "reverse-sde",
+            SamplerKind::ReverseDiffusion => "reverse-diffusion",
+            SamplerKind::Pc => "pc",
+            SamplerKind::Corrector => "corrector",
+            SamplerKind::Ode => "ode",
+            SamplerKind::Ddpm => "ddpm",
+            SamplerKind::Ddim => "ddim",
+            SamplerKind::Edm => "edm",
+            SamplerKind::DpmPp2m => "dpmpp-2m",
         }
+    }
+
+    fn diffusion(self) -> Option<Method> {
+        Method::from_name(self.name()).ok()
     }
 
     fn scheme(self) -> Option<Scheme> {
@@ -60,7 +94,8 @@ pub struct SampleArgs {
     /// Sampler.
     #[arg(long, value_enum, default_value = "ula")]
     pub sampler: SamplerKind,
-    /// Steps after warm-up (ULA, MALA). Default 1000.
+    /// Steps after warm-up (ULA, MALA; default 1000), or the diffusion sampler's steps (default
+    /// per sampler: 1000 for the SDE samplers, 50 for ddim, 18 for edm, 20 for dpmpp-2m).
     #[arg(long, value_name = "N")]
     pub steps: Option<usize>,
     /// Warm-up steps, not kept (default: 0 for ULA, 1000 for MALA, which adapts its step size in them).
@@ -107,10 +142,11 @@ pub struct SampleArgs {
     /// Underdamped: friction coefficient γ in m ẍ = −∇U − γẋ + √(2γkT) η. Default 1.
     #[arg(long, value_name = "GAMMA")]
     pub friction: Option<f64>,
-    /// Annealed: largest noise level σ₁ (default from the target's spread).
+    /// Annealed and diffusion: largest noise level σ₁ (default from the target's spread).
     #[arg(long, value_name = "SIGMA")]
     pub sigma_max: Option<f64>,
-    /// Annealed: smallest noise level σ_L (default 1/10 of the narrowest mode's std).
+    /// Annealed: smallest noise level σ_L (default 1/10 of the narrowest mode's std);
+    /// diffusion: the smallest before the last step (default 1/100 of it).
     #[arg(long, value_name = "SIGMA")]
     pub sigma_min: Option<f64>,
     /// Annealed: number of noise levels L (default from NCSNv2's ratio rule).
@@ -123,9 +159,11 @@ pub struct SampleArgs {
     /// (1 − c)^T = 1e-9, so each level forgets the previous one).
     #[arg(long, value_name = "EPS")]
     pub eps: Option<f64>,
-    /// Annealed: skip the final denoising step x + σ_L² s(x, σ_L).
+    /// Annealed, ode, reverse-sde: skip the final denoising step x + σ² s(x, σ).
     #[arg(long)]
     pub no_denoise: bool,
+    #[command(flatten)]
+    pub diffusion: DiffusionArgs,
     /// Write the samples: .npy (float32, N × d) or .csv.
     #[arg(long, value_name = "FILE")]
     pub out: Option<PathBuf>,
@@ -149,6 +187,20 @@ fn check_flags(a: &SampleArgs) -> Result<()> {
         ("--eps", a.eps.is_some()),
         ("--no-denoise", a.no_denoise),
     ];
+    if a.sampler.diffusion().is_some() {
+        for (flag, set) in [
+            ("--levels", a.levels.is_some()),
+            ("--steps-per-level", a.steps_per_level.is_some()),
+            ("--eps", a.eps.is_some()),
+            ("--no-noise", a.no_noise),
+        ] {
+            if set {
+                bail!("{flag} does not apply to --sampler {}; its length is --steps", a.sampler.name());
+            }
+        }
+    } else {
+        a.diffusion.refuse(a.sampler.name())?;
+    }
     if a.sampler == SamplerKind::Exact {
         let used = [
             ("--steps", a.steps.is_some()),
@@ -178,9 +230,10 @@ fn check_flags(a: &SampleArgs) -> Result<()> {
                 );
             }
         }
+        s if s.diffusion().is_some() => {}
         _ => {
             if let Some((flag, _)) = annealing_flags.iter().find(|(_, set)| *set) {
-                bail!("{flag} applies to --sampler annealed only");
+                bail!("{flag} applies to --sampler annealed and the diffusion samplers only");
             }
         }
     }
@@ -339,6 +392,10 @@ fn options(a: &SampleArgs) -> Result<SampleOptions> {
             mass,
             friction: a.friction.unwrap_or(1.0),
         },
+        s => Sampler::Diffusion {
+            method: s.diffusion().expect("a diffusion sampler"),
+            options: a.diffusion.options(a.sigma_min, a.sigma_max, a.steps, a.no_denoise)?,
+        },
     };
     let step = if a.sampler.scheme().is_some() { a.dt.or(a.step_size) } else { a.step_size };
     let step_size = match step {
@@ -375,6 +432,22 @@ fn print_summary(
     };
     let mut lines = vec![format!("target     {} (d = {})", t.name(), t.dim())];
     let detail = match rep.get("annealing") {
+        None if rep.get("diffusion").is_some() => {
+            let d = &rep["diffusion"];
+            let solver = d["solver"].as_str().map(|s| format!(", {s}")).unwrap_or_default();
+            let adaptive = match (d["accepted_steps"].as_u64(), d["rejected_steps"].as_u64()) {
+                (Some(acc), Some(rej)) => format!(" ({acc} accepted, {rej} rejected)"),
+                _ => String::new(),
+            };
+            format!(
+                "{} schedule{solver}, {} steps{adaptive}, {} score evaluations, σ {:.4} → {:.4e}",
+                d["schedule"].as_str().unwrap_or(""),
+                d["steps"],
+                d["nfe"],
+                d["sigma_max"].as_f64().unwrap_or(0.0),
+                d["sigma_min"].as_f64().unwrap_or(0.0),
+            )
+        }
         Some(an) => format!(
             "{} levels × {} steps, σ {:.4} → {:.4}, ε {:.3e}{}",
             an["levels"],

@@ -6,6 +6,7 @@
 
 use crate::checkpoint::TrainedModel;
 use crate::model::{CHUNK, LearnedScore};
+use langevin::diffusion::{DiffusionConfig, DiffusionOptions, DiffusionReport, Method, run_diffusion};
 use langevin::sampler::{self, AnnealConfig, Init, RunConfig, RunResult, Ula, run_annealed};
 use langevin::target::Target;
 use langevin::{Error, Result};
@@ -15,13 +16,26 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64};
 
 /// How to generate.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum GenSampler {
     /// Annealed Langevin over the training ladder σ₁ > … > σ_L, with the final denoising step.
     Annealed,
     /// Plain Langevin with the score at the smallest level σ_L.
     Ula,
+    /// A diffusion sampler of the core ([`langevin::diffusion`]) over the model's σ range
+    /// [σ_L, σ₁] (the options in [`GenerateOptions::diffusion`]).
+    Diffusion(Method),
+}
+
+impl GenSampler {
+    /// The name in reports.
+    pub fn name(self) -> &'static str {
+        match self {
+            GenSampler::Annealed => "annealed",
+            GenSampler::Ula => "ula",
+            GenSampler::Diffusion(m) => m.name(),
+        }
+    }
 }
 
 /// How ε of annealed Langevin follows from T when it is not given.
@@ -59,6 +73,8 @@ pub struct GenerateOptions {
     pub seed: u64,
     /// Record positions every k steps.
     pub record_every: Option<usize>,
+    /// Diffusion samplers: what is fixed (σ range default: the training ladder's ends).
+    pub diffusion: DiffusionOptions,
     /// Counter of particle-steps done, for progress display.
     pub progress: Option<Arc<AtomicU64>>,
     /// Set to stop early (the call then returns an error).
@@ -79,6 +95,7 @@ impl Default for GenerateOptions {
             init: None,
             seed: 0,
             record_every: None,
+            diffusion: DiffusionOptions::default(),
             progress: None,
             cancel: None,
         }
@@ -103,7 +120,7 @@ pub struct AnnealingReport {
 }
 
 /// What a generation did (the `generate` report's fields).
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize)]
 pub struct GenerateReport {
     /// The run directory of the model.
     pub model: String,
@@ -115,19 +132,24 @@ pub struct GenerateReport {
     pub n: usize,
     /// Seed.
     pub seed: u64,
-    /// `annealed` or `ula`.
-    pub sampler: GenSampler,
+    /// `annealed`, `ula`, or a diffusion sampler's name.
+    pub sampler: &'static str,
     /// The schedule (annealed).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub annealing: Option<AnnealingReport>,
+    /// The diffusion sampler: schedule, steps, score evaluations (NFE).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub diffusion: Option<DiffusionReport>,
     /// σ_L (plain Langevin).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub sigma: Option<f64>,
     /// τ (plain Langevin).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub step_size: Option<f64>,
-    /// Langevin steps.
+    /// Steps (Langevin steps, or a diffusion sampler's steps).
     pub steps: usize,
+    /// Score evaluations per sample.
+    pub nfe: usize,
     /// Wall-clock seconds.
     pub seconds: f64,
     /// Score evaluations (particle-steps) per second.
@@ -212,6 +234,14 @@ pub fn generate(model: Arc<TrainedModel>, o: &GenerateOptions) -> Result<Generat
         "n",
     )?;
     let base = LearnedScore::at_smallest(model.clone());
+    let dc = match o.sampler {
+        GenSampler::Diffusion(method) => {
+            let range =
+                [(ladder.sigma_min(), "the training ladder's σ_L"), (ladder.sigma_max(), "the training ladder's σ₁")];
+            Some(DiffusionConfig::resolve(method, &o.diffusion, range)?)
+        }
+        _ => None,
+    };
     let init = match &o.init {
         Some(i) => {
             i.check(cfg.dim, o.n)?;
@@ -220,6 +250,12 @@ pub fn generate(model: Arc<TrainedModel>, o: &GenerateOptions) -> Result<Generat
         None => match o.sampler {
             GenSampler::Annealed => Init::Gaussian { mean: vec![0.0], std: ladder.sigma_max() },
             GenSampler::Ula => base.default_init(),
+            // The moments of p_σmax for standardized data: N(0, (σ_max² + 1) I), in a VP
+            // schedule its prior N(0, I) in x_T.
+            GenSampler::Diffusion(_) => {
+                let s = dc.as_ref().expect("resolved").0.sigma_start();
+                Init::Gaussian { mean: vec![0.0], std: (s * s + 1.0).sqrt() }
+            }
         },
     };
     let run_cfg = |steps: usize, step_size: f64| RunConfig {
@@ -232,7 +268,18 @@ pub fn generate(model: Arc<TrainedModel>, o: &GenerateOptions) -> Result<Generat
         cancel: o.cancel.clone(),
         ..Default::default()
     };
+    let mut diffusion = None;
+    let mut nfe = None;
     let (result, steps, annealing, sigma, step_size) = match o.sampler {
+        GenSampler::Diffusion(_) => {
+            let (dc, notes) = dc.expect("resolved");
+            let (result, stats) = run_diffusion(&base, &dc, &init, &run_cfg(1, 0.0))?;
+            let rep = DiffusionReport::new(&dc, &stats, notes);
+            nfe = Some(stats.nfe);
+            let steps = rep.steps;
+            diffusion = Some(rep);
+            (result, steps, None, None, None)
+        }
         GenSampler::Annealed => {
             let ac = AnnealConfig::new(ladder.clone(), t_per, eps, o.denoise)?;
             let result = run_annealed(&base, &ac, true, &init, &run_cfg(1, eps))?;
@@ -273,20 +320,23 @@ pub fn generate(model: Arc<TrainedModel>, o: &GenerateOptions) -> Result<Generat
         let flat = tr.to_shape((f * n, d)).expect("contiguous").to_owned();
         cfg.normalization.undo(&flat).into_shape_with_order((f, n, d)).expect("same size")
     });
-    let passes = steps * o.n.div_ceil(CHUNK);
+    let nfe = nfe.unwrap_or(steps + usize::from(matches!(o.sampler, GenSampler::Annealed) && o.denoise));
+    let passes = nfe * o.n.div_ceil(CHUNK);
     let report = GenerateReport {
         model: model.dir.to_string_lossy().into_owned(),
         model_steps: model.step,
         dim: cfg.dim,
         n: o.n,
         seed: o.seed,
-        sampler: o.sampler,
+        sampler: o.sampler.name(),
         annealing,
+        diffusion,
         sigma,
         step_size,
         steps,
+        nfe,
         seconds: result.seconds,
-        score_evaluations_per_second: (steps * o.n) as f64 / result.seconds,
+        score_evaluations_per_second: (nfe * o.n) as f64 / result.seconds,
         forward_passes: passes,
         forward_passes_per_second: passes as f64 / result.seconds,
     };

@@ -571,12 +571,11 @@ pub fn diffusion_config(
     }
     let o = DiffusionOptions { steps: options.steps.or(steps), ..options.clone() };
     let range = match target.scales() {
-        Some(sc) => (
-            0.01 * sc.smallest,
-            sc.largest,
-            "from the target's length scales (1/100 of the narrowest std; the largest distance between modes + 6 stds)",
-        ),
-        None if o.sigma_min.is_some() && o.sigma_max.is_some() => (0.0, 0.0, ""),
+        Some(sc) => [
+            (0.01 * sc.smallest, "1/100 of the target's narrowest standard deviation"),
+            (sc.largest, "the largest distance between the target's modes + 6 × its widest standard deviation"),
+        ],
+        None if o.sigma_min.is_some() && o.sigma_max.is_some() => [(0.0, ""), (0.0, "")],
         None => {
             return Err(invalid_field!(
                 "sigma_max",

@@ -213,10 +213,10 @@ pub struct DiffusionConfig {
 }
 
 impl DiffusionConfig {
-    /// Fill in what `o` leaves open. `range` is the default (σ_min, σ_max) from the score
-    /// (a target's length scales, a model's training ladder) with a note on where it came
-    /// from. Returns the configuration and one note per derived value.
-    pub fn resolve(method: Method, o: &DiffusionOptions, range: (f64, f64, &str)) -> Result<(Self, Vec<String>)> {
+    /// Fill in what `o` leaves open. `range` is the default σ_min and σ_max from the score
+    /// (a target's length scales, a model's training ladder), each with where it came from.
+    /// Returns the configuration and one note per derived value.
+    pub fn resolve(method: Method, o: &DiffusionOptions, range: [(f64, &str); 2]) -> Result<(Self, Vec<String>)> {
         let mut notes = Vec::new();
         let (kind, default_steps) = method.defaults();
         let kind = match o.schedule {
@@ -232,12 +232,12 @@ impl DiffusionConfig {
             }
         };
         let sigma_min = o.sigma_min.unwrap_or_else(|| {
-            notes.push(format!("sigma_min = {:.4e}: {}", range.0, range.2));
-            range.0
+            notes.push(format!("sigma_min = {:.4e}: {}", range[0].0, range[0].1));
+            range[0].0
         });
         let sigma_max = o.sigma_max.unwrap_or_else(|| {
-            notes.push(format!("sigma_max = {:.4}: {}", range.1, range.2));
-            range.1
+            notes.push(format!("sigma_max = {:.4}: {}", range[1].0, range[1].1));
+            range[1].0
         });
         schedule::check_range(sigma_min, sigma_max)?;
         let rho = o.rho.unwrap_or(7.0);
@@ -312,7 +312,14 @@ impl DiffusionConfig {
             only(f, v, &[Method::Ode], "the ode sampler with the dopri5 solver")?;
         }
         only("solver", o.solver.is_some(), &[Method::Ode, Method::ReverseSde], "the ode and reverse-sde samplers")?;
-        only("denoise", o.denoise.is_some(), &[Method::Ode, Method::ReverseSde], "the ode and reverse-sde samplers")?;
+        if o.denoise == Some(false) && !matches!(method, Method::Ode | Method::ReverseSde) {
+            return Err(invalid_field!(
+                "denoise",
+                "`denoise` = false applies to the ode and reverse-sde samplers only; the {} sampler ends on the denoiser, \
+                 or without noise, by design",
+                method.name()
+            ));
+        }
         let snr = positive("snr", o.snr, 0.16)?;
         let eta = positive("eta", o.eta, if method == Method::Ddpm { 1.0 } else { 0.0 })?;
         let churn = Churn {
