@@ -10,6 +10,7 @@ mod eval;
 mod field;
 mod flags;
 mod generate;
+mod likelihood;
 mod plot;
 mod plot_cmd;
 mod posterior;
@@ -68,6 +69,8 @@ enum Command {
     Posterior(Box<posterior::PosteriorArgs>),
     /// Compare samples with a target (exact answers) or with reference samples.
     Eval(eval::EvalArgs),
+    /// Log-likelihood of data through the probability-flow ODE (a target or a trained model).
+    Likelihood(Box<likelihood::LikelihoodArgs>),
     /// List the built-in targets and their parameters.
     Targets(targets::TargetsArgs),
     /// The score as a flow: stagnation points, divergence, stiffness, noise against drift.
@@ -117,6 +120,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Sample(a) => sample::run(&a, cli.quiet),
         Command::Eval(a) => eval::run(&a, cli.quiet),
+        Command::Likelihood(a) => likelihood::run(&a, cli.quiet),
         Command::Quickstart(a) => quickstart::run(&a, cli.quiet),
         Command::Train(a) => train::run(&a, cli.quiet),
         Command::Generate(a) => generate::run(&a, cli.quiet),

@@ -18,6 +18,7 @@ pub mod data;
 pub mod fit;
 pub mod generate;
 pub mod ladder;
+pub mod likelihood;
 pub mod model;
 pub mod net;
 pub mod ops;

@@ -251,7 +251,7 @@ pub fn log_likelihood(
         crate::field::check_sigma(target, sch.sigma(t))?;
     }
     let block = block_size(n, d + 1, crate::field::Score::batch_hint(target), None)?;
-    let closed = {
+    let closed = cfg.divergence == Divergence::Exact && {
         let probe = Block::zeros(d, 1);
         let mut tr = [0.0f64];
         target.score_divergence_at(&probe, sch.sigma(t0), &mut tr)?
@@ -334,4 +334,244 @@ fn fixed_steps(s: Solver) -> usize {
         Solver::Heun => 200,
         Solver::Rk4 | Solver::Dopri5 => 50,
     }
+}
+
+/// What a likelihood request fixes; `None` is derived.
+#[derive(Clone, Debug, Default)]
+pub struct LikelihoodOptions {
+    /// The forward process (default VE).
+    pub schedule: Option<super::ScheduleKind>,
+    /// Smallest noise level (default from the target or the model).
+    pub sigma_min: Option<f64>,
+    /// Largest noise level.
+    pub sigma_max: Option<f64>,
+    /// Time cut-off ε.
+    pub t_eps: Option<f64>,
+    /// A fixed-step solver instead of adaptive Dormand–Prince.
+    pub solver: Option<Solver>,
+    /// rtol (1e-5).
+    pub rtol: Option<f64>,
+    /// atol (1e-5).
+    pub atol: Option<f64>,
+    /// Step budget (10,000).
+    pub max_steps: Option<usize>,
+    /// Hutchinson probes (default: exact divergence up to d = 16, one probe above).
+    pub probes: Option<usize>,
+    /// Seed of the probes and of the dequantization noise.
+    pub seed: u64,
+    /// The data are 8-bit values (integers 0..=255): add uniform noise in [0, 1) to each
+    /// (dequantization) and report bits per dimension.
+    pub dequantize: bool,
+}
+
+/// The `likelihood` report.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct LikelihoodReport {
+    /// Mean of `log_likelihood`.
+    pub mean_log_likelihood: f64,
+    /// log p(x) per row (natural log, the data's units).
+    pub log_likelihood: Vec<f64>,
+    /// Score evaluations per point.
+    pub nfe: usize,
+    /// The ODE solver.
+    pub solver: &'static str,
+    /// rtol (adaptive).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rtol: Option<f64>,
+    /// atol (adaptive).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub atol: Option<f64>,
+    /// Accepted steps (of the batch that needed most).
+    pub accepted_steps: usize,
+    /// Rejected steps.
+    pub rejected_steps: usize,
+    /// The schedule.
+    pub schedule: &'static str,
+    /// σ at ε: the likelihood is that of the data perturbed by it.
+    pub sigma_min: f64,
+    /// σ at T.
+    pub sigma_max: f64,
+    /// ε.
+    pub t_eps: f64,
+    /// `closed form`, `central differences` or `hutchinson`.
+    pub divergence: &'static str,
+    /// Hutchinson probes.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub probes: Option<usize>,
+    /// Rows.
+    pub n: usize,
+    /// Dimension.
+    pub dim: usize,
+    /// −mean log p/(d ln 2) for dequantized 8-bit data.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bits_per_dim: Option<f64>,
+    /// For targets with a closed-form density: the exact log p_σmin and log p at the points.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub closed_form: Option<ClosedForm>,
+    /// Wall-clock seconds.
+    pub seconds: f64,
+    /// How each value was chosen.
+    pub notes: Vec<String>,
+}
+
+/// The exact answer beside the ODE's.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct ClosedForm {
+    /// Mean exact log p_σmin(x) (the density the ODE computes).
+    pub mean_log_likelihood: f64,
+    /// Mean exact log p(x) of the clean density.
+    pub mean_log_likelihood_clean: f64,
+    /// Largest |ODE − exact| over the points.
+    pub max_abs_error: f64,
+    /// |mean ODE − mean exact| / |mean exact|.
+    pub relative_error: f64,
+}
+
+/// Dequantize 8-bit data: every value must be an integer in 0..=255; adds U[0, 1) noise from
+/// the seed.
+pub fn dequantize(data: ArrayView2<f32>, seed: u64) -> Result<Array2<f32>> {
+    if let Some((i, v)) = data.iter().enumerate().find(|(_, v)| !(v.fract() == 0.0 && **v >= 0.0 && **v <= 255.0)) {
+        return Err(invalid_field!(
+            "dequantize",
+            "`dequantize` needs 8-bit data (integers 0..=255), but row {} holds {v}",
+            i / data.ncols().max(1) + 1
+        ));
+    }
+    let mut rng = crate::rng::LaneRng::new(seed, 3);
+    let mut u = vec![0.0f32; data.len()];
+    rng.fill_uniform(&mut u);
+    let mut out = data.to_owned();
+    out.iter_mut().zip(&u).for_each(|(o, u)| *o += u);
+    Ok(out)
+}
+
+/// The log-likelihood of `data` under `target`'s probability flow, with its report: the prior
+/// from the target's moments (or `prior`), σ range from `range` unless given, the closed form
+/// beside it for Gaussian mixtures. `offset` is added to every value (e.g. −Σ ln std of a
+/// standardization), `data` must already be in the target's units.
+pub fn likelihood(
+    target: &dyn Target,
+    data: ArrayView2<f32>,
+    prior: &Prior,
+    range: [(f64, &str); 2],
+    o: &LikelihoodOptions,
+    offset: f64,
+) -> Result<LikelihoodReport> {
+    let start = std::time::Instant::now();
+    let d = target.dim();
+    let mut notes = Vec::new();
+    let kind = o.schedule.unwrap_or(super::ScheduleKind::Ve);
+    let sigma_min = o.sigma_min.unwrap_or_else(|| {
+        notes.push(format!("sigma_min = {:.4e}: {}", range[0].0, range[0].1));
+        range[0].0
+    });
+    let sigma_max = o.sigma_max.unwrap_or_else(|| {
+        notes.push(format!("sigma_max = {:.4}: {}", range[1].0, range[1].1));
+        range[1].0
+    });
+    let schedule = kind.build(sigma_min, sigma_max, 7.0)?;
+    let t_eps = match (kind, o.t_eps) {
+        (super::ScheduleKind::Edm, Some(_)) => {
+            return Err(invalid_field!("t_eps", "`t_eps` does not apply to the edm schedule; set `sigma_min`"));
+        }
+        (_, Some(e)) if !(e > 0.0 && e < 1.0) => {
+            return Err(invalid_field!("t_eps", "the time cut-off `t_eps` = {e} must lie in (0, 1)"));
+        }
+        (_, Some(e)) => e,
+        (super::ScheduleKind::Ve, None) => 1e-5,
+        (super::ScheduleKind::Edm, None) => sigma_min,
+        (_, None) => super::time_of_sigma(&schedule, sigma_min),
+    };
+    let tol = Tolerances {
+        rtol: o.rtol.unwrap_or(1e-5),
+        atol: o.atol.unwrap_or(1e-5),
+        max_steps: o.max_steps.unwrap_or(10_000),
+    };
+    tol.check()?;
+    let ode = match o.solver {
+        None | Some(Solver::Dopri5) => OdeMethod::Adaptive(tol),
+        Some(s) => {
+            if o.rtol.is_some() || o.atol.is_some() || o.max_steps.is_some() {
+                return Err(invalid_field!(
+                    "rtol",
+                    "`rtol`, `atol` and `max_steps` apply to the adaptive dopri5 solver, not to {}",
+                    s.name()
+                ));
+            }
+            OdeMethod::Grid(s)
+        }
+    };
+    let divergence = match o.probes {
+        Some(0) => return Err(invalid_field!("probes", "`probes` must be at least 1")),
+        Some(p) => Divergence::Hutchinson(p),
+        None if d <= EXACT_DIVERGENCE_MAX_DIM => Divergence::Exact,
+        None => {
+            notes.push(format!("divergence: Hutchinson with 1 probe (d = {d} > {EXACT_DIVERGENCE_MAX_DIM})"));
+            Divergence::Hutchinson(1)
+        }
+    };
+    let deq;
+    let data = if o.dequantize {
+        deq = dequantize(data, o.seed)?;
+        deq.view()
+    } else {
+        data
+    };
+    let cfg = LikelihoodConfig {
+        schedule,
+        t_eps,
+        ode,
+        divergence,
+        seed: o.seed,
+        length_scale: target.scales().map_or(1.0, |s| s.smallest),
+    };
+    let l = log_likelihood(target, data, prior, &cfg)?;
+    let ll: Vec<f64> = l.log_likelihood.iter().map(|v| v + offset).collect();
+    let mean = ll.iter().sum::<f64>() / ll.len() as f64;
+    let (t0, t1) = schedule.time_range(t_eps);
+    let closed_form = target.mixture().and_then(|m| {
+        let p = m.perturbed(schedule.sigma(t0)).ok()?;
+        let pts: Vec<Vec<f64>> = data.outer_iter().map(|r| r.iter().map(|&v| v as f64).collect()).collect();
+        let exact: Vec<f64> = pts.iter().map(|x| p.log_density(x)).collect();
+        let clean = pts.iter().map(|x| m.log_density(x)).sum::<f64>() / pts.len() as f64;
+        let em = exact.iter().sum::<f64>() / exact.len() as f64;
+        Some(ClosedForm {
+            mean_log_likelihood: em,
+            mean_log_likelihood_clean: clean,
+            max_abs_error: ll.iter().zip(&exact).map(|(a, b)| (a - b).abs()).fold(0.0, f64::max),
+            relative_error: ((mean - em) / em).abs(),
+        })
+    });
+    Ok(LikelihoodReport {
+        mean_log_likelihood: mean,
+        nfe: l.nfe,
+        solver: match ode {
+            OdeMethod::Adaptive(_) => "dopri5",
+            OdeMethod::Grid(s) => s.name(),
+        },
+        rtol: matches!(ode, OdeMethod::Adaptive(_)).then_some(tol.rtol),
+        atol: matches!(ode, OdeMethod::Adaptive(_)).then_some(tol.atol),
+        accepted_steps: l.stats.accepted,
+        rejected_steps: l.stats.rejected,
+        schedule: kind.name(),
+        sigma_min: schedule.sigma(t0),
+        sigma_max: schedule.sigma(t1),
+        t_eps,
+        divergence: match (l.closed_form_divergence, divergence) {
+            (true, _) => "closed form",
+            (false, Divergence::Exact) => "central differences",
+            (false, Divergence::Hutchinson(_)) => "hutchinson",
+        },
+        probes: match (l.closed_form_divergence, divergence) {
+            (false, Divergence::Hutchinson(p)) => Some(p),
+            _ => None,
+        },
+        n: ll.len(),
+        dim: d,
+        bits_per_dim: o.dequantize.then(|| -mean / (d as f64 * std::f64::consts::LN_2)),
+        closed_form,
+        log_likelihood: ll,
+        seconds: start.elapsed().as_secs_f64(),
+        notes,
+    })
 }

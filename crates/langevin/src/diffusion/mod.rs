@@ -428,7 +428,7 @@ impl DiffusionConfig {
 }
 
 /// The time at which σ(t) = `sigma` (bisection on (0, t_max]).
-fn time_of_sigma(s: &Schedule, sigma: f64) -> f64 {
+pub(crate) fn time_of_sigma(s: &Schedule, sigma: f64) -> f64 {
     let (_, hi) = s.time_range(0.0);
     let (mut a, mut b) = (0.0f64, hi);
     for _ in 0..200 {
