@@ -5,6 +5,7 @@
 use crate::plot::{self, Heat, Layer, Panel};
 use anyhow::{Context, Result, bail};
 use clap::{Args, ValueEnum};
+use langevin::diffusion::{DiffusionOptions, Method};
 use langevin::sampler::{self, AnnealConfig, AnnealOptions, Init, Mala, RunConfig, Scheme, Ula, Underdamped};
 use langevin::target::{Target, load_target};
 use ndarray::Array3;
@@ -16,6 +17,38 @@ pub enum AnimSampler {
     Mala,
     Annealed,
     Baoab,
+    /// Diffusion: the reverse-time SDE (Euler–Maruyama).
+    ReverseSde,
+    /// Diffusion: predictor–corrector.
+    Pc,
+    /// Diffusion: the probability-flow ODE (Heun on --steps, default 100).
+    Ode,
+    /// Diffusion: DDPM.
+    Ddpm,
+    /// Diffusion: DDIM (η = 0).
+    Ddim,
+    /// Diffusion: EDM Heun.
+    Edm,
+    /// Diffusion: DPM-Solver++(2M).
+    #[value(name = "dpmpp-2m")]
+    DpmPp2m,
+}
+
+impl AnimSampler {
+    /// The diffusion sampler, for those that are one.
+    fn diffusion(self) -> Option<Method> {
+        let name = match self {
+            AnimSampler::ReverseSde => "reverse-sde",
+            AnimSampler::Pc => "pc",
+            AnimSampler::Ode => "ode",
+            AnimSampler::Ddpm => "ddpm",
+            AnimSampler::Ddim => "ddim",
+            AnimSampler::Edm => "edm",
+            AnimSampler::DpmPp2m => "dpmpp-2m",
+            _ => return None,
+        };
+        Method::from_name(name).ok()
+    }
 }
 
 #[derive(Args, Debug)]
@@ -31,7 +64,8 @@ pub struct AnimateArgs {
     pub no_noise: bool,
     #[arg(long, default_value_t = 2000, value_name = "N")]
     pub particles: usize,
-    /// Steps (ULA, MALA, BAOAB; default 300). Annealed runs --levels × --steps-per-level.
+    /// Steps (ULA, MALA, BAOAB; default 300; diffusion samplers: their default, ode 100).
+    /// Annealed runs --levels × --steps-per-level.
     #[arg(long, value_name = "N")]
     pub steps: Option<usize>,
     /// Step size τ (ULA, MALA; default the target's) or time step Δt (BAOAB).
@@ -98,6 +132,10 @@ pub fn run(a: &AnimateArgs, quiet: bool) -> Result<()> {
     if t.dim() != 2 {
         bail!("animate draws 2-D targets; '{}' is {}-dimensional", t.name(), t.dim());
     }
+    let diffusion = a.sampler.diffusion();
+    if diffusion.is_some() && a.step_size.is_some() {
+        bail!("--step-size does not apply to the diffusion samplers; their steps follow the schedule (--steps)");
+    }
     let default_size = if a.no_noise { (1200, 620) } else { (720, 680) };
     let size = (a.width.unwrap_or(default_size.0), a.height.unwrap_or(default_size.1));
     if !(200..=3000).contains(&size.0) || !(150..=3000).contains(&size.1) {
@@ -117,6 +155,9 @@ pub fn run(a: &AnimateArgs, quiet: bool) -> Result<()> {
         (None, None) => t.default_init(),
     };
     init.check(2, a.particles)?;
+    if let Some(method) = diffusion {
+        return diffusion_gif(a, t, method, size, quiet);
+    }
     let steps = match &anneal {
         Some(c) => c.total_steps(),
         None => a.steps.unwrap_or(300),
@@ -148,6 +189,7 @@ pub fn run(a: &AnimateArgs, quiet: bool) -> Result<()> {
                 let c = anneal.as_ref().expect("resolved");
                 sampler::run_annealed(t, c, true, &init, &sampler::RunConfig { steps: 1, ..cfg.clone() })?
             }
+            _ => unreachable!("diffusion samplers are drawn by diffusion_gif"),
         };
         r.trajectory.context("the driver recorded no trajectory")
     };
@@ -161,6 +203,7 @@ pub fn run(a: &AnimateArgs, quiet: bool) -> Result<()> {
             AnimSampler::Mala => "MALA",
             AnimSampler::Annealed => "annealed Langevin",
             AnimSampler::Baoab => "BAOAB",
+            _ => unreachable!("diffusion samplers are drawn by diffusion_gif"),
         };
         runs.push((name.into(), run_one(true)?));
     }
@@ -242,6 +285,89 @@ pub fn run(a: &AnimateArgs, quiet: bool) -> Result<()> {
     langevin::io::write_atomic(&a.out, |o| o.write_all(&gif))?;
     if !quiet {
         errln!("wrote {} ({n_frames} frames, {} particles, {steps} steps)", a.out.display(), a.particles);
+    }
+    Ok(())
+}
+
+/// A diffusion sampler's reverse process, from noise to data, over log p_σ of the noise level
+/// each frame has reached (for mixtures; log p otherwise).
+fn diffusion_gif(a: &AnimateArgs, t: &dyn Target, method: Method, size: (u32, u32), quiet: bool) -> Result<()> {
+    if a.levels.is_some() || a.steps_per_level.is_some() {
+        bail!("--levels and --steps-per-level apply to --sampler annealed only");
+    }
+    let steps = match (method, a.steps) {
+        (_, Some(s)) => Some(s),
+        (Method::Ode, None) => Some(100),
+        _ => None,
+    };
+    let options = DiffusionOptions { steps, ..Default::default() };
+    let (dc, _) = langevin::sample::diffusion_config(t, method, &options, None)?;
+    let total = dc.steps;
+    let every = (total / (a.frames - 1)).max(1);
+    let opts = langevin::sample::SampleOptions {
+        sampler: langevin::sample::Sampler::Diffusion { method, options },
+        init: a.init.as_deref().map(Init::parse).transpose()?,
+        particles: Some(a.particles),
+        record_every: Some(every),
+        seed: a.seed,
+        ..Default::default()
+    };
+    let out = langevin::sample::sample(t, &opts)?;
+    let traj = out.run.trajectory.context("the sampler recorded no trajectory")?;
+    let n_frames = traj.dim().0;
+    // A fixed view: the end states and the target's region; early frames (wide noise) leave it.
+    let coord = |c: usize| traj.slice(ndarray::s![n_frames - 1, .., c]).iter().map(|&v| v as f64).collect::<Vec<_>>();
+    let (mut xr, mut yr) = (plot::range_of(coord(0).into_iter()), plot::range_of(coord(1).into_iter()));
+    if let Init::Uniform { lo, hi } = t.default_init() {
+        xr = (xr.0.min(lo), xr.1.max(hi));
+        yr = (yr.0.min(lo), yr.1.max(hi));
+    }
+    let g = plot::grid(xr, yr, 100, 100).mapv(|v| v as f32);
+    let heat_of = |t: &dyn Target| -> Result<Vec<f64>> {
+        let (_, lp) = langevin::target::eval_rows(t, g.view())?;
+        Ok(lp.iter().map(|&v| if v.is_finite() { v as f64 } else { f64::NAN }).collect())
+    };
+    let delay = image::Delay::from_numer_denom_ms(1000, a.fps);
+    let mut gif = Vec::new();
+    {
+        let mut enc = image::codecs::gif::GifEncoder::new_with_speed(&mut gif, 10);
+        enc.set_repeat(image::codecs::gif::Repeat::Infinite).context("encoding the GIF")?;
+        for f in 0..n_frames {
+            let step = if f + 1 == n_frames { total } else { (f * every).min(total) };
+            let sigma = if f + 1 == n_frames { 0.0 } else { dc.sigma_after(step) };
+            let heat = match t.mixture() {
+                Some(m) => heat_of(&m.perturbed(sigma)?)?,
+                None => heat_of(t)?,
+            };
+            let mut p = Panel::new(format!("{} ({} schedule)", method.name(), dc.schedule.kind().name()), xr, yr);
+            p.heat = Some(Heat {
+                nx: 100,
+                ny: 100,
+                values: heat,
+                bands: 12,
+                clip_low: true,
+                mask: None,
+                label: "log p_σ".into(),
+            });
+            let pts = (0..traj.dim().1).map(|i| (traj[[f, i, 0]] as f64, traj[[f, i, 1]] as f64)).collect();
+            p.layers.push(Layer::Points { pts, color: plot::BLUE, alpha: 0.55, size: 2, label: None });
+            p.corner = Some(format!("frame {}/{n_frames}, step {step}/{total}, σ = {sigma:.3}", f + 1));
+            let rgb = plot::render_rgb(&t.name(), &[p], size)?;
+            let rgba = image::RgbaImage::from_fn(size.0, size.1, |x, y| {
+                let k = ((y * size.0 + x) * 3) as usize;
+                image::Rgba([rgb[k], rgb[k + 1], rgb[k + 2], 255])
+            });
+            enc.encode_frame(image::Frame::from_parts(rgba, 0, 0, delay)).context("encoding the GIF")?;
+        }
+    }
+    langevin::io::write_atomic(&a.out, |o| o.write_all(&gif))?;
+    if !quiet {
+        errln!(
+            "wrote {} ({n_frames} frames, {} particles, {total} steps of {})",
+            a.out.display(),
+            a.particles,
+            method.name()
+        );
     }
     Ok(())
 }

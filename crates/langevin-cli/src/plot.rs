@@ -68,6 +68,7 @@ pub const PALETTE: [RGBColor; 6] = [BLUE, ORANGE, GREEN, RED, PURPLE, RGBColor(1
 
 /// Values on an nx × ny grid over the panel's ranges (row-major: index iy·nx + ix), drawn as
 /// filled bands (filled contours) in a light colour map; NaN cells are left white.
+#[derive(Clone)]
 pub struct Heat {
     pub nx: usize,
     pub ny: usize,

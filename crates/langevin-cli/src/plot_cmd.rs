@@ -70,11 +70,12 @@ pub enum PlotKind {
         #[command(flatten)]
         out: Out,
     },
-    /// Paths of particles from a trajectory file (`sample --trajectory`).
+    /// Paths of particles from trajectory files (`sample --trajectory`), one panel per file:
+    /// e.g. the probability-flow ODE's paths beside the reverse SDE's from the same start.
     Trajectories {
-        /// Trajectory: frames × particles × d (.npy).
-        #[arg(long, value_name = "FILE")]
-        samples: PathBuf,
+        /// Trajectories: frames × particles × d (.npy); several files are drawn side by side.
+        #[arg(long, value_name = "FILE", num_args = 1..)]
+        samples: Vec<PathBuf>,
         /// Target drawn underneath (optional).
         #[arg(long, value_name = "SPEC")]
         target: Option<String>,
@@ -176,8 +177,14 @@ fn log_density_heat(t: &dyn Target, xr: (f64, f64), yr: (f64, f64), n: usize) ->
 pub fn run(a: &PlotArgs, _quiet: bool) -> Result<()> {
     use crate::report::spec_file;
     let (inputs, out): (Vec<(&'static str, Option<&Path>)>, &Path) = match &a.kind {
-        PlotKind::Density { samples, target, out, .. } | PlotKind::Trajectories { samples, target, out, .. } => {
+        PlotKind::Density { samples, target, out, .. } => {
             (vec![("samples", Some(samples)), ("target", spec_file(target.as_deref()))], &out.out)
+        }
+        PlotKind::Trajectories { samples, target, out, .. } => {
+            let mut v: Vec<(&'static str, Option<&Path>)> =
+                samples.iter().map(|p| ("samples", Some(p.as_path()))).collect();
+            v.push(("target", spec_file(target.as_deref())));
+            (v, &out.out)
         }
         PlotKind::Field { field, out, .. } => {
             (vec![("target", spec_file(field.target.as_deref())), ("model", field.model.as_deref())], &out.out)
@@ -238,57 +245,91 @@ pub fn run(a: &PlotArgs, _quiet: bool) -> Result<()> {
         }
         PlotKind::Trajectories { samples, target, particles, coords, out } => {
             plot::check_plot_path(&out.out, false)?;
-            let size = out.size((900, 760))?;
-            let traj = langevin::io::read_trajectory(samples)?;
-            let (frames, n, d) = traj.dim();
-            if frames == 0 || n == 0 {
-                bail!("{}: the trajectory is empty", samples.display());
+            if samples.len() > 6 {
+                bail!("--samples: at most 6 trajectory files side by side (got {})", samples.len());
             }
+            let size = out.size((900 * samples.len().min(3) as u32 - 140 * (samples.len().min(3) as u32 - 1), 760))?;
             if *particles == 0 {
                 bail!("--particles must be at least 1");
+            }
+            let trajs = samples
+                .iter()
+                .map(|p| {
+                    let t = langevin::io::read_trajectory(p)?;
+                    let (frames, n, _) = t.dim();
+                    if frames == 0 || n == 0 {
+                        bail!("{}: the trajectory is empty", p.display());
+                    }
+                    Ok(t)
+                })
+                .collect::<Result<Vec<_>>>()?;
+            let d = trajs[0].dim().2;
+            if let Some((p, t)) = samples.iter().zip(&trajs).find(|(_, t)| t.dim().2 != d) {
+                bail!("{}: {}-dimensional, but {} is {d}-dimensional", p.display(), t.dim().2, samples[0].display());
             }
             let c = parse_coords(coords.as_deref(), d, true)?;
             let t = match target {
                 Some(s) => Some(load_target_checked(s, d, "trajectories")?),
                 None => None,
             };
-            let k = (*particles).min(n);
-            let pick: Vec<usize> = (0..k).map(|i| i * n / k).collect();
-            let tr = &traj;
-            let span =
-                |c: usize| plot::range_of(pick.iter().flat_map(|&p| (0..frames).map(move |f| tr[[f, p, c]] as f64)));
-            let (xr, yr) = (span(c[0]), span(c[1]));
-            let mut panel = Panel::new(format!("{k} of {n} particles, {frames} frames"), xr, yr);
-            panel.x_label = format!("x{}", c[0]);
-            panel.y_label = format!("x{}", c[1]);
-            if let Some(t) = &t
-                && d == 2
-            {
-                panel.heat = Some(log_density_heat(t.as_ref(), xr, yr, 120)?);
-            }
-            let lines: Vec<Vec<(f64, f64)>> = pick
+            // One view for all panels.
+            let picks: Vec<Vec<usize>> = trajs
                 .iter()
-                .map(|&p| (0..frames).map(|f| (traj[[f, p, c[0]]] as f64, traj[[f, p, c[1]]] as f64)).collect())
+                .map(|tr| {
+                    let n = tr.dim().1;
+                    let k = (*particles).min(n);
+                    (0..k).map(|i| i * n / k).collect()
+                })
                 .collect();
-            let starts = lines.iter().map(|l| l[0]).collect();
-            let ends = lines.iter().map(|l| l[l.len() - 1]).collect();
-            panel.layers.push(Layer::Lines { lines, color: plot::BLUE, alpha: 0.6, label: Some("path".into()) });
-            panel.layers.push(Layer::Points {
-                pts: starts,
-                color: plot::GRAY,
-                alpha: 0.9,
-                size: 3,
-                label: Some("start".into()),
-            });
-            panel.layers.push(Layer::Points {
-                pts: ends,
-                color: plot::RED,
-                alpha: 0.9,
-                size: 3,
-                label: Some("end".into()),
-            });
+            let span = |c: usize| {
+                plot::range_of(trajs.iter().zip(&picks).flat_map(|(tr, pick)| {
+                    let frames = tr.dim().0;
+                    pick.iter().flat_map(move |&p| (0..frames).map(move |f| tr[[f, p, c]] as f64))
+                }))
+            };
+            let (xr, yr) = (span(c[0]), span(c[1]));
+            let heat = match &t {
+                Some(t) if d == 2 => Some(log_density_heat(t.as_ref(), xr, yr, 120)?),
+                _ => None,
+            };
+            let mut panels = Vec::new();
+            for ((path, traj), pick) in samples.iter().zip(&trajs).zip(&picks) {
+                let (frames, n, _) = traj.dim();
+                let name = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+                let title = if samples.len() > 1 {
+                    format!("{name}: {} of {n} particles, {frames} frames", pick.len())
+                } else {
+                    format!("{} of {n} particles, {frames} frames", pick.len())
+                };
+                let mut panel = Panel::new(title, xr, yr);
+                panel.x_label = format!("x{}", c[0]);
+                panel.y_label = format!("x{}", c[1]);
+                panel.heat = heat.clone();
+                let lines: Vec<Vec<(f64, f64)>> = pick
+                    .iter()
+                    .map(|&p| (0..frames).map(|f| (traj[[f, p, c[0]]] as f64, traj[[f, p, c[1]]] as f64)).collect())
+                    .collect();
+                let starts = lines.iter().map(|l| l[0]).collect();
+                let ends = lines.iter().map(|l| l[l.len() - 1]).collect();
+                panel.layers.push(Layer::Lines { lines, color: plot::BLUE, alpha: 0.6, label: Some("path".into()) });
+                panel.layers.push(Layer::Points {
+                    pts: starts,
+                    color: plot::GRAY,
+                    alpha: 0.9,
+                    size: 3,
+                    label: Some("start".into()),
+                });
+                panel.layers.push(Layer::Points {
+                    pts: ends,
+                    color: plot::RED,
+                    alpha: 0.9,
+                    size: 3,
+                    label: Some("end".into()),
+                });
+                panels.push(panel);
+            }
             let title = t.map_or_else(|| "trajectories".to_string(), |t| format!("trajectories on {}", t.name()));
-            plot::render(&out.out, &title, &[panel], size)
+            plot::render(&out.out, &title, &panels, size)
         }
         PlotKind::Training { run, out } => {
             plot::check_plot_path(&out.out, false)?;

@@ -425,6 +425,15 @@ impl DiffusionConfig {
     pub fn planned_steps(&self) -> usize {
         self.steps
     }
+
+    /// The noise level after `k` steps of a fixed grid (k = 0: the start).
+    pub fn sigma_after(&self, k: usize) -> f64 {
+        if self.method.sigma_space() {
+            self.sigmas[k.min(self.sigmas.len() - 1)]
+        } else {
+            self.schedule.sigma(self.times[k.min(self.times.len() - 1)])
+        }
+    }
 }
 
 /// The time at which σ(t) = `sigma` (bisection on (0, t_max]).
@@ -564,7 +573,14 @@ pub fn run_diffusion<S: Score<Block> + ?Sized>(
             if let Some(k) = every
                 && st.index % k == 0
             {
-                st.x.append_rows(&mut frames);
+                // Frames are in the data's units (x̂), whatever the sampler holds.
+                if st.scale == 1.0 {
+                    st.x.append_rows(&mut frames);
+                } else {
+                    let mut y = st.x.clone();
+                    y.scale_add((1.0 / st.scale) as f32, 0.0, st.x);
+                    y.append_rows(&mut frames);
+                }
                 recorded += 1;
             }
             if let Some(p) = &cfg.progress {

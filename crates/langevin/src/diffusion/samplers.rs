@@ -25,7 +25,10 @@ pub struct Step<'a, X> {
     pub index: usize,
     /// The noise level σ (data units) reached.
     pub sigma: f64,
-    /// x̂ after the step (time-space samplers: x_t, whose scale s(t) is 1 for VE and EDM).
+    /// The mean scale s(t) of `x`: time-space samplers hold x_t = s(t)·x̂ (1 for VE and EDM and
+    /// for the σ-space samplers, which hold x̂).
+    pub scale: f64,
+    /// The state after the step.
     pub x: &'a X,
 }
 
@@ -85,7 +88,7 @@ pub fn euler_ancestral<X: Particles, S: Score<X> + ?Sized>(
             }
         };
         guard(finite, x, i + 1, sn, n)?;
-        callback(Step { index: i + 1, sigma: sn, x })?;
+        callback(Step { index: i + 1, sigma: sn, scale: 1.0, x })?;
     }
     Ok(n)
 }
@@ -155,7 +158,7 @@ pub fn edm_heun<X: Particles, S: Score<X> + ?Sized>(
             x.drift_add((0.5 * h) as f32, &d) & x.drift_add((0.5 * h) as f32, &d2)
         };
         guard(finite, x, i + 1, sn, n)?;
-        callback(Step { index: i + 1, sigma: sn, x })?;
+        callback(Step { index: i + 1, sigma: sn, scale: 1.0, x })?;
     }
     Ok(nfe)
 }
@@ -195,7 +198,7 @@ pub fn dpmpp_2m<X: Particles, S: Score<X> + ?Sized>(
         };
         std::mem::swap(&mut old, &mut d);
         guard(finite, x, i + 1, sn, n)?;
-        callback(Step { index: i + 1, sigma: sn, x })?;
+        callback(Step { index: i + 1, sigma: sn, scale: 1.0, x })?;
     }
     Ok(n)
 }
@@ -270,7 +273,7 @@ pub fn reverse_sde<X: Particles, S: Score<X> + ?Sized>(
     let g = |t: f64| schedule.g2(t).sqrt();
     let terms = solve::SdeTerms { drift: &drift, diffusion: &g };
     let nfe = solve::solve_sde(terms, solver, x, times, false, rng, &mut |st: OdeStep<'_, X>| {
-        callback(Step { index: st.index, sigma: schedule.sigma(st.t), x: st.x })
+        callback(Step { index: st.index, sigma: schedule.sigma(st.t), scale: schedule.scale(st.t), x: st.x })
     })
     .map_err(|e| with_sigma(e, schedule, times))?;
     rescale(x, 1.0 / schedule.scale(last));
@@ -370,7 +373,7 @@ pub fn predictor_corrector<X: Particles, S: Score<X> + ?Sized>(
             };
             guard(ok, x, i + 1, schedule.sigma(tn), n)?;
         }
-        callback(Step { index: i + 1, sigma: schedule.sigma(tn), x })?;
+        callback(Step { index: i + 1, sigma: schedule.sigma(tn), scale: schedule.scale(tn), x })?;
     }
     rescale(x, 1.0 / schedule.scale(times[n]));
     Ok(nfe)
@@ -398,7 +401,9 @@ pub fn probability_flow<X: Particles, S: Score<X> + ?Sized>(
     let v = ReverseDrift { score, schedule: *schedule, weight: 0.5 };
     let last = *times.last().expect("a grid");
     rescale(x, schedule.scale(times[0]));
-    let mut cb = |st: OdeStep<'_, X>| callback(Step { index: st.index, sigma: schedule.sigma(st.t), x: st.x });
+    let mut cb = |st: OdeStep<'_, X>| {
+        callback(Step { index: st.index, sigma: schedule.sigma(st.t), scale: schedule.scale(st.t), x: st.x })
+    };
     let stats = match method {
         OdeMethod::Grid(solver) => {
             solve::solve_grid(&v, solver, x, times, &mut cb).map_err(|e| with_sigma(e, schedule, times))?
