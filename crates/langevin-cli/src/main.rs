@@ -5,6 +5,7 @@ mod out;
 mod analyze;
 mod animate;
 mod bench;
+mod compare;
 mod diffusion_flags;
 mod eval;
 mod field;
@@ -69,6 +70,8 @@ enum Command {
     Posterior(Box<posterior::PosteriorArgs>),
     /// Compare samples with a target (exact answers) or with reference samples.
     Eval(eval::EvalArgs),
+    /// Quality against cost: every sampler at matched numbers of score evaluations.
+    CompareSamplers(Box<compare::CompareArgs>),
     /// Log-likelihood of data through the probability-flow ODE (a target or a trained model).
     Likelihood(Box<likelihood::LikelihoodArgs>),
     /// List the built-in targets and their parameters.
@@ -121,6 +124,7 @@ fn main() -> ExitCode {
         Command::Sample(a) => sample::run(&a, cli.quiet),
         Command::Eval(a) => eval::run(&a, cli.quiet),
         Command::Likelihood(a) => likelihood::run(&a, cli.quiet),
+        Command::CompareSamplers(a) => compare::run(&a, cli.quiet),
         Command::Quickstart(a) => quickstart::run(&a, cli.quiet),
         Command::Train(a) => train::run(&a, cli.quiet),
         Command::Generate(a) => generate::run(&a, cli.quiet),

@@ -24,6 +24,7 @@
 //! # Ok::<(), langevin::Error>(())
 //! ```
 
+pub mod compare;
 pub mod likelihood;
 pub mod samplers;
 pub mod schedule;

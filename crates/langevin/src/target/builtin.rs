@@ -45,6 +45,11 @@ pub const BUILTINS: &[BuiltinInfo] = &[
         params: &[],
     },
     BuiltinInfo {
+        name: "gmm40",
+        description: "the GMM-40 benchmark of the sampling literature (Midgley et al. 2023): 40 equal-weight Gaussians with std softplus(1) = 1.313, means uniform in [-40, 40]² from a fixed seed",
+        params: &[],
+    },
+    BuiltinInfo {
         name: "gaussian",
         description: "N(0, Σ) with variances log-spaced from 1 down to 1/cond (optionally rotated)",
         params: &[
@@ -181,6 +186,19 @@ pub fn build(name: &str, params: &[(String, f64)]) -> Result<Arc<dyn Target>> {
             .with_name("ncsn-toy")
             .with_init(Init::Uniform { lo: -8.0, hi: 8.0 }),
         ),
+        "gmm40" => {
+            // Means uniform in [−40, 40]² from our own generator with a fixed seed (FAB draws
+            // them with torch's seed 0, which we cannot reproduce); std softplus(1) per axis.
+            let mut rng = LaneRng::new(40, 0);
+            let means: Vec<Vec<f64>> =
+                (0..40).map(|_| (0..2).map(|_| 80.0 * rng.uniform_f64() - 40.0).collect()).collect();
+            let std = 1.0f64.exp().ln_1p();
+            Arc::new(
+                GaussianMixture::new(vec![1.0 / 40.0; 40], means, vec![Covariance::Isotropic(std * std); 40])?
+                    .with_name("gmm40")
+                    .with_init(Init::Uniform { lo: -45.0, hi: 45.0 }),
+            )
+        }
         "gaussian" => {
             let dim = count(name, "dim", p[0])?;
             let cond = positive(name, "cond", p[1])?;
