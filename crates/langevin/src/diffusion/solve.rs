@@ -288,7 +288,7 @@ pub fn solve_adaptive<X: Particles, F: VectorField<X> + ?Sized>(
             return Err(invalid_field!(
                 "max_steps",
                 "the adaptive ODE solver used its budget of {} steps and reached only t = {t:.6e} of [{t0:.6e}, {t1:.6e}] \
-                 (step {h:.3e}): the field is stiff there. Loosen `rtol`/`atol`, raise `max_steps`, or use a fixed-step \
+                 (step {h:.3e}). Loosen `rtol`/`atol`, raise `max_steps`, or use a fixed-step \
                  solver with `steps`",
                 tol.max_steps
             ));
