@@ -72,4 +72,21 @@ else:
 if "train_fraction_of_peak" in dsm:
     print(f"matrix products: training {dsm['train_gemm_gflops']:.0f} GFLOP/s = {100 * dsm['train_fraction_of_peak']:.0f}% of peak, "
           f"generation {dsm['generation_gemm_gflops']:.0f} GFLOP/s = {100 * dsm['generation_fraction_of_peak']:.0f}% of peak")
+dif = next(w for w in ours["workloads"] if w["name"] == "diffusion-exact-scores")
+kd = [p for p in allpeers if p["workload"] == "diffusion-exact-scores"]
+print(f"\n{dif['description']}")
+if kd:
+    print(f"peer: k-diffusion {kd[0]['version']}")
+print(f"{'target':<10}{'sampler':<17}{'nfe':>5}{'langevin samples/s':>20}{'k-diffusion':>13}{'ratio':>8}"
+      f"{'MMD ours / theirs':>22}{'weights TV ours / theirs':>26}")
+for t in dif["targets"]:
+    for r in t["runs"]:
+        p = next((p for p in kd if p["target"] == t["target"] and p["sampler"] == r["sampler"]), None)
+        theirs = f"{p['samples_per_second']:>13.3e}{r['samples_per_second'] / p['samples_per_second']:>7.1f}x" if p else f"{'-':>13}{'':>8}"
+        mm = f"{r['mmd']:.4f} / {p['mmd']:.4f}" if p else f"{r['mmd']:.4f}"
+        tv = f"{r['mode_weight_tv']:.4f} / {p['mode_weight_tv']:.4f}" if p else f"{r['mode_weight_tv']:.4f}"
+        print(f"{t['target']:<10}{r['sampler']:<17}{r['nfe']:>5}{r['samples_per_second']:>20.3e}{theirs}{mm:>22}{tv:>26}")
+    print(f"{t['target']:<10}{'exact (floor)':<17}{'':>5}{'':>20}{'':>13}{'':>8}{t['mmd_floor']:>22.4f}{t['mode_weight_tv_floor']:>26.4f}")
+if not kd:
+    print("(k-diffusion peer skipped: see the message above)")
 PY

@@ -23,6 +23,13 @@ if ! "$venv/bin/python" -c 'import torch' 2>/dev/null; then
     || "$venv/bin/pip" install -q torch >/dev/null 2>&1 \
     || echo "PyTorch peer skipped: pip could not install torch (offline?)" >&2
 fi
+if "$venv/bin/python" -c 'import torch' 2>/dev/null && ! "$venv/bin/python" -c 'import torchsde, torchdiffeq, scipy, tqdm; import importlib.util as u; assert u.find_spec("k_diffusion")' 2>/dev/null; then
+  # k-diffusion's sampler functions need torchsde, torchdiffeq, scipy and tqdm; its training stack
+  # (kornia, clip, wandb, ...) is not needed, so the package is installed without dependencies.
+  "$venv/bin/pip" install -q scipy tqdm torchsde torchdiffeq >/dev/null 2>&1 \
+    && "$venv/bin/pip" install -q --no-deps k-diffusion >/dev/null 2>&1 \
+    || echo "k-diffusion peer skipped: pip could not install k-diffusion and its sampling dependencies" >&2
+fi
 if "$venv/bin/python" -c 'import numpy, jax' 2>/dev/null; then
   "$venv/bin/python" "$here/ula_numpy.py" "${ula_args[@]}" || echo "numpy peer failed" >&2
   "$venv/bin/python" "$here/ula_jax.py" "${ula_args[@]}" || echo "jax peer failed" >&2
@@ -38,4 +45,8 @@ if "$venv/bin/python" -c 'import blackjax' 2>/dev/null && [ -f "$results" ]; the
 fi
 if "$venv/bin/python" -c 'import torch' 2>/dev/null; then
   "$venv/bin/python" "$here/dsm_torch.py" "${dsm_args[@]}" || echo "pytorch peer failed" >&2
+fi
+# k-diffusion's samplers on the exact mixture denoisers, on langevin's sigma grids.
+if "$venv/bin/python" -c 'import torch, torchsde, torchdiffeq, scipy' 2>/dev/null && [ -f "$results" ]; then
+  "$venv/bin/python" "$here/diffusion_kdiffusion.py" "$results" || echo "k-diffusion peer failed" >&2
 fi

@@ -358,6 +358,85 @@ fn dsm(quick: bool, seed: u64, repeats: usize) -> Result<serde_json::Value> {
     }))
 }
 
+/// Diffusion samplers on exact mixture scores (block-major), at the NFE of the papers' settings:
+/// samples per second and quality against exact draws. The PyTorch + k-diffusion peer
+/// (bench/peers/diffusion_kdiffusion.py) runs the same samplers on the same σ grids (read from
+/// this workload's entry) and the same mixtures (their means, weights and variances are written
+/// here).
+fn diffusion(quick: bool, seed: u64, repeats: usize) -> Result<serde_json::Value> {
+    use langevin::diffusion::{DiffusionOptions, Method, ScheduleKind};
+    use langevin::sample::{SampleOptions, Sampler, sample};
+    let n = if quick { 20_000 } else { 100_000 };
+    let mut targets = Vec::new();
+    for name in ["ncsn-toy", "gmm40"] {
+        let t = builtin::build(name, &[])?;
+        let mix = t.mixture().expect("a mixture");
+        let exact = t.sample_exact(n, &mut langevin::rng::LaneRng::new(seed ^ 77, 0)).expect("exact draws");
+        let exact2 = t.sample_exact(n, &mut langevin::rng::LaneRng::new(seed ^ 78, 0)).expect("exact draws");
+        let sub = |x: &ndarray::Array2<f32>| x.slice(ndarray::s![..4000, ..]).to_owned();
+        let (e1, e2) = (sub(&exact), sub(&exact2));
+        let bw = langevin::metrics::median_distance(e1.view(), e1.view());
+        let tv = |x: &ndarray::Array2<f32>| {
+            0.5 * langevin::metrics::mode_weights(x.view(), mix)
+                .iter()
+                .zip(mix.weights())
+                .map(|(a, b)| (a - b).abs())
+                .sum::<f64>()
+        };
+        let mut runs = Vec::new();
+        for (label, method, steps, eta) in [
+            ("edm", "edm", 18, None),
+            ("dpmpp-2m", "dpmpp-2m", 20, None),
+            ("euler", "ddim", 50, None),
+            ("euler-ancestral", "ddim", 50, Some(1.0)),
+        ] {
+            let options =
+                DiffusionOptions { schedule: Some(ScheduleKind::Edm), steps: Some(steps), eta, ..Default::default() };
+            let o = SampleOptions {
+                sampler: Sampler::Diffusion { method: Method::from_name(method)?, options },
+                particles: Some(n),
+                seed,
+                ..Default::default()
+            };
+            let mut rates = Vec::new();
+            let mut last = None;
+            for _ in 0..repeats {
+                let out = sample(t.as_ref(), &o)?;
+                rates.push(n as f64 / out.run.seconds);
+                last = Some(out);
+            }
+            let out = last.expect("at least one repeat");
+            let d = out.report.diffusion.as_ref().expect("a diffusion report");
+            runs.push(json!({
+                "sampler": label,
+                "steps": steps,
+                "nfe": d.nfe,
+                "samples_per_second": rates.iter().cloned().fold(0.0, f64::max),
+                "samples_per_second_runs": rates,
+                "mmd": langevin::metrics::mmd(sub(&out.run.samples).view(), e1.view(), Some(bw)).0,
+                "mode_weight_tv": tv(&out.run.samples),
+                "sigma_min": d.sigma_min,
+                "sigma_max": d.sigma_max,
+            }));
+        }
+        targets.push(json!({
+            "target": name,
+            "weights": mix.weights(),
+            "means": (0..mix.n_components()).map(|k| mix.mean(k).to_vec()).collect::<Vec<_>>(),
+            "variance": t.scales().map(|s| s.smallest * s.smallest),
+            "mmd_floor": langevin::metrics::mmd(e2.view(), e1.view(), Some(bw)).0,
+            "mode_weight_tv_floor": tv(&exact2),
+            "runs": runs,
+        }));
+    }
+    Ok(json!({
+        "name": "diffusion-exact-scores",
+        "description": format!("diffusion samplers on exact mixture scores (EDM σ grid, ρ = 7), {n} samples; MMD on 4000 of them against exact draws"),
+        "samples": n,
+        "targets": targets,
+    }))
+}
+
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(|a, b| a.total_cmp(b));
     v[v.len() / 2]
@@ -544,6 +623,9 @@ pub fn run(a: &BenchArgs) -> Result<()> {
         d["generation_fraction_of_peak"] = json!(d["generation_gemm_gflops"].as_f64().unwrap_or(0.0) / peak);
     }
     workloads.push(d);
+
+    // 6. Diffusion samplers on exact scores.
+    workloads.push(diffusion(a.quick, a.seed, repeats.min(3))?);
 
     let result = json!({
         "langevin_version": env!("CARGO_PKG_VERSION"),
