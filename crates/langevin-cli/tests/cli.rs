@@ -31,13 +31,22 @@ fn npy(path: &Path) -> ndarray::Array2<f32> {
 fn targets_lists_every_builtin() {
     let dir = tempfile::tempdir().unwrap();
     let out = ok(dir.path(), &["targets"]);
-    for name in
-        ["ncsn-toy", "double-well", "many-well", "muller-brown", "lj-cluster", "banana", "funnel", "gaussian", "ring"]
-    {
+    for name in [
+        "ncsn-toy",
+        "gmm40",
+        "double-well",
+        "many-well",
+        "muller-brown",
+        "lj-cluster",
+        "banana",
+        "funnel",
+        "gaussian",
+        "ring",
+    ] {
         assert!(out.contains(name), "{name} missing from:\n{out}");
     }
     let list: serde_json::Value = serde_json::from_str(&ok(dir.path(), &["targets", "--json"])).unwrap();
-    assert_eq!(list.as_array().unwrap().len(), 9);
+    assert_eq!(list.as_array().unwrap().len(), 10);
 }
 
 #[test]
@@ -356,7 +365,7 @@ fn invalid_numbers_of_steps_particles_and_step_sizes() {
     let e = fails(d, &["sample", "--target", "ncsn-toy", "--sampler", "annealed", "--steps", "10"]);
     assert!(e.contains("--steps does not apply"), "{e}");
     let e = fails(d, &["sample", "--target", "ncsn-toy", "--sigma-max", "3"]);
-    assert!(e.contains("--sampler annealed only"), "{e}");
+    assert!(e.contains("applies to --sampler annealed and the diffusion samplers only"), "{e}");
     let e = fails(
         d,
         &["sample", "--target", "muller-brown", "--sampler", "annealed", "--sigma-max", "1", "--sigma-min", "0.1"],

@@ -469,8 +469,12 @@ pub fn diffuse<X: Particles, S: Score<X> + ?Sized>(
     rng: &mut X::Noise,
     callback: samplers::Callback<'_, X>,
 ) -> Result<DiffusionStats> {
-    for &t in cfg.times.iter().chain(cfg.sigmas.iter().filter(|s| **s > 0.0)) {
-        let sigma = if cfg.method.sigma_space() { t } else { cfg.schedule.sigma(t) };
+    let levels: Vec<f64> = if cfg.method.sigma_space() {
+        cfg.sigmas.iter().cloned().filter(|s| *s > 0.0).collect()
+    } else {
+        cfg.times.iter().map(|&t| cfg.schedule.sigma(t)).collect()
+    };
+    for sigma in levels {
         crate::field::check_sigma(score, sigma)?;
     }
     let sched = &cfg.schedule;

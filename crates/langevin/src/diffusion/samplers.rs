@@ -50,11 +50,6 @@ fn guard<X: Particles>(finite: bool, x: &X, step: usize, sigma: f64, steps: usiz
     }
 }
 
-/// x ← a·x + b·y with y = D(x, σ) written into `d`.
-fn denoised<X: Particles, S: Score<X> + ?Sized>(score: &S, x: &X, sigma: f64, d: &mut X) -> Result<()> {
-    score.denoise(x, sigma, d)
-}
-
 /// Euler ancestral in σ (k-diffusion's `sample_euler_ancestral`): from σ to σ' it moves to
 /// D + (σ_down/σ)(x − D) and adds σ_up z, with σ_up = min(σ', η σ'√(σ² − σ'²)/σ) and
 /// σ_down = √(σ'² − σ_up²). η = 0 is DDIM (deterministic: Euler on the probability-flow ODE in
@@ -71,7 +66,7 @@ pub fn euler_ancestral<X: Particles, S: Score<X> + ?Sized>(
     let n = sigmas.len() - 1;
     for i in 0..n {
         let (s, sn) = (sigmas[i], sigmas[i + 1]);
-        denoised(score, x, s, &mut d)?;
+        score.denoise(x, s, &mut d)?;
         let finite = if sn == 0.0 {
             x.copy_from(&d);
             x.first_non_finite().is_none()
@@ -129,7 +124,7 @@ pub fn edm_heun<X: Particles, S: Score<X> + ?Sized>(
     let mut nfe = 0;
     // d ← (x − D(x, σ))/σ
     let slope = |x: &X, sigma: f64, out: &mut X| -> Result<()> {
-        denoised(score, x, sigma, out)?;
+        score.denoise(x, sigma, out)?;
         out.scale_add((-1.0 / sigma) as f32, (1.0 / sigma) as f32, x);
         Ok(())
     };
@@ -177,7 +172,7 @@ pub fn dpmpp_2m<X: Particles, S: Score<X> + ?Sized>(
     let lam = |s: f64| -s.ln();
     for i in 0..n {
         let (s, sn) = (sigmas[i], sigmas[i + 1]);
-        denoised(score, x, s, &mut d)?;
+        score.denoise(x, s, &mut d)?;
         let finite = if sn == 0.0 {
             x.copy_from(&d);
             x.first_non_finite().is_none()
@@ -362,8 +357,8 @@ pub fn predictor_corrector<X: Particles, S: Score<X> + ?Sized>(
                 }
             };
             if a != 1.0 {
-                let zero = x.zeros_like();
-                x.scale_add(a as f32, 0.0, &zero);
+                // x ← a·x (the 0·g term adds nothing; a non-finite g is caught below).
+                x.scale_add(a as f32, 0.0, &g);
             }
             let ok = if noise {
                 z.fill_normal(rng);
