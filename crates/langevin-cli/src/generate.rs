@@ -95,9 +95,9 @@ pub struct GenerateArgs {
     /// Number of samples.
     #[arg(long, default_value_t = 10_000, value_name = "N")]
     pub n: usize,
-    /// Sampler.
-    #[arg(long, value_enum, default_value = "annealed")]
-    pub sampler: GenSampler,
+    /// Sampler (default: annealed for NCSN models, dpmpp-2m for the continuous-time objectives).
+    #[arg(long, value_enum)]
+    pub sampler: Option<GenSampler>,
     /// Annealed: Langevin steps per noise level T (default 100).
     #[arg(long, value_name = "T")]
     pub steps_per_level: Option<usize>,
@@ -152,6 +152,14 @@ pub struct GenerateArgs {
 }
 
 pub fn run(a: &GenerateArgs, quiet: bool) -> Result<()> {
+    // The default sampler follows the model's objective (the run's config is small to read).
+    let sampler = match a.sampler {
+        Some(s) => s,
+        None => match langevin_learn::checkpoint::RunDir::new(&a.model).load_config() {
+            Ok(c) if c.train.objective != langevin_learn::objective::Objective::Ncsn => GenSampler::DpmPp2m,
+            _ => GenSampler::Annealed,
+        },
+    };
     report::guard(
         &[("model", Some(&a.model)), ("init", report::spec_file(a.init.as_deref()))],
         &[("out", a.out.as_deref()), ("report", a.report.as_deref()), ("trajectory", a.trajectory.as_deref())],
@@ -166,16 +174,16 @@ pub fn run(a: &GenerateArgs, quiet: bool) -> Result<()> {
         ("--eps-rule", a.eps_rule != EpsRule::Contraction),
     ];
     let ula_only = [("--steps", a.steps.is_some()), ("--step-size", a.step_size.is_some())];
-    let diffusion = !matches!(a.sampler, GenSampler::Annealed | GenSampler::Ula);
+    let diffusion = !matches!(sampler, GenSampler::Annealed | GenSampler::Ula);
     if !diffusion {
-        a.diffusion.refuse(a.sampler.name())?;
+        a.diffusion.refuse(sampler.name())?;
         for (f, set) in [("--sigma-min", a.sigma_min.is_some()), ("--sigma-max", a.sigma_max.is_some())] {
             if set {
                 bail!("{f} applies to the diffusion samplers only; annealed and ula use the training ladder");
             }
         }
     }
-    match a.sampler {
+    match sampler {
         _ if diffusion => {
             for (f, set) in [
                 ("--steps-per-level", a.steps_per_level.is_some()),
@@ -184,7 +192,7 @@ pub fn run(a: &GenerateArgs, quiet: bool) -> Result<()> {
                 ("--step-size", a.step_size.is_some()),
             ] {
                 if set {
-                    bail!("{f} does not apply to --sampler {}; its length is --steps", a.sampler.name());
+                    bail!("{f} does not apply to --sampler {}; its length is --steps", sampler.name());
                 }
             }
         }
@@ -213,7 +221,7 @@ pub fn run(a: &GenerateArgs, quiet: bool) -> Result<()> {
     let init = a.init.as_deref().map(Init::parse).transpose()?;
     let record_every = a.trajectory.as_ref().map(|_| a.record_every.unwrap_or(1.max(model.config.ladder.levels())));
     let dopts = a.diffusion.options(a.sigma_min, a.sigma_max, a.steps, a.no_denoise)?;
-    let steps = match a.sampler {
+    let steps = match sampler {
         GenSampler::Annealed => model.config.ladder.levels() * a.steps_per_level.unwrap_or(100),
         GenSampler::Ula => a.steps.unwrap_or(model.config.ladder.levels() * a.steps_per_level.unwrap_or(100)),
         s => {
@@ -231,7 +239,7 @@ pub fn run(a: &GenerateArgs, quiet: bool) -> Result<()> {
     let progress = Progress::start((steps * a.n) as u64, "particle-steps", quiet);
     let opts = GenerateOptions {
         n: a.n,
-        sampler: a.sampler.into(),
+        sampler: sampler.into(),
         steps_per_level: a.steps_per_level,
         eps: a.eps,
         eps_rule: a.eps_rule.into(),

@@ -10,6 +10,7 @@ use langevin_learn::data;
 use langevin_learn::fit::{CheckpointEvery, Flow, MetricsLog, Observer, StopFlag, fit};
 use langevin_learn::ladder::LadderOptions;
 use langevin_learn::net::NetConfig;
+use langevin_learn::objective::Objective;
 use langevin_learn::train::{StepStats, TrainConfig, Trainer};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -92,6 +93,16 @@ pub struct TrainArgs {
     /// Seed of the data draw, split, initialization and every training step.
     #[arg(long)]
     pub seed: Option<u64>,
+    /// What the network learns: ncsn (the noise ladder, default), dsm (continuous time, with
+    /// --sde and --weighting), edm (Karras et al. 2022) or flow-matching (linear paths).
+    #[arg(long, value_name = "NAME", value_parser = clap::builder::PossibleValuesParser::new(langevin_learn::objective::OBJECTIVE_NAMES))]
+    pub objective: Option<String>,
+    /// dsm: the forward process (ve, vp, sub-vp; default ve).
+    #[arg(long, value_name = "SDE", value_parser = ["ve", "vp", "sub-vp"])]
+    pub sde: Option<String>,
+    /// dsm: the loss weighting (sigma2, default; likelihood: λ = g², Song et al. 2021b).
+    #[arg(long, value_name = "W", value_parser = ["sigma2", "likelihood"])]
+    pub weighting: Option<String>,
     /// Device: cpu (cuda[:N] needs a build with CUDA support).
     #[arg(long, default_value = "cpu")]
     pub device: String,
@@ -171,6 +182,7 @@ fn prepare(a: &TrainArgs, dev: &Device) -> Result<(Trainer, Option<RunLock>)> {
         clip: a.clip.unwrap_or(1.0),
         ema: a.ema.unwrap_or(0.999),
         seed,
+        objective: objective(a)?,
     };
     let ladder = LadderOptions { sigma_max: a.sigma_max, sigma_min: a.sigma_min, levels: a.levels };
     let new = new_run(&x, &source, dropped, a.heldout_fraction.unwrap_or(0.1), &ladder, net, train, dev)?;
@@ -186,6 +198,11 @@ fn prepare(a: &TrainArgs, dev: &Device) -> Result<(Trainer, Option<RunLock>)> {
         return Err(e.into());
     }
     Ok((new.trainer, Some(lock)))
+}
+
+/// The objective the flags ask for (NCSN when none).
+fn objective(a: &TrainArgs) -> Result<Objective> {
+    Ok(Objective::from_name(a.objective.as_deref().unwrap_or("ncsn"), a.sde.as_deref(), a.weighting.as_deref())?)
 }
 
 /// On `--resume`, settings restated with their saved values are accepted; a changed one is
@@ -256,6 +273,17 @@ fn check_restated(a: &TrainArgs, c: &RunConfig) -> Result<()> {
         ),
         ("--ema", a.ema.map(|v| v.to_string()), c.train.ema.to_string(), a.ema.is_none_or(|v| same(v, c.train.ema))),
     ];
+    if a.objective.is_some() || a.sde.is_some() || a.weighting.is_some() {
+        let asked = objective(a)?;
+        if asked != c.train.objective {
+            bail!(
+                "--objective {} differs from the run's saved objective, {}: a run keeps the objective it was trained with; \
+                 drop --objective/--sde/--weighting, or train a new run with another --out",
+                asked.name(),
+                c.train.objective.name()
+            );
+        }
+    }
     if let Some((flag, given, saved, _)) = checks.iter().find(|(_, _, _, ok)| !ok) {
         bail!(
             "{flag} {} differs from the run's saved {saved}: a resumed run continues with its saved settings \

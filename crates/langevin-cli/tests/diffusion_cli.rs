@@ -275,3 +275,45 @@ fn bad_diffusion_input_gets_a_clear_message() {
     let left: Vec<_> = std::fs::read_dir(d).unwrap().map(|e| e.unwrap().file_name()).collect();
     assert_eq!(left.len(), 3, "{left:?}");
 }
+
+/// `train --objective` makes continuous-time models that `generate` samples with a diffusion
+/// sampler by default; a resume cannot change the objective; bad names list the valid ones.
+#[test]
+fn objectives_train_generate_and_refuse_a_changed_objective() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    succeeds(d, &["train", "--data", "moons", "--steps", "200", "--objective", "flow-matching", "--out", "fm", "-q"]);
+    let cfg = json(&d.join("fm/config.json"));
+    assert_eq!(cfg["train"]["objective"]["kind"], "flow-matching");
+    succeeds(d, &["generate", "--model", "fm", "--n", "300", "--out", "g.npy", "--report", "g.json", "-q"]);
+    assert_eq!(json(&d.join("g.json"))["sampler"], "dpmpp-2m");
+    let e = fails(d, &["train", "--out", "fm", "--resume", "--steps", "300", "--objective", "edm"]);
+    assert!(e.contains("saved objective") && e.contains("flow-matching"), "{e}");
+    succeeds(d, &["train", "--out", "fm", "--resume", "--steps", "300", "--objective", "flow-matching", "-q"]);
+    let e = fails(d, &["train", "--data", "moons", "--objective", "gan", "--out", "x"]);
+    assert!(e.contains("edm") && e.contains("flow-matching"), "{e}");
+    let e = fails(d, &["train", "--data", "moons", "--objective", "edm", "--sde", "vp", "--out", "x"]);
+    assert!(e.contains("--sde") && e.contains("dsm"), "{e}");
+    succeeds(
+        d,
+        &[
+            "train",
+            "--data",
+            "moons",
+            "--steps",
+            "200",
+            "--objective",
+            "dsm",
+            "--sde",
+            "vp",
+            "--weighting",
+            "likelihood",
+            "--out",
+            "vp",
+            "-q",
+        ],
+    );
+    assert_eq!(json(&d.join("vp/config.json"))["train"]["objective"]["sde"], "vp");
+    succeeds(d, &["likelihood", "--model", "vp", "--data", "vp/heldout.npy", "--report", "ll.json", "-q"]);
+    assert!(json(&d.join("ll.json"))["mean_log_likelihood"].as_f64().unwrap().is_finite());
+}

@@ -21,5 +21,6 @@ pub mod ladder;
 pub mod likelihood;
 pub mod model;
 pub mod net;
+pub mod objective;
 pub mod ops;
 pub mod train;

@@ -55,16 +55,34 @@ impl LearnedScore {
         let n = rows.len() / d;
         let dev = self.model.net.device();
         let m = |e: candle_core::Error| Error::Model(e.to_string());
+        let objective = self.model.config.train.objective;
+        let p = objective.precond(sigma);
+        // s = (D − x)/σ² with D = c_skip x + c_out F(c_in x, c_noise); for NCSN and VE
+        // (c_skip = c_in = 1, c_out = σ) that is F/σ, computed as such.
+        let plain = p.c_skip == 1.0 && p.c_in == 1.0 && p.c_out == sigma;
         let inv = (1.0 / sigma) as f32;
-        let ls = sigma.ln() as f32;
+        let (a, b) = (((p.c_skip - 1.0) / (sigma * sigma)) as f32, (p.c_out / (sigma * sigma)) as f32);
+        let noise = p.c_noise as f32;
         for start in (0..n).step_by(CHUNK) {
             let end = (start + CHUNK).min(n);
-            let x = Tensor::from_slice(&rows[start * d..end * d], (end - start, d), dev).map_err(m)?;
-            let s = Tensor::full(ls, (end - start, 1), dev).map_err(m)?;
+            let chunk = &rows[start * d..end * d];
+            let x = if p.c_in == 1.0 {
+                Tensor::from_slice(chunk, (end - start, d), dev).map_err(m)?
+            } else {
+                let scaled: Vec<f32> = chunk.iter().map(|v| (*v as f64 * p.c_in) as f32).collect();
+                Tensor::from_vec(scaled, (end - start, d), dev).map_err(m)?
+            };
+            let s = Tensor::full(noise, (end - start, 1), dev).map_err(m)?;
             let f: Vec<f32> =
                 self.model.net.forward(&x, &s).map_err(m)?.flatten_all().and_then(|t| t.to_vec1()).map_err(m)?;
-            for (o, v) in out[start * d..end * d].iter_mut().zip(&f) {
-                *o = v * inv;
+            if plain {
+                for (o, v) in out[start * d..end * d].iter_mut().zip(&f) {
+                    *o = v * inv;
+                }
+            } else {
+                for ((o, v), xv) in out[start * d..end * d].iter_mut().zip(&f).zip(chunk) {
+                    *o = a * xv + b * v;
+                }
             }
         }
         Ok(())

@@ -13,6 +13,7 @@
 
 use crate::ladder::Ladder;
 use crate::net::ScoreNet;
+use crate::objective::Objective;
 use candle_core::{Device, Tensor};
 use langevin::rng::LaneRng;
 use langevin::{Error, Result};
@@ -38,6 +39,9 @@ pub struct TrainConfig {
     pub ema: f64,
     /// Seed of every random draw of the run.
     pub seed: u64,
+    /// What the network learns (runs of earlier versions: NCSN).
+    #[serde(default)]
+    pub objective: Objective,
 }
 
 impl Default for TrainConfig {
@@ -51,6 +55,7 @@ impl Default for TrainConfig {
             clip: 1.0,
             ema: 0.999,
             seed: 0,
+            objective: Objective::Ncsn,
         }
     }
 }
@@ -83,7 +88,7 @@ impl TrainConfig {
         if !(self.weight_decay.is_finite() && self.weight_decay >= 0.0) {
             return bad(format!("`weight_decay` {} must be finite and non-negative", self.weight_decay));
         }
-        Ok(())
+        self.objective.validate()
     }
 }
 
@@ -146,7 +151,7 @@ fn adam_kernel(w: &mut [f32], g: &[f32], m: &mut [f32], v: &mut [f32], ema: &mut
 pub struct StepStats {
     /// Step number (1-based, after the step).
     pub step: usize,
-    /// Mean loss ½‖f + z‖² over the batch.
+    /// Mean loss ½ w ‖F − F*‖² over the batch (NCSN: ½‖f + z‖²).
     pub loss: f64,
     /// Per-level sums and counts of the per-example losses in this batch.
     pub level_loss: Vec<(f64, usize)>,
@@ -246,38 +251,56 @@ impl Trainer {
         Ok(())
     }
 
-    /// Tensors of a batch of `src` rows: noisy points x + σz, log σ, and the noise z.
+    /// Tensors of a batch of `src` rows at noise levels `sigmas`: the network's inputs c_in x̂,
+    /// its noise inputs c_noise, the targets F* and the weights (see [`crate::objective`]).
     fn batch(
         &self,
         src: &Array2<f32>,
         rows: &[usize],
-        levels: &[usize],
+        sigmas: &[(f64, f64)],
         z: &[f32],
         device: &Device,
-    ) -> Result<(Tensor, Tensor, Tensor)> {
+    ) -> Result<(Tensor, Tensor, Tensor, Tensor)> {
         let d = src.ncols();
-        let mut xt = Vec::with_capacity(rows.len() * d);
-        let mut ls = Vec::with_capacity(rows.len());
-        for (k, (&r, &l)) in rows.iter().zip(levels).enumerate() {
-            let s = self.ladder.sigmas[l];
-            for c in 0..d {
-                xt.push(src[[r, c]] + (s as f32) * z[k * d + c]);
-            }
-            ls.push(s.ln() as f32);
-        }
+        let o = &self.config.objective;
         let n = rows.len();
+        let (mut input, mut target) = (Vec::with_capacity(n * d), Vec::with_capacity(n * d));
+        let (mut noise, mut weight) = (Vec::with_capacity(n), Vec::with_capacity(n));
+        for (k, (&r, &(sigma, w))) in rows.iter().zip(sigmas).enumerate() {
+            for c in 0..d {
+                let (i, t) = o.example(src[[r, c]], z[k * d + c], sigma);
+                input.push(i);
+                target.push(t);
+            }
+            noise.push(o.c_noise(sigma) as f32);
+            weight.push(w as f32);
+        }
+        let m = model_err;
         Ok((
-            Tensor::from_vec(xt, (n, d), device).map_err(model_err)?,
-            Tensor::from_vec(ls, (n, 1), device).map_err(model_err)?,
-            Tensor::from_slice(z, (n, d), device).map_err(model_err)?,
+            Tensor::from_vec(input, (n, d), device).map_err(m)?,
+            Tensor::from_vec(noise, (n, 1), device).map_err(m)?,
+            Tensor::from_vec(target, (n, d), device).map_err(m)?,
+            Tensor::from_vec(weight, n, device).map_err(m)?,
         ))
     }
 
-    /// Per-example losses ½‖f + z‖² (a graph for backprop) for the given rows of `src`.
-    fn losses(&self, src: &Array2<f32>, rows: &[usize], levels: &[usize], z: &[f32]) -> Result<Tensor> {
-        let (xt, ls, zt) = self.batch(src, rows, levels, z, self.net.device())?;
-        let out = self.net.forward(&xt, &ls).map_err(model_err)?;
-        ((out + zt).map_err(model_err)?.sqr().map_err(model_err)?.sum(1).map_err(model_err)? * 0.5).map_err(model_err)
+    /// Per-example losses ½ w ‖F − F*‖² (a graph for backprop) for the given rows of `src`.
+    fn losses(&self, src: &Array2<f32>, rows: &[usize], sigmas: &[(f64, f64)], z: &[f32]) -> Result<Tensor> {
+        let (input, noise, target, weight) = self.batch(src, rows, sigmas, z, self.net.device())?;
+        let out = self.net.forward(&input, &noise).map_err(model_err)?;
+        let sq = (out - target).map_err(model_err)?.sqr().map_err(model_err)?.sum(1).map_err(model_err)?;
+        ((sq * weight).map_err(model_err)? * 0.5).map_err(model_err)
+    }
+
+    /// The ladder level nearest to σ in log σ (for the per-level losses of continuous objectives).
+    fn level_of(&self, sigma: f64) -> usize {
+        let s = &self.ladder.sigmas;
+        if !sigma.is_finite() {
+            return 0;
+        }
+        (0..s.len())
+            .min_by(|&a, &b| (s[a].ln() - sigma.ln()).abs().total_cmp(&(s[b].ln() - sigma.ln()).abs()))
+            .unwrap_or(0)
     }
 
     /// One optimization step.
@@ -292,9 +315,21 @@ impl Trainer {
         let mut z = vec![0.0f32; b * d];
         rng.fill_normal(&mut z);
         let rows: Vec<usize> = idx.iter().map(|&i| i as usize).collect();
-        let levels: Vec<usize> = lv.iter().map(|&i| i as usize).collect();
+        // NCSN draws a ladder level per example (as in earlier versions, so their runs resume
+        // exactly); the continuous objectives draw σ from their own distributions.
+        let (levels, sigmas): (Vec<usize>, Vec<(f64, f64)>) = match self.config.objective {
+            Objective::Ncsn => {
+                let lv: Vec<usize> = lv.iter().map(|&i| i as usize).collect();
+                let sg = lv.iter().map(|&i| (self.ladder.sigmas[i], 1.0)).collect();
+                (lv, sg)
+            }
+            o => {
+                let sg: Vec<(f64, f64)> = (0..b).map(|_| o.draw(&self.ladder.sigmas, &mut rng)).collect();
+                (sg.iter().map(|&(s, _)| self.level_of(s)).collect(), sg)
+            }
+        };
 
-        let per_example = self.losses(&self.data, &rows, &levels, &z)?;
+        let per_example = self.losses(&self.data, &rows, &sigmas, &z)?;
         let loss = per_example.mean_all().map_err(model_err)?;
         let grads = loss.backward().map_err(model_err)?;
         let mut g: Vec<Vec<f32>> = Vec::with_capacity(self.weights.len());
@@ -342,7 +377,8 @@ impl Trainer {
             let rows: Vec<usize> = (0..n).collect();
             let mut per_level = Vec::with_capacity(self.ladder.levels());
             for lvl in 0..self.ladder.levels() {
-                let l = self.losses(&self.heldout, &rows, &vec![lvl; n], &z)?.mean_all().map_err(model_err)?;
+                let at = vec![(self.ladder.sigmas[lvl], 1.0); n];
+                let l = self.losses(&self.heldout, &rows, &at, &z)?.mean_all().map_err(model_err)?;
                 per_level.push(l.to_scalar::<f32>().map_err(model_err)? as f64);
             }
             Ok(per_level)

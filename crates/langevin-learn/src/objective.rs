@@ -1,0 +1,302 @@
+//! Training objectives as preconditionings of one network (Karras et al. 2022, Table 1):
+//! every model is a denoiser in σ-space,
+//!
+//! D(x̂, σ) = c_skip(σ)·x̂ + c_out(σ)·F_θ(c_in(σ)·x̂, c_noise(σ)),   x̂ = x₀ + σ z,
+//!
+//! trained by a weighted regression of F_θ on its target F* = (x₀ − c_skip x̂)/c_out, with σ
+//! drawn from the objective's distribution. The parametrizations differ only in the c's, the
+//! weight and how σ is drawn:
+//!
+//! | objective | σ drawn | c_skip | c_out | c_in | c_noise | F* |
+//! |---|---|---|---|---|---|---|
+//! | `ncsn` (NCSNv2) | uniform over the ladder | 1 | σ | 1 | ln σ | −z |
+//! | `dsm` VE | t ~ U(ε, 1), σ = σ_min (σ_max/σ_min)^t | 1 | σ | 1 | ln σ | −z |
+//! | `dsm` VP / sub-VP (ε-prediction) | t ~ U(ε, 1), σ = σ_VP(t) | 1 | −σ | s(t) | ln σ | z |
+//! | `edm` | ln σ ~ N(P_mean, P_std²) | σ_d²/(σ²+σ_d²) | σσ_d/√(σ²+σ_d²) | 1/√(σ²+σ_d²) | ¼ ln σ | (x₀ − c_skip x̂)/c_out |
+//! | `flow-matching` (OT path) | t ~ U(0, 1), σ = t/(1−t) | 1/(1+σ) | −σ/(1+σ) | 1/(1+σ) | t | z − x₀ |
+//!
+//! The last row is why flow matching needs no special case in the samplers: the linear path
+//! x_t = (1−t)x₀ + t z is x_t = s(t)(x₀ + σ z) with s = 1 − t, σ = t/(1−t), and its velocity
+//! v = z − x₀ gives the denoiser x₀ = x_t − t v, hence the score (D − x̂)/σ² (docs/FLOWS.md).
+//! Weights: 1 on F (σ² weighting in score space for `ncsn` and `dsm`, EDM's λ = 1/c_out², the
+//! plain velocity loss), or, for `dsm` with `likelihood` weighting, λ(t) = g(t)² (Song et al.
+//! 2021b), which is g²/std² on F.
+
+use langevin::diffusion::{Schedule, ScheduleKind};
+use langevin::rng::LaneRng;
+use langevin::{Error, Result};
+use serde::{Deserialize, Serialize};
+
+/// The forward process of a continuous-time DSM objective.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Sde {
+    /// Variance exploding.
+    Ve,
+    /// Variance preserving (ε-prediction).
+    Vp,
+    /// Sub-VP (ε-prediction).
+    SubVp,
+}
+
+/// Weighting of a continuous-time DSM objective.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Weighting {
+    /// λ = σ² (std(t)² for VP): the plain ε / noise regression.
+    Sigma2,
+    /// λ = g(t)² (Song et al. 2021b, "likelihood weighting").
+    Likelihood,
+}
+
+/// What a model is trained to do.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize, Default)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+pub enum Objective {
+    /// NCSN over the run's discrete ladder (the runs of earlier versions).
+    #[default]
+    Ncsn,
+    /// Continuous-time denoising score matching with t ~ U(ε, 1).
+    Dsm {
+        /// VE, VP or sub-VP.
+        sde: Sde,
+        /// λ(t).
+        weighting: Weighting,
+        /// The time cut-off ε.
+        t_eps: f64,
+    },
+    /// Karras et al. (2022): log-normal σ, preconditioning with σ_data.
+    Edm {
+        /// P_mean.
+        p_mean: f64,
+        /// P_std.
+        p_std: f64,
+        /// σ_data (1 for standardized data).
+        sigma_data: f64,
+    },
+    /// Conditional flow matching on linear (optimal-transport) paths, velocity targets.
+    FlowMatching,
+}
+
+/// Objective names (as the command line takes them).
+pub const OBJECTIVE_NAMES: &[&str] = &["ncsn", "dsm", "edm", "flow-matching"];
+
+/// The preconditioning at one noise level.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Precond {
+    /// c_skip.
+    pub c_skip: f64,
+    /// c_out.
+    pub c_out: f64,
+    /// c_in.
+    pub c_in: f64,
+    /// c_noise (the network's noise input).
+    pub c_noise: f64,
+}
+
+impl Objective {
+    /// By name with its papers' defaults: `dsm` takes `sde` (ve, vp, sub-vp) and `weighting`
+    /// (sigma2, likelihood); EDM P_mean = −1.2, P_std = 1.2, σ_data = 1 (standardized data).
+    pub fn from_name(name: &str, sde: Option<&str>, weighting: Option<&str>) -> Result<Objective> {
+        if name != "dsm" && (sde.is_some() || weighting.is_some()) {
+            return Err(Error::invalid("sde", "`sde` and `weighting` apply to the dsm objective only"));
+        }
+        Ok(match name {
+            "ncsn" => Objective::Ncsn,
+            "dsm" => {
+                let sde = match sde.unwrap_or("ve") {
+                    "ve" => Sde::Ve,
+                    "vp" => Sde::Vp,
+                    "sub-vp" => Sde::SubVp,
+                    s => {
+                        return Err(Error::invalid("sde", format!("unknown SDE '{s}'; choose one of ve, vp, sub-vp")));
+                    }
+                };
+                let weighting = match weighting.unwrap_or("sigma2") {
+                    "sigma2" => Weighting::Sigma2,
+                    "likelihood" => Weighting::Likelihood,
+                    w => {
+                        return Err(Error::invalid(
+                            "weighting",
+                            format!("unknown weighting '{w}'; choose sigma2 or likelihood"),
+                        ));
+                    }
+                };
+                Objective::Dsm { sde, weighting, t_eps: if sde == Sde::Ve { 1e-5 } else { 1e-3 } }
+            }
+            "edm" => Objective::Edm { p_mean: -1.2, p_std: 1.2, sigma_data: 1.0 },
+            "flow-matching" => Objective::FlowMatching,
+            _ => {
+                return Err(Error::invalid(
+                    "objective",
+                    format!("unknown objective '{name}'; choose one of {}", OBJECTIVE_NAMES.join(", ")),
+                ));
+            }
+        })
+    }
+
+    /// A short name for reports.
+    pub fn name(&self) -> String {
+        match self {
+            Objective::Ncsn => "ncsn".into(),
+            Objective::Dsm { sde, weighting, .. } => format!(
+                "dsm ({}, {})",
+                match sde {
+                    Sde::Ve => "ve",
+                    Sde::Vp => "vp",
+                    Sde::SubVp => "sub-vp",
+                },
+                match weighting {
+                    Weighting::Sigma2 => "σ² weighting",
+                    Weighting::Likelihood => "likelihood weighting",
+                }
+            ),
+            Objective::Edm { .. } => "edm".into(),
+            Objective::FlowMatching => "flow-matching (ot path)".into(),
+        }
+    }
+
+    /// The forward schedule of a `dsm` objective over the ladder's range.
+    fn schedule(&self, sigma_min: f64, sigma_max: f64) -> Option<Schedule> {
+        match self {
+            Objective::Dsm { sde, .. } => {
+                let kind = match sde {
+                    Sde::Ve => ScheduleKind::Ve,
+                    Sde::Vp => ScheduleKind::Vp,
+                    Sde::SubVp => ScheduleKind::SubVp,
+                };
+                kind.build(sigma_min, sigma_max, 7.0).ok()
+            }
+            _ => None,
+        }
+    }
+
+    /// The preconditioning at σ (for a `dsm` VP/sub-VP objective, c_in = s(t(σ)) of its
+    /// schedule; ε-prediction).
+    pub fn precond(&self, sigma: f64) -> Precond {
+        match *self {
+            Objective::Ncsn | Objective::Dsm { sde: Sde::Ve, .. } => {
+                Precond { c_skip: 1.0, c_out: sigma, c_in: 1.0, c_noise: sigma.ln() }
+            }
+            Objective::Dsm { sde: Sde::Vp, .. } => {
+                // s = 1/√(1 + σ²) for VP.
+                Precond { c_skip: 1.0, c_out: -sigma, c_in: 1.0 / (1.0 + sigma * sigma).sqrt(), c_noise: sigma.ln() }
+            }
+            Objective::Dsm { sde: Sde::SubVp, .. } => {
+                // std = 1 − s², σ = std/s ⇒ s = (√(σ² + 4) − σ)/2.
+                let s = 0.5 * ((sigma * sigma + 4.0).sqrt() - sigma);
+                Precond { c_skip: 1.0, c_out: -sigma, c_in: s, c_noise: sigma.ln() }
+            }
+            Objective::Edm { sigma_data: sd, .. } => {
+                let r = (sigma * sigma + sd * sd).sqrt();
+                Precond { c_skip: sd * sd / (r * r), c_out: sigma * sd / r, c_in: 1.0 / r, c_noise: 0.25 * sigma.ln() }
+            }
+            Objective::FlowMatching => {
+                let s = 1.0 / (1.0 + sigma);
+                Precond { c_skip: s, c_out: -sigma * s, c_in: s, c_noise: sigma * s }
+            }
+        }
+    }
+
+    /// One training example's noise level and loss weight on F: σ (∞ is allowed for flow
+    /// matching's t → 1, where the network's input is the noise itself), weight.
+    pub fn draw(&self, ladder: &[f64], rng: &mut LaneRng) -> (f64, f64) {
+        let (lo, hi) = (ladder[ladder.len() - 1], ladder[0]);
+        match *self {
+            Objective::Ncsn => {
+                let i = ((rng.uniform_f64() * ladder.len() as f64) as usize).min(ladder.len() - 1);
+                (ladder[i], 1.0)
+            }
+            Objective::Dsm { weighting, t_eps, .. } => {
+                let s = self.schedule(lo, hi).expect("a dsm schedule");
+                let t = t_eps + (1.0 - t_eps) * rng.uniform_f64();
+                let w = match weighting {
+                    Weighting::Sigma2 => 1.0,
+                    // λ = g² in score space is g²/std² on F (F = ∓std·score for these c_out).
+                    Weighting::Likelihood => s.g2(t) / s.std(t).powi(2),
+                };
+                (s.sigma(t), w)
+            }
+            Objective::Edm { p_mean, p_std, .. } => ((p_mean + p_std * rng.normal()).exp(), 1.0),
+            Objective::FlowMatching => {
+                let t = rng.uniform_f64();
+                (t / (1.0 - t), 1.0)
+            }
+        }
+    }
+
+    /// The network's input and target for data x₀ and noise z at σ: (c_in x̂, F*).
+    pub fn example(&self, x0: f32, z: f32, sigma: f64) -> (f32, f32) {
+        if let Objective::Ncsn = self {
+            // In f32 as earlier versions computed it, so their runs resume bit for bit.
+            return (x0 + (sigma as f32) * z, -z);
+        }
+        if let Objective::FlowMatching = self {
+            // t = σ/(1+σ) without forming x̂ (σ may be huge).
+            let t = if sigma.is_finite() { sigma / (1.0 + sigma) } else { 1.0 };
+            return (((1.0 - t) * x0 as f64 + t * z as f64) as f32, z - x0);
+        }
+        let p = self.precond(sigma);
+        let xh = x0 as f64 + sigma * z as f64;
+        ((p.c_in * xh) as f32, ((x0 as f64 - p.c_skip * xh) / p.c_out) as f32)
+    }
+
+    /// The network's noise input for σ (flow matching: t, finite for σ = ∞).
+    pub fn c_noise(&self, sigma: f64) -> f64 {
+        match self {
+            Objective::FlowMatching if !sigma.is_finite() => 1.0,
+            _ => self.precond(sigma).c_noise,
+        }
+    }
+
+    /// Check the parameters.
+    pub fn validate(&self) -> Result<()> {
+        match *self {
+            Objective::Dsm { t_eps, .. } if !(t_eps > 0.0 && t_eps < 1.0) => {
+                Err(Error::invalid("t_eps", format!("the time cut-off `t_eps` = {t_eps} must lie in (0, 1)")))
+            }
+            Objective::Edm { p_std, sigma_data, .. } if !(p_std > 0.0 && sigma_data > 0.0) => {
+                Err(Error::invalid("p_std", "EDM's `p_std` and `sigma_data` must be positive"))
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// For every objective the regression target makes D exact: c_skip x̂ + c_out F* = x₀, and
+    /// the network's input is c_in x̂ (flow matching: the path point (1−t)x₀ + t z).
+    #[test]
+    fn the_targets_reconstruct_the_data_through_the_preconditioning() {
+        for o in [
+            Objective::Ncsn,
+            Objective::from_name("dsm", Some("vp"), None).unwrap(),
+            Objective::from_name("dsm", Some("sub-vp"), Some("likelihood")).unwrap(),
+            Objective::from_name("edm", None, None).unwrap(),
+            Objective::FlowMatching,
+        ] {
+            for sigma in [0.01, 0.3, 2.0, 40.0] {
+                let (x0, z) = (0.7f32, -1.3f32);
+                let (input, target) = o.example(x0, z, sigma);
+                let p = o.precond(sigma);
+                let xh = x0 as f64 + sigma * z as f64;
+                let d = p.c_skip * xh + p.c_out * target as f64;
+                assert!((d - x0 as f64).abs() < 1e-4 * (1.0 + xh.abs()), "{o:?} σ {sigma}: D = {d}");
+                assert!((input as f64 - p.c_in * xh).abs() < 1e-4 * (1.0 + xh.abs()), "{o:?} σ {sigma}");
+            }
+        }
+        // The VP objective's c_in is its schedule's s(t) at the σ it draws.
+        let o = Objective::from_name("dsm", Some("vp"), None).unwrap();
+        let s = o.schedule(0.01, 10.0).unwrap();
+        let t = 0.37;
+        assert!((o.precond(s.sigma(t)).c_in - s.scale(t)).abs() < 1e-9);
+        let o = Objective::from_name("dsm", Some("sub-vp"), None).unwrap();
+        let s = o.schedule(0.01, 10.0).unwrap();
+        assert!((o.precond(s.sigma(t)).c_in - s.scale(t)).abs() < 1e-9);
+        assert_eq!(Objective::from_name("gan", None, None).unwrap_err().field(), Some("objective"));
+        assert_eq!(Objective::from_name("edm", Some("vp"), None).unwrap_err().field(), Some("sde"));
+    }
+}
