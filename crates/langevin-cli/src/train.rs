@@ -103,6 +103,9 @@ pub struct TrainArgs {
     /// dsm: the loss weighting (sigma2, default; likelihood: λ = g², Song et al. 2021b).
     #[arg(long, value_name = "W", value_parser = ["sigma2", "likelihood"])]
     pub weighting: Option<String>,
+    /// dsm with --sde vp: what the network predicts (eps, default; v: v = s·ε − std·x₀).
+    #[arg(long, value_name = "P", value_parser = ["eps", "v"])]
+    pub prediction: Option<String>,
     /// Device: cpu (cuda[:N] needs a build with CUDA support).
     #[arg(long, default_value = "cpu")]
     pub device: String,
@@ -202,7 +205,12 @@ fn prepare(a: &TrainArgs, dev: &Device) -> Result<(Trainer, Option<RunLock>)> {
 
 /// The objective the flags ask for (NCSN when none).
 fn objective(a: &TrainArgs) -> Result<Objective> {
-    Ok(Objective::from_name(a.objective.as_deref().unwrap_or("ncsn"), a.sde.as_deref(), a.weighting.as_deref())?)
+    Ok(Objective::with_prediction(
+        a.objective.as_deref().unwrap_or("ncsn"),
+        a.sde.as_deref(),
+        a.weighting.as_deref(),
+        a.prediction.as_deref(),
+    )?)
 }
 
 /// On `--resume`, settings restated with their saved values are accepted; a changed one is
@@ -273,12 +281,12 @@ fn check_restated(a: &TrainArgs, c: &RunConfig) -> Result<()> {
         ),
         ("--ema", a.ema.map(|v| v.to_string()), c.train.ema.to_string(), a.ema.is_none_or(|v| same(v, c.train.ema))),
     ];
-    if a.objective.is_some() || a.sde.is_some() || a.weighting.is_some() {
+    if a.objective.is_some() || a.sde.is_some() || a.weighting.is_some() || a.prediction.is_some() {
         let asked = objective(a)?;
         if asked != c.train.objective {
             bail!(
                 "--objective {} differs from the run's saved objective, {}: a run keeps the objective it was trained with; \
-                 drop --objective/--sde/--weighting, or train a new run with another --out",
+                 drop --objective/--sde/--weighting/--prediction, or train a new run with another --out",
                 asked.name(),
                 c.train.objective.name()
             );

@@ -315,5 +315,28 @@ fn objectives_train_generate_and_refuse_a_changed_objective() {
     );
     assert_eq!(json(&d.join("vp/config.json"))["train"]["objective"]["sde"], "vp");
     succeeds(d, &["likelihood", "--model", "vp", "--data", "vp/heldout.npy", "--report", "ll.json", "-q"]);
+    let e =
+        fails(d, &["train", "--data", "moons", "--objective", "dsm", "--sde", "ve", "--prediction", "v", "--out", "x"]);
+    assert!(e.contains("try --sde vp"), "{e}");
+    succeeds(
+        d,
+        &[
+            "train",
+            "--data",
+            "moons",
+            "--steps",
+            "100",
+            "--objective",
+            "dsm",
+            "--sde",
+            "vp",
+            "--prediction",
+            "v",
+            "--out",
+            "vv",
+            "-q",
+        ],
+    );
+    assert_eq!(json(&d.join("vv/config.json"))["train"]["objective"]["prediction"], "v");
     assert!(json(&d.join("ll.json"))["mean_log_likelihood"].as_f64().unwrap().is_finite());
 }

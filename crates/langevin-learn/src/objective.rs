@@ -12,6 +12,7 @@
 //! | `ncsn` (NCSNv2) | uniform over the ladder | 1 | σ | 1 | ln σ | −z |
 //! | `dsm` VE | t ~ U(ε, 1), σ = σ_min (σ_max/σ_min)^t | 1 | σ | 1 | ln σ | −z |
 //! | `dsm` VP / sub-VP (ε-prediction) | t ~ U(ε, 1), σ = σ_VP(t) | 1 | −σ | s(t) | ln σ | z |
+//! | `dsm` VP, v-prediction | t ~ U(ε, 1), σ = σ_VP(t) | s² | −sσ | s | ln σ | s z − sσ x₀ |
 //! | `edm` | ln σ ~ N(P_mean, P_std²) | σ_d²/(σ²+σ_d²) | σσ_d/√(σ²+σ_d²) | 1/√(σ²+σ_d²) | ¼ ln σ | (x₀ − c_skip x̂)/c_out |
 //! | `flow-matching` (OT path) | t ~ U(0, 1), σ = t/(1−t) | 1/(1+σ) | −σ/(1+σ) | 1/(1+σ) | t | z − x₀ |
 //!
@@ -49,6 +50,17 @@ pub enum Weighting {
     Likelihood,
 }
 
+/// What a VP-type DSM network outputs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum Prediction {
+    /// The noise ε (DDPM's simple loss).
+    #[default]
+    Eps,
+    /// v = s(t)·ε − std(t)·x₀ (Salimans & Ho 2022), bounded at both ends of the schedule.
+    V,
+}
+
 /// What a model is trained to do.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize, Default)]
 #[serde(tag = "kind", rename_all = "kebab-case")]
@@ -64,6 +76,9 @@ pub enum Objective {
         weighting: Weighting,
         /// The time cut-off ε.
         t_eps: f64,
+        /// ε- or v-prediction (VP and sub-VP; VE predicts −z).
+        #[serde(default)]
+        prediction: Prediction,
     },
     /// Karras et al. (2022): log-normal σ, preconditioning with σ_data.
     Edm {
@@ -98,8 +113,18 @@ impl Objective {
     /// By name with its papers' defaults: `dsm` takes `sde` (ve, vp, sub-vp) and `weighting`
     /// (sigma2, likelihood); EDM P_mean = −1.2, P_std = 1.2, σ_data = 1 (standardized data).
     pub fn from_name(name: &str, sde: Option<&str>, weighting: Option<&str>) -> Result<Objective> {
-        if name != "dsm" && (sde.is_some() || weighting.is_some()) {
-            return Err(Error::invalid("sde", "`sde` and `weighting` apply to the dsm objective only"));
+        Self::with_prediction(name, sde, weighting, None)
+    }
+
+    /// [`Objective::from_name`] with a prediction target for `dsm` on VP (`eps` or `v`).
+    pub fn with_prediction(
+        name: &str,
+        sde: Option<&str>,
+        weighting: Option<&str>,
+        prediction: Option<&str>,
+    ) -> Result<Objective> {
+        if name != "dsm" && (sde.is_some() || weighting.is_some() || prediction.is_some()) {
+            return Err(Error::invalid("sde", "`sde`, `weighting` and `prediction` apply to the dsm objective only"));
         }
         Ok(match name {
             "ncsn" => Objective::Ncsn,
@@ -122,7 +147,20 @@ impl Objective {
                         ));
                     }
                 };
-                Objective::Dsm { sde, weighting, t_eps: if sde == Sde::Ve { 1e-5 } else { 1e-3 } }
+                let prediction = match prediction.unwrap_or("eps") {
+                    "eps" => Prediction::Eps,
+                    "v" if sde == Sde::Vp => Prediction::V,
+                    "v" => {
+                        return Err(Error::invalid(
+                            "prediction",
+                            "v-prediction is defined for the vp SDE (s² + std² = 1): try `sde` = vp",
+                        ));
+                    }
+                    p => {
+                        return Err(Error::invalid("prediction", format!("unknown prediction '{p}'; choose eps or v")));
+                    }
+                };
+                Objective::Dsm { sde, weighting, t_eps: if sde == Sde::Ve { 1e-5 } else { 1e-3 }, prediction }
             }
             "edm" => Objective::Edm { p_mean: -1.2, p_std: 1.2, sigma_data: 1.0 },
             "flow-matching" => Objective::FlowMatching,
@@ -139,13 +177,14 @@ impl Objective {
     pub fn name(&self) -> String {
         match self {
             Objective::Ncsn => "ncsn".into(),
-            Objective::Dsm { sde, weighting, .. } => format!(
-                "dsm ({}, {})",
+            Objective::Dsm { sde, weighting, prediction, .. } => format!(
+                "dsm ({}{}, {})",
                 match sde {
                     Sde::Ve => "ve",
                     Sde::Vp => "vp",
                     Sde::SubVp => "sub-vp",
                 },
+                if *prediction == Prediction::V { ", v-prediction" } else { "" },
                 match weighting {
                     Weighting::Sigma2 => "σ² weighting",
                     Weighting::Likelihood => "likelihood weighting",
@@ -178,6 +217,12 @@ impl Objective {
             Objective::Ncsn | Objective::Dsm { sde: Sde::Ve, .. } => {
                 Precond { c_skip: 1.0, c_out: sigma, c_in: 1.0, c_noise: sigma.ln() }
             }
+            Objective::Dsm { sde: Sde::Vp, prediction: Prediction::V, .. } => {
+                // x_t = s x₀ + std z with s = 1/√(1 + σ²), std = sσ; v = s z − std x₀ gives
+                // x₀ = s x_t − std v = s² x̂ − std v.
+                let s = 1.0 / (1.0 + sigma * sigma).sqrt();
+                Precond { c_skip: s * s, c_out: -s * sigma, c_in: s, c_noise: sigma.ln() }
+            }
             Objective::Dsm { sde: Sde::Vp, .. } => {
                 // s = 1/√(1 + σ²) for VP.
                 Precond { c_skip: 1.0, c_out: -sigma, c_in: 1.0 / (1.0 + sigma * sigma).sqrt(), c_noise: sigma.ln() }
@@ -207,13 +252,16 @@ impl Objective {
                 let i = ((rng.uniform_f64() * ladder.len() as f64) as usize).min(ladder.len() - 1);
                 (ladder[i], 1.0)
             }
-            Objective::Dsm { weighting, t_eps, .. } => {
+            Objective::Dsm { weighting, t_eps, prediction, .. } => {
                 let s = self.schedule(lo, hi).expect("a dsm schedule");
                 let t = t_eps + (1.0 - t_eps) * rng.uniform_f64();
-                let w = match weighting {
-                    Weighting::Sigma2 => 1.0,
-                    // λ = g² in score space is g²/std² on F (F = ∓std·score for these c_out).
-                    Weighting::Likelihood => s.g2(t) / s.std(t).powi(2),
+                let w = match (weighting, prediction) {
+                    // The native losses: ‖ε̂ − ε‖² (σ² weighting in score space), or ‖v̂ − v‖².
+                    (Weighting::Sigma2, _) => 1.0,
+                    // λ = g² in score space is g²/std² on F = ∓std·score; v̂ − v = (ε̂ − ε)/s,
+                    // so on v it is g² s²/std².
+                    (Weighting::Likelihood, Prediction::Eps) => s.g2(t) / s.std(t).powi(2),
+                    (Weighting::Likelihood, Prediction::V) => s.g2(t) * s.scale(t).powi(2) / s.std(t).powi(2),
                 };
                 (s.sigma(t), w)
             }
@@ -275,6 +323,7 @@ mod tests {
             Objective::Ncsn,
             Objective::from_name("dsm", Some("vp"), None).unwrap(),
             Objective::from_name("dsm", Some("sub-vp"), Some("likelihood")).unwrap(),
+            Objective::with_prediction("dsm", Some("vp"), None, Some("v")).unwrap(),
             Objective::from_name("edm", None, None).unwrap(),
             Objective::FlowMatching,
         ] {
@@ -296,6 +345,16 @@ mod tests {
         let o = Objective::from_name("dsm", Some("sub-vp"), None).unwrap();
         let s = o.schedule(0.01, 10.0).unwrap();
         assert!((o.precond(s.sigma(t)).c_in - s.scale(t)).abs() < 1e-9);
+        // v-prediction's target is v = s z − std x₀.
+        let o = Objective::with_prediction("dsm", Some("vp"), None, Some("v")).unwrap();
+        let sigma = 0.8f64;
+        let (s, std) = (1.0 / (1.0 + sigma * sigma).sqrt(), sigma / (1.0 + sigma * sigma).sqrt());
+        let (_, v) = o.example(0.7, -1.3, sigma);
+        assert!((v as f64 - (s * -1.3 - std * 0.7)).abs() < 1e-6, "{v}");
+        assert_eq!(
+            Objective::with_prediction("dsm", Some("ve"), None, Some("v")).unwrap_err().field(),
+            Some("prediction")
+        );
         assert_eq!(Objective::from_name("gan", None, None).unwrap_err().field(), Some("objective"));
         assert_eq!(Objective::from_name("edm", Some("vp"), None).unwrap_err().field(), Some("sde"));
     }
