@@ -58,13 +58,13 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Draw samples from a target with ULA, MALA or annealed Langevin dynamics.
+    /// Draw samples from a target: the Langevin family (ULA, MALA, annealed, BAOAB) or a diffusion sampler (pc, ode, ddim, edm, dpmpp-2m, ...).
     Sample(Box<sample::SampleArgs>),
     /// Train on a built-in 2-D data set, generate with plain and annealed Langevin, compare, plot.
     Quickstart(quickstart::QuickstartArgs),
-    /// Learn a noise-conditional score from data (denoising score matching over a noise ladder).
+    /// Learn a score model from data: NCSN over a noise ladder, continuous-time DSM, EDM or flow matching.
     Train(Box<train::TrainArgs>),
-    /// Generate samples with a trained score model (annealed or plain Langevin).
+    /// Generate samples with a trained model (annealed or plain Langevin, or any diffusion sampler).
     Generate(Box<generate::GenerateArgs>),
     /// Sample a Bayesian regression posterior from a CSV file (SGLD, pSGLD, MALA, ULA).
     Posterior(Box<posterior::PosteriorArgs>),
@@ -80,7 +80,7 @@ enum Command {
     Analyze(Box<analyze::AnalyzeArgs>),
     /// Pictures: densities, score fields, trajectories, training curves, image grids.
     Plot(Box<plot_cmd::PlotArgs>),
-    /// A GIF of particles moving under Langevin dynamics.
+    /// A GIF of particles moving under Langevin dynamics or a diffusion sampler's reverse process.
     Animate(Box<animate::AnimateArgs>),
     /// Measure sampler speed on fixed workloads and print JSON.
     Bench(bench::BenchArgs),

@@ -350,7 +350,10 @@ fn advance<K: MarkovKernel>(
     let len = kernel.position(&w.state).len();
     let mut pending = 0u64;
     for t in span.from..span.to {
-        if t >= first_bad.load(Ordering::Relaxed) {
+        // Stop only after the earliest failing step: a block failing at that same step with a
+        // lower particle index must still get to report it (it wins the tie), or the report
+        // would depend on which block got there first (seen as a flaky test with 2 threads).
+        if t > first_bad.load(Ordering::Relaxed) {
             return Ok(()); // an earlier step already failed elsewhere; this block cannot beat it
         }
         if let Some(c) = &cfg.cancel
