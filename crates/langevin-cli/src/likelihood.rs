@@ -107,13 +107,7 @@ pub fn run(a: &LikelihoodArgs, quiet: bool) -> Result<()> {
                 t.name()
             );
         }
-        let range = match t.scales() {
-            Some(s) => [
-                (0.01 * s.smallest, "1/100 of the target's narrowest standard deviation"),
-                (s.largest, "the largest distance between the target's modes + 6 × its widest standard deviation"),
-            ],
-            None => [(1e-3, "default"), (50.0, "default")],
-        };
+        let range = langevin::sample::target_sigma_range(t.as_ref()).unwrap_or([(1e-3, "default"), (50.0, "default")]);
         (lib::likelihood(t.as_ref(), data.view(), &Prior::of(t.as_ref()), range, &o, 0.0)?, t.name())
     } else {
         let dir = a.model.as_ref().expect("checked");

@@ -551,6 +551,18 @@ pub fn planned_steps(target: &dyn Target, opts: &SampleOptions) -> Result<usize>
     })
 }
 
+/// The default noise range of diffusion samplers and likelihoods on a target, each end with
+/// where it came from: σ_min = 1/100 of the narrowest std, σ_max = annealed Langevin's σ₁ (the
+/// largest distance between modes + 6 × the widest std). None without length scales.
+pub fn target_sigma_range(target: &dyn Target) -> Option<[(f64, &'static str); 2]> {
+    target.scales().map(|sc| {
+        [
+            (0.01 * sc.smallest, "1/100 of the target's narrowest standard deviation"),
+            (sc.largest, "the largest distance between the target's modes + 6 × its widest standard deviation"),
+        ]
+    })
+}
+
 /// The diffusion sampler's settings for a target: σ_max as annealed Langevin's σ₁ (the
 /// largest distance between modes plus 6 × the widest std), σ_min = 1/100 of the narrowest
 /// std; `steps` (the run's) overrides the options' steps when they leave it open.
@@ -570,11 +582,8 @@ pub fn diffusion_config(
         ));
     }
     let o = DiffusionOptions { steps: options.steps.or(steps), ..options.clone() };
-    let range = match target.scales() {
-        Some(sc) => [
-            (0.01 * sc.smallest, "1/100 of the target's narrowest standard deviation"),
-            (sc.largest, "the largest distance between the target's modes + 6 × its widest standard deviation"),
-        ],
+    let range = match target_sigma_range(target) {
+        Some(r) => r,
         None if o.sigma_min.is_some() && o.sigma_max.is_some() => [(0.0, ""), (0.0, "")],
         None => {
             return Err(invalid_field!(

@@ -470,18 +470,8 @@ pub fn likelihood(
         range[1].0
     });
     let schedule = kind.build(sigma_min, sigma_max, 7.0)?;
-    let t_eps = match (kind, o.t_eps) {
-        (super::ScheduleKind::Edm, Some(_)) => {
-            return Err(invalid_field!("t_eps", "`t_eps` does not apply to the edm schedule; set `sigma_min`"));
-        }
-        (_, Some(e)) if !(e > 0.0 && e < 1.0) => {
-            return Err(invalid_field!("t_eps", "the time cut-off `t_eps` = {e} must lie in (0, 1)"));
-        }
-        (_, Some(e)) => e,
-        (super::ScheduleKind::Ve, None) => 1e-5,
-        (super::ScheduleKind::Edm, None) => sigma_min,
-        (_, None) => super::time_of_sigma(&schedule, sigma_min),
-    };
+    let (t_eps, note) = super::resolve_t_eps(&schedule, o.t_eps, sigma_min)?;
+    notes.extend(note);
     let tol = Tolerances {
         rtol: o.rtol.unwrap_or(1e-5),
         atol: o.atol.unwrap_or(1e-5),

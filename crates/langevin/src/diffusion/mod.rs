@@ -250,25 +250,8 @@ impl DiffusionConfig {
                 kind.name()
             ));
         }
-        let t_eps = match (kind, o.t_eps) {
-            (ScheduleKind::Edm, Some(_)) => {
-                return Err(invalid_field!(
-                    "t_eps",
-                    "`t_eps` does not apply to the edm schedule (its time is σ): set `sigma_min` instead"
-                ));
-            }
-            (ScheduleKind::Edm, None) => sigma_min,
-            (_, Some(e)) if !(e > 0.0 && e < 1.0) => {
-                return Err(invalid_field!("t_eps", "the time cut-off `t_eps` = {e} must lie in (0, 1)"));
-            }
-            (_, Some(e)) => e,
-            (ScheduleKind::Ve, None) => 1e-5,
-            (_, None) => {
-                let e = time_of_sigma(&schedule, sigma_min);
-                notes.push(format!("t_eps = {e:.3e}: where the {} schedule's σ(t) = sigma_min", kind.name()));
-                e
-            }
-        };
+        let (t_eps, note) = resolve_t_eps(&schedule, o.t_eps, sigma_min)?;
+        notes.extend(note);
         let steps = o.steps.unwrap_or(default_steps);
         if steps == 0 {
             return Err(invalid_field!("steps", "`steps` must be at least 1"));
@@ -435,6 +418,31 @@ impl DiffusionConfig {
             self.schedule.sigma(self.times[k.min(self.times.len() - 1)])
         }
     }
+}
+
+/// The time cut-off ε of `schedule`: the given one, checked to lie in (0, 1); by default 1e-5
+/// for VE (score_sde's), σ_min for EDM (whose time is σ; a given ε is an error there), and
+/// otherwise where σ(ε) = σ_min (with a note saying so).
+pub(crate) fn resolve_t_eps(schedule: &Schedule, given: Option<f64>, sigma_min: f64) -> Result<(f64, Option<String>)> {
+    let kind = schedule.kind();
+    Ok(match (kind, given) {
+        (ScheduleKind::Edm, Some(_)) => {
+            return Err(invalid_field!(
+                "t_eps",
+                "`t_eps` does not apply to the edm schedule (its time is σ): set `sigma_min` instead"
+            ));
+        }
+        (ScheduleKind::Edm, None) => (sigma_min, None),
+        (_, Some(e)) if !(e > 0.0 && e < 1.0) => {
+            return Err(invalid_field!("t_eps", "the time cut-off `t_eps` = {e} must lie in (0, 1)"));
+        }
+        (_, Some(e)) => (e, None),
+        (ScheduleKind::Ve, None) => (1e-5, None),
+        (_, None) => {
+            let e = time_of_sigma(schedule, sigma_min);
+            (e, Some(format!("t_eps = {e:.3e}: where the {} schedule's σ(t) = sigma_min", kind.name())))
+        }
+    })
 }
 
 /// The time at which σ(t) = `sigma` (bisection on (0, t_max]).
