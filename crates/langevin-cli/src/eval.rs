@@ -22,6 +22,15 @@ pub struct EvalArgs {
     /// Reference samples to compare with (takes precedence over the target's exact samples).
     #[arg(long, value_name = "FILE")]
     pub reference: Option<PathBuf>,
+    /// Judge class-conditional samples with a small classifier trained (in seconds, seeded) on
+    /// the real training rows and labels of this run directory; its held-out accuracy is
+    /// reported beside the fractions it assigns.
+    #[arg(long, value_name = "RUN")]
+    pub classifier: Option<PathBuf>,
+    /// With --classifier: the class the samples were generated for; reports the fraction
+    /// classified as it (the accuracy).
+    #[arg(long, value_name = "CLASS")]
+    pub class: Option<String>,
     /// Write the metrics as JSON (`-` for stdout).
     #[arg(long, value_name = "FILE")]
     pub report: Option<PathBuf>,
@@ -54,8 +63,14 @@ fn load_finite(path: &Path, what: &str) -> Result<Array2<f32>> {
 }
 
 pub fn run(a: &EvalArgs, quiet: bool) -> Result<()> {
-    if a.target.is_none() && a.reference.is_none() {
-        bail!("give --target (compare with exact answers) or --reference FILE (compare with other samples), or both");
+    if a.target.is_none() && a.reference.is_none() && a.classifier.is_none() {
+        bail!(
+            "give --target (compare with exact answers) or --reference FILE (compare with other samples), or both \
+             (or --classifier RUN to judge class-conditional samples)"
+        );
+    }
+    if a.class.is_some() && a.classifier.is_none() {
+        bail!("--class needs --classifier RUN (the labeled run whose classifier judges the samples)");
     }
     if a.max_points < 2 || a.projections == 0 {
         bail!("--max-points must be at least 2 and --projections at least 1");
@@ -65,6 +80,7 @@ pub fn run(a: &EvalArgs, quiet: bool) -> Result<()> {
             ("samples", Some(&a.samples)),
             ("reference", a.reference.as_deref()),
             ("target", report::spec_file(a.target.as_deref())),
+            ("classifier", a.classifier.as_deref()),
         ],
         &[("report", a.report.as_deref())],
     )?;
@@ -97,9 +113,24 @@ pub fn run(a: &EvalArgs, quiet: bool) -> Result<()> {
     {
         bail!("{} has {} columns but the samples have {d}", p.display(), r.ncols());
     }
-    let opts = EvalOptions { max_points: a.max_points, projections: a.projections, seed: a.seed };
-    let report = metrics::evaluate(x.view(), target.as_deref(), reference.as_ref().map(|r| r.view()), &opts)?;
-    let Value::Object(mut rep) = serde_json::to_value(&report)? else { unreachable!("a struct") };
+    let judge = match &a.classifier {
+        Some(run) => Some(classify(run, a.class.as_deref(), &x, a.seed)?),
+        None => None,
+    };
+    let mut rep = if a.target.is_some() || a.reference.is_some() {
+        let opts = EvalOptions { max_points: a.max_points, projections: a.projections, seed: a.seed };
+        let report = metrics::evaluate(x.view(), target.as_deref(), reference.as_ref().map(|r| r.view()), &opts)?;
+        let Value::Object(rep) = serde_json::to_value(&report)? else { unreachable!("a struct") };
+        rep
+    } else {
+        let mut rep = serde_json::Map::new();
+        rep.insert("n_samples".into(), json!(x.nrows()));
+        rep.insert("dim".into(), json!(d));
+        rep
+    };
+    if let Some(j) = judge {
+        rep.insert("classifier".into(), j);
+    }
     rep.insert("command".into(), json!("eval"));
     rep.insert("samples".into(), report::path(&a.samples));
     if let Some(p) = &a.reference {
@@ -115,9 +146,63 @@ pub fn run(a: &EvalArgs, quiet: bool) -> Result<()> {
     Ok(())
 }
 
+/// Train the run's classifier and judge the samples with it.
+fn classify(run: &Path, class: Option<&str>, x: &Array2<f32>, seed: u64) -> Result<Value> {
+    use langevin_learn::checkpoint::RunDir;
+    use langevin_learn::classify::{Classifier, ClassifierConfig};
+    let dir = RunDir::new(run);
+    let config = dir.load_config()?;
+    let Some(info) = &config.labels else {
+        bail!(
+            "--classifier {}: that run has no labels (it was trained unconditionally); give a run trained with \
+             --label, --labels or --conditional",
+            run.display()
+        );
+    };
+    if x.ncols() != config.dim {
+        bail!("the samples have {} columns but the run's data have {}", x.ncols(), config.dim);
+    }
+    let want = class.map(|c| info.index(c)).transpose()?;
+    let (tr, ho) = dir.split_labels(&config)?.expect("a labeled run");
+    let read = |name: &str| -> Result<Array2<f32>> { Ok(langevin::io::read_matrix(&dir.file(name))?) };
+    let (xt, xh) = (read("train.npy")?, read("heldout.npy")?);
+    let k = info.classes.len();
+    let c = Classifier::train(&xt, &tr, k, &ClassifierConfig { seed, ..Default::default() })?;
+    let heldout_accuracy = c.accuracy(&xh, &ho)?;
+    let fractions = c.fractions(x)?;
+    let mut out = json!({
+        "run": run.display().to_string(),
+        "classes": info.classes,
+        "heldout_accuracy": heldout_accuracy,
+        "fractions": fractions,
+    });
+    if let Some(w) = want {
+        out["class"] = json!(info.classes[w]);
+        out["accuracy"] = json!(fractions[w]);
+    }
+    Ok(out)
+}
+
 fn print_summary(rep: &Value, to_stderr: bool) -> Result<()> {
     let mut lines = vec![format!("samples    {} rows × {}", rep["n_samples"], rep["dim"])];
-    lines.push(format!("reference  {}", rep["reference"].as_str().unwrap_or("")));
+    if let Some(r) = rep["reference"].as_str() {
+        lines.push(format!("reference  {r}"));
+    }
+    if let Some(c) = rep.get("classifier") {
+        let f: Vec<f64> =
+            c["fractions"].as_array().map(|a| a.iter().filter_map(|v| v.as_f64()).collect()).unwrap_or_default();
+        lines.push(format!(
+            "classifier held-out accuracy {:.3}; fractions per class {}",
+            c["heldout_accuracy"].as_f64().unwrap_or(f64::NAN),
+            report::short(&f)
+        ));
+        if let Some(acc) = c.get("accuracy").and_then(|v| v.as_f64()) {
+            lines.push(format!(
+                "accuracy   {acc:.3} of the samples classified as {}",
+                c["class"].as_str().unwrap_or("")
+            ));
+        }
+    }
     for (k, label) in [("mmd", "mmd       "), ("sliced_wasserstein", "sliced W2 "), ("energy_distance", "energy    ")] {
         if let Some(v) = rep.get(k).and_then(|v| v.as_f64()) {
             lines.push(format!("{label} {v:.5}"));

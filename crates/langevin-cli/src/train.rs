@@ -5,7 +5,7 @@ use anyhow::{Result, anyhow, bail};
 use candle_core::Device;
 use clap::Args;
 use langevin::rng::LaneRng;
-use langevin_learn::checkpoint::{RunConfig, RunDir, RunLock, new_run};
+use langevin_learn::checkpoint::{RunConfig, RunDir, RunLock, new_labeled_run};
 use langevin_learn::data;
 use langevin_learn::fit::{CheckpointEvery, Flow, MetricsLog, Observer, StopFlag, fit};
 use langevin_learn::ladder::LadderOptions;
@@ -33,7 +33,8 @@ impl std::error::Error for Interrupted {}
 #[command(allow_negative_numbers = true)]
 pub struct TrainArgs {
     /// Training data: a built-in 2-D data set (moons, swiss-roll, circles, 8-gaussians,
-    /// checkerboard, pinwheel, spirals, ncsn-toy) or a .csv / .npy file (one sample per row).
+    /// checkerboard, pinwheel, spirals, ncsn-toy), the real `digits` (8 × 8 images as 64 values)
+    /// or a .csv / .npy file (one sample per row).
     #[arg(long, value_name = "DATA")]
     pub data: Option<String>,
     /// Run directory for the config, checkpoints, metrics and the data split.
@@ -87,6 +88,26 @@ pub struct TrainArgs {
     /// Fraction of rows held out (default 0.1).
     #[arg(long, value_name = "F")]
     pub heldout_fraction: Option<f64>,
+    /// Class-conditional training: the data file's column of integer class labels (a header
+    /// name or a 1-based column number); it is taken out of the data.
+    #[arg(long, value_name = "COLUMN")]
+    pub label: Option<String>,
+    /// Class-conditional training: a file of integer labels (.npy or .csv, one per data row).
+    #[arg(long, value_name = "FILE")]
+    pub labels: Option<PathBuf>,
+    /// Class-conditional training on a built-in data set, with its component labels (digits:
+    /// the digit; 8-gaussians, moons, pinwheel, checkerboard, circles, spirals, ncsn-toy: the
+    /// component each point came from).
+    #[arg(long)]
+    pub conditional: bool,
+    /// Class-conditional training: the probability of dropping an example's label, which
+    /// trains the unconditional score that classifier-free guidance needs (default 0.1).
+    #[arg(long, value_name = "P")]
+    pub cond_drop: Option<f64>,
+    /// Keep data columns without spread (the blank border pixels of images) instead of refusing
+    /// them (the built-in digits keep theirs).
+    #[arg(long)]
+    pub keep_constant: bool,
     /// Skip rows with NaN or inf instead of stopping.
     #[arg(long)]
     pub drop_nonfinite: bool,
@@ -156,17 +177,75 @@ fn prepare(a: &TrainArgs, dev: &Device) -> Result<(Trainer, Option<RunLock>)> {
         a.data.clone().ok_or_else(|| anyhow!("--data is required (a built-in data set or a .csv/.npy file)"))?;
     let seed = a.seed.unwrap_or(0);
     let lower = source.to_ascii_lowercase();
-    let (x, dropped) = if lower.ends_with(".csv") || lower.ends_with(".npy") {
+    let file = lower.ends_with(".csv") || lower.ends_with(".npy");
+    if file && a.conditional {
+        bail!("--conditional uses a built-in data set's labels; for a file give --label COLUMN or --labels FILE");
+    }
+    if !file && (a.label.is_some() || a.labels.is_some()) {
+        bail!("--label and --labels read labels for a data file; a built-in data set has its own: use --conditional");
+    }
+    if a.label.is_some() && a.labels.is_some() {
+        bail!("give the labels once: --label COLUMN (a column of the data file) or --labels FILE, not both");
+    }
+    let conditional = a.conditional || a.label.is_some() || a.labels.is_some();
+    let real = !file && data::REAL.iter().any(|(n, _)| *n == source);
+    if a.cond_drop.is_some() && !conditional {
+        bail!("--cond-drop applies to class-conditional training (--label, --labels or --conditional)");
+    }
+    let (x, labels, dropped) = if file {
         if a.rows.is_some() {
             bail!("--rows applies to built-in data sets; a file is used whole");
         }
-        data::read(Path::new(&source), a.drop_nonfinite)?
+        let (x, values, dropped) = data::read_labeled(Path::new(&source), a.label.as_deref(), a.drop_nonfinite)?;
+        let labels = match (values, &a.labels) {
+            (Some(v), _) => Some(data::Labels::from_values(
+                &v,
+                format!("column '{}' of {source}", a.label.as_deref().unwrap_or("")),
+            )?),
+            (None, Some(p)) => {
+                if dropped > 0 {
+                    bail!(
+                        "{dropped} data rows were dropped for NaN or inf, so the rows of --labels {} no longer line up; \
+                         clean the data, or put the labels in a column of the data file and use --label",
+                        p.display()
+                    );
+                }
+                let v = data::read_labels(p)?;
+                if v.len() != x.nrows() {
+                    bail!(
+                        "--labels {} holds {} labels for {} data rows: give one label per row",
+                        p.display(),
+                        v.len(),
+                        x.nrows()
+                    );
+                }
+                Some(data::Labels::from_values(&v, p.display().to_string())?)
+            }
+            (None, None) => None,
+        };
+        (x, labels, dropped)
+    } else if real {
+        if a.rows.is_some() {
+            bail!("--rows applies to the generated data sets; {source} is real data, used whole");
+        }
+        let (x, l) = data::digits()?;
+        let labels = conditional.then(|| data::Labels::components(l, 10, "the digit of each image"));
+        (x, labels, 0)
     } else {
         let rows = a.rows.unwrap_or(20_000);
         if rows < 10 {
             bail!("--rows {rows}: at least 10 rows are needed");
         }
-        (data::generate(&source, rows, &mut LaneRng::new(seed, 0xDA7A))?, 0)
+        let (x, l) = data::generate_labeled(&source, rows, &mut LaneRng::new(seed, 0xDA7A))?;
+        let labels = if conditional {
+            let k = data::builtin_classes(&source).ok_or_else(|| {
+                anyhow!("--conditional: the data set {source} has no component labels; train it without --conditional")
+            })?;
+            Some(data::Labels::components(l, k, format!("the components of {source}")))
+        } else {
+            None
+        };
+        (x, labels, 0)
     };
     let d = NetConfig::default();
     let net = NetConfig {
@@ -186,9 +265,21 @@ fn prepare(a: &TrainArgs, dev: &Device) -> Result<(Trainer, Option<RunLock>)> {
         ema: a.ema.unwrap_or(0.999),
         seed,
         objective: objective(a)?,
+        cond_drop: if conditional { a.cond_drop.unwrap_or(0.1) } else { 0.0 },
     };
     let ladder = LadderOptions { sigma_max: a.sigma_max, sigma_min: a.sigma_min, levels: a.levels };
-    let new = new_run(&x, &source, dropped, a.heldout_fraction.unwrap_or(0.1), &ladder, net, train, dev)?;
+    let new = new_labeled_run(
+        &x,
+        labels.as_ref(),
+        a.keep_constant || real,
+        &source,
+        dropped,
+        a.heldout_fraction.unwrap_or(0.1),
+        &ladder,
+        net,
+        train,
+        dev,
+    )?;
     let existed = a.out.exists();
     run.check_new()?;
     let lock = run.lock()?;
@@ -220,6 +311,17 @@ fn check_restated(a: &TrainArgs, c: &RunConfig) -> Result<()> {
     let same = |given: f64, saved: f64| (given - saved).abs() <= 1e-9 * saved.abs().max(1e-300);
     let sig = &c.ladder.sigmas;
     let total_rows = c.data.train_rows + c.data.heldout_rows + c.data.dropped_rows;
+    if a.label.is_some() || a.labels.is_some() || a.conditional {
+        bail!("--label, --labels and --conditional set up a new run; a resumed run keeps its labels: drop them");
+    }
+    if let Some(p) = a.cond_drop
+        && (p - c.train.cond_drop).abs() > 1e-12
+    {
+        bail!(
+            "--cond-drop {p} differs from the run's saved {}: a resumed run continues with its saved settings; drop --cond-drop",
+            c.train.cond_drop
+        );
+    }
     let checks: [(&str, Option<String>, String, bool); 16] = [
         ("--data", a.data.clone(), c.data.source.clone(), a.data.as_deref().is_none_or(|d| d == c.data.source)),
         ("--width", a.width.map(|v| v.to_string()), c.net.width.to_string(), a.width.is_none_or(|v| v == c.net.width)),

@@ -28,6 +28,8 @@ pub const FORMAT_VERSION: u32 = 1;
 const CONFIG: &str = "config.json";
 const CHECKPOINT: &str = "checkpoint.safetensors";
 const LOCK: &str = ".lock";
+const TRAIN_LABELS: &str = "train-labels.npy";
+const HELDOUT_LABELS: &str = "heldout-labels.npy";
 
 /// Where the data came from.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -59,6 +61,36 @@ pub struct RunConfig {
     pub net: NetConfig,
     /// Training hyper-parameters.
     pub train: TrainConfig,
+    /// The class labels of a class-conditional run (none: unconditional).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub labels: Option<LabelInfo>,
+}
+
+/// The classes of a class-conditional run (`train-labels.npy` and `heldout-labels.npy` hold
+/// each row's class index).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct LabelInfo {
+    /// Where the labels came from.
+    pub source: String,
+    /// Class names (the label values as given), index = class.
+    pub classes: Vec<String>,
+    /// Training rows per class.
+    pub counts: Vec<usize>,
+}
+
+impl LabelInfo {
+    /// The class index of a class name, or an error listing the known ones.
+    pub fn index(&self, name: &str) -> Result<usize> {
+        self.classes.iter().position(|c| c == name).ok_or_else(|| {
+            Error::invalid(
+                "class",
+                format!(
+                    "class '{name}' was not seen in training; the model knows the classes {}",
+                    self.classes.join(", ")
+                ),
+            )
+        })
+    }
 }
 
 /// A new run from raw data (rows in the data's own units): the seeded split, the
@@ -75,6 +107,8 @@ pub struct NewRun {
     pub heldout_raw: ndarray::Array2<f32>,
     /// Notes on how the ladder was chosen.
     pub ladder_notes: Vec<String>,
+    /// Class indices of the training and held-out rows (class-conditional runs).
+    pub labels: Option<(Vec<u32>, Vec<u32>)>,
 }
 
 /// Set up a new run (see [`NewRun`]).
@@ -89,6 +123,45 @@ pub fn new_run(
     train: TrainConfig,
     device: &Device,
 ) -> Result<NewRun> {
+    new_labeled_run(x, None, false, source, dropped, heldout_fraction, ladder, net, train, device)
+}
+
+/// Set up a new run, class-conditional when `labels` are given (one per row of `x`): the
+/// network gets `classes` label inputs and the labels are split with the rows.
+/// `keep_constant`: accept columns without spread (the blank border pixels of images; in a
+/// table they are usually a mistake and refused).
+#[allow(clippy::too_many_arguments)]
+pub fn new_labeled_run(
+    x: &ndarray::Array2<f32>,
+    labels: Option<&data::Labels>,
+    keep_constant: bool,
+    source: &str,
+    dropped: usize,
+    heldout_fraction: f64,
+    ladder: &LadderOptions,
+    mut net: NetConfig,
+    train: TrainConfig,
+    device: &Device,
+) -> Result<NewRun> {
+    if let Some(l) = labels {
+        if l.per_row.len() != x.nrows() {
+            return Err(Error::msg(format!(
+                "{} labels for {} data rows: give one label per row",
+                l.per_row.len(),
+                x.nrows()
+            )));
+        }
+        if l.classes.len() < 2 {
+            return Err(Error::msg(format!(
+                "the labels ({}) hold a single class, '{}': a class-conditional model needs at least two",
+                l.source,
+                l.classes.first().map_or("", |c| c.as_str())
+            )));
+        }
+        net.classes = l.classes.len();
+    } else {
+        net.classes = 0;
+    }
     if !(heldout_fraction > 0.0 && heldout_fraction < 1.0) {
         return Err(Error::invalid(
             "heldout_fraction",
@@ -110,21 +183,42 @@ pub fn new_run(
             ),
         ));
     }
-    // A column without spread has no score to learn (the density is a wall along it), and it
-    // would make every noise level from the data's spread zero.
-    for c in 0..x.ncols() {
-        let col = x.column(c);
-        let Some(&first) = col.first() else { break };
-        if col.iter().all(|&v| v == first) {
-            return Err(Error::msg(format!(
-                "the data have zero variance in column {} (every row is {first}): there is nothing to learn along it; \
-                 drop that column",
-                c + 1
-            )));
-        }
+    // A column without spread has no score to learn (the density is a wall along it), and if
+    // every column is one the noise levels from the data's spread are all zero. Images have
+    // blank border pixels: those are kept when asked (the network learns to put them back).
+    let constant: Vec<usize> = (0..x.ncols())
+        .filter(|&c| {
+            let col = x.column(c);
+            col.first().is_some_and(|&first| col.iter().all(|&v| v == first))
+        })
+        .collect();
+    if let Some(&c) = constant.first()
+        && (!keep_constant || constant.len() == x.ncols())
+    {
+        let first = x[[0, c]];
+        return Err(Error::msg(format!(
+            "the data have zero variance in column {} (every row is {first}): there is nothing to learn along it; \
+             drop that column{}",
+            c + 1,
+            if constant.len() < x.ncols() {
+                " (or, for images with blank pixels, keep such columns: `--keep-constant`)"
+            } else {
+                ""
+            }
+        )));
     }
-    let (train_raw, heldout_raw) =
-        data::split(x, heldout_fraction, &mut langevin::rng::LaneRng::new(train.seed, 0x5911));
+    let (tr_rows, ho_rows) =
+        data::split_indices(x.nrows(), heldout_fraction, &mut langevin::rng::LaneRng::new(train.seed, 0x5911));
+    let (train_raw, heldout_raw) = (data::pick_rows(x, &tr_rows), data::pick_rows(x, &ho_rows));
+    let split_labels = labels.map(|l| {
+        let pick = |rows: &[usize]| rows.iter().map(|&r| l.per_row[r]).collect::<Vec<u32>>();
+        (pick(&tr_rows), pick(&ho_rows))
+    });
+    let label_info = labels.zip(split_labels.as_ref()).map(|(l, (tr, _))| {
+        let mut counts = vec![0usize; l.classes.len()];
+        tr.iter().for_each(|&c| counts[c as usize] += 1);
+        LabelInfo { source: l.source.clone(), classes: l.classes.clone(), counts }
+    });
     if train.batch > train_raw.nrows() {
         return Err(Error::msg(format!(
             "`batch` {} is larger than the {} training rows ({} rows, {:.0}% held out); use a smaller `batch` or more data",
@@ -152,9 +246,13 @@ pub fn new_run(
         ladder: ladder.clone(),
         net,
         train: train.clone(),
+        labels: label_info,
     };
-    let trainer = Trainer::new(network, ladder, train, tr, ho)?;
-    Ok(NewRun { trainer, config, train_raw, heldout_raw, ladder_notes })
+    let mut trainer = Trainer::new(network, ladder, train, tr, ho)?;
+    if let Some((a, b)) = &split_labels {
+        trainer.set_labels(a.clone(), b.clone())?;
+    }
+    Ok(NewRun { trainer, config, train_raw, heldout_raw, ladder_notes, labels: split_labels })
 }
 
 fn file_err(path: &Path, m: impl Into<String>) -> Error {
@@ -229,6 +327,12 @@ impl RunDir {
         self.create()?;
         langevin::io::write_matrix(&self.file("train.npy"), new.train_raw.view(), &[])?;
         langevin::io::write_matrix(&self.file("heldout.npy"), new.heldout_raw.view(), &[])?;
+        if let Some((tr, ho)) = &new.labels {
+            for (name, l) in [(TRAIN_LABELS, tr), (HELDOUT_LABELS, ho)] {
+                let col = ndarray::Array2::from_shape_fn((l.len(), 1), |(i, _)| l[i] as f32);
+                langevin::io::write_matrix(&self.file(name), col.view(), &[])?;
+            }
+        }
         let _ = std::fs::remove_file(self.file("metrics.jsonl"));
         self.save_checkpoint(&new.trainer)?;
         self.save_config(&new.config)
@@ -273,7 +377,13 @@ impl RunDir {
         let net = ScoreNet::new(config.dim, config.net.clone(), config.train.seed, dev)
             .map_err(|e| Error::Model(e.to_string()))?;
         let (step, weights, ema, adam, _) = self.load_checkpoint(&net)?;
+        let (n_train, n_heldout) = (train.nrows(), heldout.nrows());
         let mut t = Trainer::new(net, config.ladder.clone(), config.train.clone(), train, heldout)?;
+        if let Some(info) = &config.labels {
+            let (tr, ho) =
+                (self.read_labels(TRAIN_LABELS, info, n_train)?, self.read_labels(HELDOUT_LABELS, info, n_heldout)?);
+            t.set_labels(tr, ho)?;
+        }
         t.restore(weights, ema, adam, step)?;
         // A resume with nothing to do changes no byte; one with more steps records them.
         if step < config.train.steps && config.train.steps != saved_steps {
@@ -283,6 +393,32 @@ impl RunDir {
             crate::fit::MetricsRecord::cut_log(&self.file("metrics.jsonl"), step)?;
         }
         Ok(t)
+    }
+
+    /// The class indices of the run's training and held-out rows (None for an unconditional run).
+    pub fn split_labels(&self, config: &RunConfig) -> Result<Option<(Vec<u32>, Vec<u32>)>> {
+        let Some(info) = &config.labels else { return Ok(None) };
+        let (tr, ho) = (config.data.train_rows, config.data.heldout_rows);
+        Ok(Some((self.read_labels(TRAIN_LABELS, info, tr)?, self.read_labels(HELDOUT_LABELS, info, ho)?)))
+    }
+
+    /// The class indices in the run's labels file `name`, checked against the classes and rows.
+    fn read_labels(&self, name: &str, info: &LabelInfo, rows: usize) -> Result<Vec<u32>> {
+        let p = self.file(name);
+        let m = langevin::io::read_matrix(&p).map_err(|e| file_err(&p, format!("reading the run's labels: {e}")))?;
+        if m.dim() != (rows, 1) {
+            return Err(file_err(&p, format!("holds {:?} values, expected {rows} labels (one column)", m.dim())));
+        }
+        m.column(0)
+            .iter()
+            .map(|&v| {
+                if v >= 0.0 && v.fract() == 0.0 && (v as usize) < info.classes.len() {
+                    Ok(v as u32)
+                } else {
+                    Err(file_err(&p, format!("holds {v}, not a class index 0..{}", info.classes.len())))
+                }
+            })
+            .collect()
     }
 
     /// The step of the run's checkpoint, read from its header alone (None when there is no
@@ -342,7 +478,19 @@ impl RunDir {
             }
             None => return Err(file_err(&p, "has no format_version: not a langevin training run")),
         }
-        serde_json::from_str(&text).map_err(|e| file_err(&p, format!("damaged ({e})")))
+        let c: RunConfig = serde_json::from_str(&text).map_err(|e| file_err(&p, format!("damaged ({e})")))?;
+        let classes = c.labels.as_ref().map_or(0, |l| l.classes.len());
+        if c.net.classes != classes {
+            return Err(file_err(
+                &p,
+                format!(
+                    "is inconsistent: its network has {} classes but its `labels` name {classes}; was it edited? \
+                     Restore the file",
+                    c.net.classes
+                ),
+            ));
+        }
+        Ok(c)
     }
 
     /// Write the trainer's weights, EMA, optimizer state and step (atomically).

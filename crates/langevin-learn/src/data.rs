@@ -21,57 +21,119 @@ pub const BUILTIN: &[(&str, &str)] = &[
     ("ncsn-toy", "0.8·N((5,5), I) + 0.2·N((−5,−5), I), the toy of Song & Ermon (2019)"),
 ];
 
+/// Built-in data sets of real data, read from copies shipped inside the binary.
+pub const REAL: &[(&str, &str)] = &[(
+    "digits",
+    "1,797 handwritten digits, 8 × 8 pixels in 0..16, labels 0-9 (UCI optical digits test set, CC BY 4.0)",
+)];
+
+/// The `digits` data set (a copy of `../shared/data/digits`, CC BY 4.0: the test set of the UCI
+/// "Optical Recognition of Handwritten Digits" data set, E. Alpaydin and C. Kaynak, 1998, as
+/// distributed in scikit-learn; see `crates/langevin-learn/data/README.md`).
+const DIGITS_GZ: &[u8] = include_bytes!("../data/digits.csv.gz");
+
+/// The 1,797 digits: 64 pixel values in 0..16 per row (row-major 8 × 8) and their labels 0..9.
+pub fn digits() -> Result<(Array2<f32>, Vec<u32>)> {
+    use std::io::Read;
+    let mut text = String::new();
+    flate2::read::GzDecoder::new(DIGITS_GZ)
+        .read_to_string(&mut text)
+        .map_err(|e| Error::msg(format!("the built-in digits data are damaged ({e}); rebuild the binary")))?;
+    let (mut x, mut labels) = (Vec::with_capacity(1797 * 64), Vec::with_capacity(1797));
+    for (i, line) in text.lines().enumerate() {
+        let v: Vec<u32> = line
+            .split(',')
+            .map(|p| p.trim().parse::<u32>())
+            .collect::<std::result::Result<_, _>>()
+            .map_err(|_| Error::msg(format!("the built-in digits data are damaged (line {})", i + 1)))?;
+        if v.len() != 65 || v[64] > 9 {
+            return Err(Error::msg(format!("the built-in digits data are damaged (line {})", i + 1)));
+        }
+        x.extend(v[..64].iter().map(|&p| p as f32));
+        labels.push(v[64]);
+    }
+    let n = labels.len();
+    Ok((Array2::from_shape_vec((n, 64), x).expect("64 values per row"), labels))
+}
+
 /// `n` points of the built-in data set `name`, drawn with `(seed, stream)`.
 pub fn generate(name: &str, n: usize, rng: &mut LaneRng) -> Result<Array2<f32>> {
+    generate_labeled(name, n, rng).map(|(x, _)| x)
+}
+
+/// The number of classes of a built-in 2-D data set's component labels (see
+/// [`generate_labeled`]); `None` for a set without components.
+pub fn builtin_classes(name: &str) -> Option<usize> {
+    match name {
+        "moons" | "circles" | "spirals" | "ncsn-toy" => Some(2),
+        "8-gaussians" | "checkerboard" => Some(8),
+        "pinwheel" => Some(5),
+        _ => None,
+    }
+}
+
+/// `n` points of the built-in data set `name` with the component each was drawn from: the moon,
+/// circle or spiral arm (0, 1), the Gaussian of `8-gaussians` (0..7, counter-clockwise from
+/// angle 0), the black square of `checkerboard` (0..7, column-major from the left), the arm of
+/// `pinwheel` (0..4), the component of `ncsn-toy` (0: the weight-0.8 one at (5, 5)). The
+/// points are the same as [`generate`]'s for the same stream; `swiss-roll` has no components
+/// (its labels are all 0).
+pub fn generate_labeled(name: &str, n: usize, rng: &mut LaneRng) -> Result<(Array2<f32>, Vec<u32>)> {
     let mut out = Array2::zeros((n, 2));
-    let mut put = |i: usize, x: f64, y: f64| {
+    let mut labels = vec![0u32; n];
+    let mut put = |i: usize, x: f64, y: f64, label: u32| {
         out[[i, 0]] = x as f32;
         out[[i, 1]] = y as f32;
+        labels[i] = label;
     };
     match name {
         "moons" => {
             for i in 0..n {
                 let t = PI * rng.uniform_f64();
                 let (x, y) = if i % 2 == 0 { (t.cos(), t.sin()) } else { (1.0 - t.cos(), 0.5 - t.sin()) };
-                put(i, x + 0.1 * rng.normal(), y + 0.1 * rng.normal());
+                put(i, x + 0.1 * rng.normal(), y + 0.1 * rng.normal(), (i % 2) as u32);
             }
         }
         "swiss-roll" => {
             for i in 0..n {
                 let t = 1.5 * PI * (1.0 + 2.0 * rng.uniform_f64());
-                put(i, (t * t.cos() + 0.5 * rng.normal()) / 5.0, (t * t.sin() + 0.5 * rng.normal()) / 5.0);
+                put(i, (t * t.cos() + 0.5 * rng.normal()) / 5.0, (t * t.sin() + 0.5 * rng.normal()) / 5.0, 0);
             }
         }
         "circles" => {
             for i in 0..n {
                 let t = 2.0 * PI * rng.uniform_f64();
                 let r = if i % 2 == 0 { 1.0 } else { 0.5 };
-                put(i, r * t.cos() + 0.05 * rng.normal(), r * t.sin() + 0.05 * rng.normal());
+                put(i, r * t.cos() + 0.05 * rng.normal(), r * t.sin() + 0.05 * rng.normal(), (i % 2) as u32);
             }
         }
         "8-gaussians" => {
             for i in 0..n {
-                let k = rng.below(8) as f64;
-                let (c, s) = ((k * PI / 4.0).cos(), (k * PI / 4.0).sin());
+                let k = rng.below(8);
+                let (c, s) = ((k as f64 * PI / 4.0).cos(), (k as f64 * PI / 4.0).sin());
                 let r = 4.0 / 2f64.sqrt();
-                put(i, r * c + 0.35 * rng.normal(), r * s + 0.35 * rng.normal());
+                put(i, r * c + 0.35 * rng.normal(), r * s + 0.35 * rng.normal(), k as u32);
             }
         }
         "checkerboard" => {
             for i in 0..n {
                 let x1 = 4.0 * rng.uniform_f64() - 2.0;
-                let x2 = rng.uniform_f64() - 2.0 * rng.below(2) as f64 + (x1.floor().rem_euclid(2.0));
-                put(i, 2.0 * x1, 2.0 * x2);
+                // Drawn in the order of earlier versions (the same points for the same seed).
+                let u = rng.uniform_f64();
+                let row = rng.below(2);
+                let x2 = u - 2.0 * row as f64 + (x1.floor().rem_euclid(2.0));
+                let label = 2 * (x1.floor() + 2.0).clamp(0.0, 3.0) as u32 + row as u32;
+                put(i, 2.0 * x1, 2.0 * x2, label);
             }
         }
         "pinwheel" => {
             let (arms, radial, tangential, rate) = (5.0, 0.3, 0.1, 0.25);
             for i in 0..n {
-                let k = rng.below(5) as f64;
+                let k = rng.below(5);
                 let (a, b) = (radial * rng.normal() + 1.0, tangential * rng.normal());
-                let angle = k * 2.0 * PI / arms + rate * a.exp();
+                let angle = k as f64 * 2.0 * PI / arms + rate * a.exp();
                 let (c, s) = (angle.cos(), angle.sin());
-                put(i, 2.0 * (c * a - s * b), 2.0 * (s * a + c * b));
+                put(i, 2.0 * (c * a - s * b), 2.0 * (s * a + c * b), k as u32);
             }
         }
         "spirals" => {
@@ -79,45 +141,69 @@ pub fn generate(name: &str, n: usize, rng: &mut LaneRng) -> Result<Array2<f32>> 
                 let t = rng.uniform_f64().sqrt() * 540.0 * 2.0 * PI / 360.0;
                 let (x, y) = (-t.cos() * t + 0.5 * rng.uniform_f64(), t.sin() * t + 0.5 * rng.uniform_f64());
                 let sign = if i % 2 == 0 { 1.0 } else { -1.0 };
-                put(i, sign * x / 3.0, sign * y / 3.0);
+                put(i, sign * x / 3.0, sign * y / 3.0, (i % 2) as u32);
             }
         }
         "ncsn-toy" => {
             let t = langevin::target::builtin::build("ncsn-toy", &[])?;
-            return Ok(t.sample_exact(n, rng).expect("a mixture samples exactly"));
+            let x = t.sample_exact(n, rng).expect("a mixture samples exactly");
+            // The components are 14 standard deviations apart: the side of x + y = 0 is the
+            // component (a point on the wrong side has probability below 1e-40).
+            let labels = x.outer_iter().map(|r| u32::from(r[0] + r[1] < 0.0)).collect();
+            return Ok((x, labels));
         }
         other => {
-            let names: Vec<&str> = BUILTIN.iter().map(|(n, _)| *n).collect();
+            let mut names: Vec<&str> = BUILTIN.iter().map(|(n, _)| *n).collect();
+            names.extend(REAL.iter().map(|(n, _)| *n));
             return Err(Error::msg(format!(
                 "unknown data set '{other}'; built-in data sets: {} (or give a .csv or .npy file)",
                 names.join(", ")
             )));
         }
     }
-    Ok(out)
+    Ok((out, labels))
 }
 
 /// Read a table of training data (every column is a coordinate). Non-finite cells are an error
 /// naming the row and column, or, with `drop_nonfinite`, their rows are dropped (the count is
 /// returned).
 pub fn read(path: &Path, drop_nonfinite: bool) -> Result<(Array2<f32>, usize)> {
+    read_labeled(path, None, drop_nonfinite).map(|(x, _, dropped)| (x, dropped))
+}
+
+/// Read a table whose column `label` (a header name, or a 1-based column number) holds integer
+/// class labels: the other columns are the data. Returns the data, the labels (when asked for)
+/// and the count of rows dropped for non-finite values (`drop_nonfinite`; a label cell counts).
+pub fn read_labeled(
+    path: &Path,
+    label: Option<&str>,
+    drop_nonfinite: bool,
+) -> Result<(Array2<f32>, Option<Vec<i64>>, usize)> {
     let table = langevin::io::read_table(path)?;
     let (n, d) = table.data.dim();
+    let label_col = match label {
+        None => None,
+        Some(name) => Some(label_column(name, table.header.as_deref(), d).map_err(|m| Error::file(path, m))?),
+    };
+    if label_col.is_some() && d < 2 {
+        return Err(Error::file(path, "has one column: with a label column taken out no data are left"));
+    }
+    let col_name = |c: usize| match &table.header {
+        Some(h) => format!("column {} ('{}')", c + 1, h[c]),
+        None => format!("column {}", c + 1),
+    };
     let mut keep = Vec::with_capacity(n);
     for (i, row) in table.data.outer_iter().enumerate() {
         match row.iter().position(|v| !v.is_finite()) {
             None => keep.push(i),
             Some(_) if drop_nonfinite => {}
             Some(c) => {
-                let col = match &table.header {
-                    Some(h) => format!("column {} ('{}')", c + 1, h[c]),
-                    None => format!("column {}", c + 1),
-                };
                 return Err(Error::file(
                     path,
                     format!(
-                        "data row {}, {col} is {}; clean the data or pass `drop_nonfinite` to skip such rows",
+                        "data row {}, {} is {}; clean the data or pass `drop_nonfinite` to skip such rows",
                         i + 1,
+                        col_name(c),
                         row[c]
                     ),
                 ));
@@ -128,7 +214,105 @@ pub fn read(path: &Path, drop_nonfinite: bool) -> Result<(Array2<f32>, usize)> {
         return Err(Error::file(path, "no rows left after dropping the ones with NaN or inf"));
     }
     let dropped = n - keep.len();
-    Ok((Array2::from_shape_fn((keep.len(), d), |(i, c)| table.data[[keep[i], c]] as f32), dropped))
+    let cols: Vec<usize> = (0..d).filter(|&c| Some(c) != label_col).collect();
+    let x = Array2::from_shape_fn((keep.len(), cols.len()), |(i, c)| table.data[[keep[i], cols[c]]] as f32);
+    let labels = match label_col {
+        None => None,
+        Some(lc) => {
+            let mut out = Vec::with_capacity(keep.len());
+            for &i in &keep {
+                let v = table.data[[i, lc]];
+                if v.fract() != 0.0 || v.abs() > 1e15 {
+                    return Err(Error::file(
+                        path,
+                        format!(
+                            "the label {} holds {v} in data row {}: labels must be integers (class numbers)",
+                            col_name(lc),
+                            i + 1
+                        ),
+                    ));
+                }
+                out.push(v as i64);
+            }
+            Some(out)
+        }
+    };
+    Ok((x, labels, dropped))
+}
+
+/// The index of the label column `name` (a header name, or a 1-based number).
+fn label_column(name: &str, header: Option<&[String]>, d: usize) -> std::result::Result<usize, String> {
+    if let Some(h) = header
+        && let Some(c) = h.iter().position(|c| c == name)
+    {
+        return Ok(c);
+    }
+    match name.parse::<usize>() {
+        Ok(c) if (1..=d).contains(&c) => Ok(c - 1),
+        _ => Err(match header {
+            Some(h) => format!(
+                "has no label column '{name}'; its columns are {} (or give a column number 1..{d})",
+                h.iter().map(|c| format!("'{c}'")).collect::<Vec<_>>().join(", ")
+            ),
+            None => format!("has no header, so the label column is a number 1..{d}, not '{name}'"),
+        }),
+    }
+}
+
+/// Read a file of labels (.npy or .csv, one column, integers), one per data row.
+pub fn read_labels(path: &Path) -> Result<Vec<i64>> {
+    let t = langevin::io::read_table(path)?;
+    if t.data.ncols() != 1 {
+        return Err(Error::file(
+            path,
+            format!("has {} columns: a labels file has one column of integer class labels", t.data.ncols()),
+        ));
+    }
+    t.data
+        .column(0)
+        .iter()
+        .enumerate()
+        .map(|(i, &v)| {
+            if v.is_finite() && v.fract() == 0.0 && v.abs() <= 1e15 {
+                Ok(v as i64)
+            } else {
+                Err(Error::file(path, format!("row {} holds {v}: labels must be integers (class numbers)", i + 1)))
+            }
+        })
+        .collect()
+}
+
+/// Class labels of training data: each row's class index and the classes' names.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Labels {
+    /// Class index (into `classes`) of each row.
+    pub per_row: Vec<u32>,
+    /// Class names (the label values as given), index = class.
+    pub classes: Vec<String>,
+    /// Where they came from (a column, a file, the components of a built-in set).
+    pub source: String,
+}
+
+impl Labels {
+    /// Classes from integer label values: the distinct values in increasing order.
+    pub fn from_values(values: &[i64], source: impl Into<String>) -> Result<Self> {
+        let mut distinct: Vec<i64> = values.to_vec();
+        distinct.sort_unstable();
+        distinct.dedup();
+        if distinct.len() > 10_000 {
+            return Err(Error::msg(format!(
+                "the labels take {} distinct values: class labels name a few classes (at most 10,000); \
+                 is the label column a coordinate?",
+                distinct.len()
+            )));
+        }
+        let per_row = values.iter().map(|v| distinct.binary_search(v).expect("present") as u32).collect();
+        Ok(Labels { per_row, classes: distinct.iter().map(|v| v.to_string()).collect(), source: source.into() })
+    }
+    /// Classes 0..k of a built-in set's component labels.
+    pub fn components(per_row: Vec<u32>, k: usize, source: impl Into<String>) -> Self {
+        Labels { per_row, classes: (0..k).map(|c| c.to_string()).collect(), source: source.into() }
+    }
 }
 
 /// Per-column affine map to mean 0, standard deviation 1.
@@ -160,15 +344,25 @@ impl Normalization {
 /// Split rows into training and held-out sets: a seeded shuffle, then the last `fraction` (at
 /// least one row) is held out.
 pub fn split(x: &Array2<f32>, fraction: f64, rng: &mut LaneRng) -> (Array2<f32>, Array2<f32>) {
-    let n = x.nrows();
+    let (tr, ho) = split_indices(x.nrows(), fraction, rng);
+    (pick_rows(x, &tr), pick_rows(x, &ho))
+}
+
+/// The row indices of [`split`]: (training rows, held-out rows).
+pub fn split_indices(n: usize, fraction: f64, rng: &mut LaneRng) -> (Vec<usize>, Vec<usize>) {
     let mut idx: Vec<usize> = (0..n).collect();
     for i in (1..n).rev() {
         let j = rng.below(i as u64 + 1) as usize;
         idx.swap(i, j);
     }
     let held = ((n as f64 * fraction).round() as usize).clamp(1, n.saturating_sub(1).max(1));
-    let pick = |rows: &[usize]| Array2::from_shape_fn((rows.len(), x.ncols()), |(i, c)| x[[rows[i], c]]);
-    (pick(&idx[..n - held]), pick(&idx[n - held..]))
+    let ho = idx.split_off(n - held);
+    (idx, ho)
+}
+
+/// The given rows of `x`, in that order.
+pub fn pick_rows(x: &Array2<f32>, rows: &[usize]) -> Array2<f32> {
+    Array2::from_shape_fn((rows.len(), x.ncols()), |(i, c)| x[[rows[i], c]])
 }
 
 /// The exact density of a built-in data set that is a Gaussian mixture (`ncsn-toy`,

@@ -75,6 +75,11 @@ pub struct GenerateOptions {
     pub record_every: Option<usize>,
     /// Diffusion samplers: what is fixed (σ range default: the training ladder's ends).
     pub diffusion: DiffusionOptions,
+    /// Class-conditional models: the class to generate (its name, as the labels gave it);
+    /// `None`: the model's unconditional ("no label") score.
+    pub class: Option<String>,
+    /// Classifier-free guidance weight w ≥ 0 (with `class`): s = (1 + w) s(x, c) − w s(x, ∅).
+    pub guidance: f64,
     /// Counter of particle-steps done, for progress display.
     pub progress: Option<Arc<AtomicU64>>,
     /// Set to stop early (the call then returns an error).
@@ -96,6 +101,8 @@ impl Default for GenerateOptions {
             seed: 0,
             record_every: None,
             diffusion: DiffusionOptions::default(),
+            class: None,
+            guidance: 0.0,
             progress: None,
             cancel: None,
         }
@@ -134,6 +141,12 @@ pub struct GenerateReport {
     pub seed: u64,
     /// `annealed`, `ula`, or a diffusion sampler's name.
     pub sampler: &'static str,
+    /// The class generated (class-conditional models).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub class: Option<String>,
+    /// The guidance weight (class-conditional models).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub guidance: Option<f64>,
     /// The schedule (annealed).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub annealing: Option<AnnealingReport>,
@@ -199,6 +212,48 @@ fn standardize_init(init: Init, model: &TrainedModel) -> Result<Init> {
     })
 }
 
+/// The model's score at σ_L for the class and guidance of `o`, checked: a class on an
+/// unconditional model, a class not seen in training, a negative guidance weight, or the
+/// unconditional score of a model never trained without labels are errors naming the fix.
+pub fn conditioned(model: &Arc<TrainedModel>, o: &GenerateOptions) -> Result<LearnedScore> {
+    let cfg = &model.config;
+    let class = match (&o.class, &cfg.labels) {
+        (None, _) => None,
+        (Some(_), None) => {
+            return Err(Error::invalid(
+                "class",
+                "this model is unconditional (trained without labels); drop `class`, or train with labels \
+                 (`--label COLUMN`, `--labels FILE` or `--conditional`)",
+            ));
+        }
+        (Some(name), Some(info)) => Some(info.index(name)?),
+    };
+    if !(o.guidance.is_finite() && o.guidance >= 0.0) {
+        return Err(Error::invalid(
+            "guidance",
+            format!("`guidance` {} must be ≥ 0 (0: the conditional model alone; 1–4 are usual)", o.guidance),
+        ));
+    }
+    if o.guidance > 0.0 && class.is_none() {
+        return Err(Error::invalid("guidance", "`guidance` needs a `class` to guide towards"));
+    }
+    if let Some(info) = &cfg.labels {
+        let unconditional_needed = class.is_none() || o.guidance > 0.0;
+        if unconditional_needed && cfg.train.cond_drop == 0.0 {
+            return Err(Error::invalid(
+                if class.is_none() { "class" } else { "guidance" },
+                format!(
+                    "this model was trained with every label (cond_drop 0), so it has no unconditional score for {}; \
+                     give a `class` ({}) without guidance, or retrain with a label dropout (`--cond-drop 0.1`)",
+                    if class.is_none() { "generation without a class" } else { "guidance" },
+                    info.classes.join(", ")
+                ),
+            ));
+        }
+    }
+    LearnedScore::at_smallest(model.clone()).with_class(class, o.guidance)
+}
+
 /// Generate `o.n` samples from a trained model.
 ///
 /// ```no_run
@@ -233,7 +288,7 @@ pub fn generate(model: Arc<TrainedModel>, o: &GenerateOptions) -> Result<Generat
         format!("generating {} samples in {} dimensions", o.n, cfg.dim),
         "n",
     )?;
-    let base = LearnedScore::at_smallest(model.clone());
+    let base = conditioned(&model, o)?;
     let dc = match o.sampler {
         GenSampler::Diffusion(method) => {
             let range =
@@ -321,7 +376,7 @@ pub fn generate(model: Arc<TrainedModel>, o: &GenerateOptions) -> Result<Generat
         cfg.normalization.undo(&flat).into_shape_with_order((f, n, d)).expect("same size")
     });
     let nfe = nfe.unwrap_or(steps + usize::from(matches!(o.sampler, GenSampler::Annealed) && o.denoise));
-    let passes = nfe * o.n.div_ceil(CHUNK);
+    let passes = nfe * o.n.div_ceil(CHUNK) * base.passes_per_eval();
     let report = GenerateReport {
         model: model.dir.to_string_lossy().into_owned(),
         model_steps: model.step,
@@ -329,6 +384,8 @@ pub fn generate(model: Arc<TrainedModel>, o: &GenerateOptions) -> Result<Generat
         n: o.n,
         seed: o.seed,
         sampler: o.sampler.name(),
+        class: o.class.clone(),
+        guidance: (cfg.net.classes > 0).then_some(o.guidance),
         annealing,
         diffusion,
         sigma,

@@ -14,6 +14,7 @@
 //! - [`generate`]: samples from a trained run, annealed or plain, with a typed report.
 
 pub mod checkpoint;
+pub mod classify;
 pub mod data;
 pub mod fit;
 pub mod generate;

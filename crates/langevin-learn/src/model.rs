@@ -25,18 +25,56 @@ pub const CHUNK: usize = 8192;
 pub struct LearnedScore {
     model: Arc<TrainedModel>,
     sigma: f64,
+    class: Option<usize>,
+    guidance: f64,
 }
 
 impl LearnedScore {
     /// The model's score at σ.
     pub fn new(model: Arc<TrainedModel>, sigma: f64) -> Self {
-        LearnedScore { model, sigma }
+        LearnedScore { model, sigma, class: None, guidance: 0.0 }
     }
 
     /// The model's score at its smallest trained level σ_L.
     pub fn at_smallest(model: Arc<TrainedModel>) -> Self {
         let s = model.config.ladder.sigma_min();
-        LearnedScore { model, sigma: s }
+        LearnedScore::new(model, s)
+    }
+
+    /// The score of a class-conditional model for class index `class`, with classifier-free
+    /// guidance of weight `w` (Ho & Salimans 2022): s = (1 + w)·s(x, σ, c) − w·s(x, σ, ∅), so
+    /// w = 0 is the conditional model alone and each evaluation with w > 0 runs the network
+    /// twice. `class` None: the model's "no label" score (w must then be 0).
+    pub fn with_class(mut self, class: Option<usize>, w: f64) -> Result<Self> {
+        let k = self.model.config.net.classes;
+        if class.is_some() && k == 0 {
+            return Err(Error::invalid(
+                "class",
+                "this model is unconditional (trained without labels): drop the class, or train with labels",
+            ));
+        }
+        if let Some(c) = class
+            && c >= k
+        {
+            return Err(Error::invalid("class", format!("class index {c} of a model with {k} classes")));
+        }
+        if !(w.is_finite() && w >= 0.0) {
+            return Err(Error::invalid(
+                "guidance",
+                format!("guidance weight {w} must be finite and ≥ 0 (0: the conditional model alone)"),
+            ));
+        }
+        if w > 0.0 && class.is_none() {
+            return Err(Error::invalid("guidance", "guidance needs a class to guide towards"));
+        }
+        self.class = class;
+        self.guidance = w;
+        Ok(self)
+    }
+
+    /// Network evaluations per score evaluation (2 with guidance).
+    pub fn passes_per_eval(&self) -> usize {
+        if self.guidance > 0.0 { 2 } else { 1 }
     }
 
     /// The noise level.
@@ -73,8 +111,24 @@ impl LearnedScore {
                 Tensor::from_vec(scaled, (end - start, d), dev).map_err(m)?
             };
             let s = Tensor::full(noise, (end - start, 1), dev).map_err(m)?;
-            let f: Vec<f32> =
-                self.model.net.forward(&x, &s).map_err(m)?.flatten_all().and_then(|t| t.to_vec1()).map_err(m)?;
+            let net = &self.model.net;
+            let run = |class: Option<usize>| -> Result<Vec<f32>> {
+                let c = if net.config().classes > 0 {
+                    Some(net.one_hot(&vec![class; end - start]).map_err(m)?)
+                } else {
+                    None
+                };
+                net.forward_cond(&x, &s, c.as_ref()).map_err(m)?.flatten_all().and_then(|t| t.to_vec1()).map_err(m)
+            };
+            let mut f = run(self.class)?;
+            if self.guidance > 0.0 {
+                // F = (1 + w) F(x, c) − w F(x, ∅): the score is affine in F, so this is the
+                // guided score.
+                let w = self.guidance as f32;
+                for (fc, fu) in f.iter_mut().zip(run(None)?) {
+                    *fc = (1.0 + w) * *fc - w * fu;
+                }
+            }
             if plain {
                 for (o, v) in out[start * d..end * d].iter_mut().zip(&f) {
                     *o = v * inv;

@@ -28,11 +28,28 @@ pub struct NetConfig {
     pub fourier: usize,
     /// Standard deviation of the Fourier frequencies.
     pub fourier_scale: f64,
+    /// Classes of a class-conditional network (0: unconditional). The label enters as a one-hot
+    /// vector of `classes + 1` entries beside x and the noise features (the last entry is the
+    /// "no label" class of classifier-free guidance), so the first layer's weights on it are a
+    /// learned label embedding added to the first hidden pre-activation.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub classes: usize,
+}
+
+fn is_zero(v: &usize) -> bool {
+    *v == 0
 }
 
 impl Default for NetConfig {
     fn default() -> Self {
-        NetConfig { width: 128, depth: 3, fourier: 16, fourier_scale: 1.0 }
+        NetConfig { width: 128, depth: 3, fourier: 16, fourier_scale: 1.0, classes: 0 }
+    }
+}
+
+impl NetConfig {
+    /// Width of the label input (0 for an unconditional network).
+    pub fn cond_width(&self) -> usize {
+        if self.classes == 0 { 0 } else { self.classes + 1 }
     }
 }
 
@@ -55,7 +72,8 @@ impl ScoreNet {
         // parameters (a hand-edited config may ask for any size).
         use langevin::mem::product;
         let (w, f) = (config.width, config.fourier);
-        let params = product(&[dim + 2 * f + dim + 2, w]) + product(&[w, w, config.depth.saturating_sub(1)]);
+        let cond = config.cond_width();
+        let params = product(&[dim + 2 * f + cond + dim + 2, w]) + product(&[w, w, config.depth.saturating_sub(1)]);
         if let Err(e) = langevin::mem::check(
             params.saturating_mul(24),
             format!("a network of width {w} and depth {}", config.depth),
@@ -66,7 +84,7 @@ impl ScoreNet {
         let mut rng = LaneRng::new(seed, 0x4E45);
         let freqs: Vec<f32> = (0..config.fourier).map(|_| (rng.normal() * config.fourier_scale) as f32).collect();
         let freqs = Tensor::from_vec(freqs, (1, config.fourier), device)?;
-        let mut sizes = vec![dim + 2 * config.fourier];
+        let mut sizes = vec![dim + 2 * config.fourier + config.cond_width()];
         sizes.extend(std::iter::repeat_n(config.width, config.depth));
         sizes.push(dim);
         let mut layers = Vec::with_capacity(sizes.len() - 1);
@@ -119,10 +137,43 @@ impl ScoreNet {
         Ok(())
     }
 
-    /// f_θ(x, σ) for x of shape (B, d) and log σ of shape (B, 1); returns (B, d).
+    /// f_θ(x, σ) for x of shape (B, d) and log σ of shape (B, 1); returns (B, d). A
+    /// class-conditional network sees the "no label" class.
     pub fn forward(&self, x: &Tensor, log_sigma: &Tensor) -> Result<Tensor> {
+        self.forward_cond(x, log_sigma, None)
+    }
+
+    /// The one-hot rows (B, classes + 1) of `labels` (`None`: the "no label" class).
+    pub fn one_hot(&self, labels: &[Option<usize>]) -> Result<Tensor> {
+        let k = self.config.cond_width();
+        let mut v = vec![0.0f32; labels.len() * k];
+        for (i, l) in labels.iter().enumerate() {
+            let c = l.unwrap_or(self.config.classes);
+            if c >= self.config.classes && l.is_some() {
+                candle_core::bail!("class {c} of a network with {} classes", self.config.classes);
+            }
+            v[i * k + c] = 1.0;
+        }
+        Tensor::from_vec(v, (labels.len(), k), &self.device)
+    }
+
+    /// f_θ(x, σ, c): `cond` the one-hot labels from [`ScoreNet::one_hot`] (`None`: "no label";
+    /// ignored by an unconditional network).
+    pub fn forward_cond(&self, x: &Tensor, log_sigma: &Tensor, cond: Option<&Tensor>) -> Result<Tensor> {
         let proj = (log_sigma.matmul(&self.freqs)? * (2.0 * std::f64::consts::PI))?;
-        let mut h = Tensor::cat(&[x, &proj.sin()?, &proj.cos()?], 1)?;
+        let mut h = if self.config.classes == 0 {
+            Tensor::cat(&[x, &proj.sin()?, &proj.cos()?], 1)?
+        } else {
+            let null;
+            let c = match cond {
+                Some(c) => c,
+                None => {
+                    null = self.one_hot(&vec![None; x.dim(0)?])?;
+                    &null
+                }
+            };
+            Tensor::cat(&[x, &proj.sin()?, &proj.cos()?, c], 1)?
+        };
         let last = self.layers.len() - 1;
         for (i, (w, bias)) in self.layers.iter().enumerate() {
             let pre = h.matmul(w.as_tensor())?;

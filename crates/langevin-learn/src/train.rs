@@ -42,6 +42,15 @@ pub struct TrainConfig {
     /// What the network learns (runs of earlier versions: NCSN).
     #[serde(default)]
     pub objective: Objective,
+    /// Class-conditional runs: the probability that an example's label is replaced by "no
+    /// label" (classifier-free guidance needs the unconditional model too; Ho & Salimans 2022
+    /// use 0.1 to 0.2).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub cond_drop: f64,
+}
+
+fn is_zero(v: &f64) -> bool {
+    *v == 0.0
 }
 
 impl Default for TrainConfig {
@@ -56,6 +65,7 @@ impl Default for TrainConfig {
             ema: 0.999,
             seed: 0,
             objective: Objective::Ncsn,
+            cond_drop: 0.0,
         }
     }
 }
@@ -87,6 +97,12 @@ impl TrainConfig {
         }
         if !(self.weight_decay.is_finite() && self.weight_decay >= 0.0) {
             return bad(format!("`weight_decay` {} must be finite and non-negative", self.weight_decay));
+        }
+        if !(0.0..1.0).contains(&self.cond_drop) {
+            return bad(format!(
+                "`cond_drop` {} must be in [0, 1): the probability of training an example without its label",
+                self.cond_drop
+            ));
         }
         self.objective.validate()
     }
@@ -181,6 +197,8 @@ pub struct Trainer {
     pub adam: Adam,
     /// Steps done.
     pub step: usize,
+    /// Class indices of the training and held-out rows (class-conditional networks).
+    pub labels: Option<(Vec<u32>, Vec<u32>)>,
 }
 
 fn model_err(e: candle_core::Error) -> Error {
@@ -224,7 +242,30 @@ impl Trainer {
             data,
             heldout,
             step: 0,
+            labels: None,
         })
+    }
+
+    /// Give a class-conditional network its rows' class indices (training, held-out).
+    pub fn set_labels(&mut self, train: Vec<u32>, heldout: Vec<u32>) -> Result<()> {
+        let k = self.net.config().classes;
+        if k == 0 {
+            return Err(Error::msg("labels given to an unconditional network (its `classes` is 0)"));
+        }
+        if train.len() != self.data.nrows() || heldout.len() != self.heldout.nrows() {
+            return Err(Error::msg(format!(
+                "{} + {} labels for {} + {} rows",
+                train.len(),
+                heldout.len(),
+                self.data.nrows(),
+                self.heldout.nrows()
+            )));
+        }
+        if let Some(c) = train.iter().chain(&heldout).find(|&&c| c as usize >= k) {
+            return Err(Error::msg(format!("label {c} of a network with {k} classes")));
+        }
+        self.labels = Some((train, heldout));
+        Ok(())
     }
 
     fn set_vars(&self, values: &[Vec<f32>]) -> Result<()> {
@@ -284,10 +325,22 @@ impl Trainer {
         ))
     }
 
-    /// Per-example losses ½ w ‖F − F*‖² (a graph for backprop) for the given rows of `src`.
-    fn losses(&self, src: &Array2<f32>, rows: &[usize], sigmas: &[(f64, f64)], z: &[f32]) -> Result<Tensor> {
+    /// Per-example losses ½ w ‖F − F*‖² (a graph for backprop) for the given rows of `src`,
+    /// with their labels `cond` (conditional networks; `None` in an entry: "no label").
+    fn losses(
+        &self,
+        src: &Array2<f32>,
+        rows: &[usize],
+        sigmas: &[(f64, f64)],
+        z: &[f32],
+        cond: Option<&[Option<usize>]>,
+    ) -> Result<Tensor> {
         let (input, noise, target, weight) = self.batch(src, rows, sigmas, z, self.net.device())?;
-        let out = self.net.forward(&input, &noise).map_err(model_err)?;
+        let onehot = match cond {
+            Some(c) if self.net.config().classes > 0 => Some(self.net.one_hot(c).map_err(model_err)?),
+            _ => None,
+        };
+        let out = self.net.forward_cond(&input, &noise, onehot.as_ref()).map_err(model_err)?;
         let sq = (out - target).map_err(model_err)?.sqr().map_err(model_err)?.sum(1).map_err(model_err)?;
         ((sq * weight).map_err(model_err)? * 0.5).map_err(model_err)
     }
@@ -329,7 +382,12 @@ impl Trainer {
             }
         };
 
-        let per_example = self.losses(&self.data, &rows, &sigmas, &z)?;
+        // Conditional networks: each example's label, replaced by "no label" with probability
+        // `cond_drop` (drawn after everything else, so unconditional runs draw as before).
+        let cond: Option<Vec<Option<usize>>> = self.labels.as_ref().map(|(tr, _)| {
+            rows.iter().map(|&r| (rng.uniform_f64() >= self.config.cond_drop).then_some(tr[r] as usize)).collect()
+        });
+        let per_example = self.losses(&self.data, &rows, &sigmas, &z, cond.as_deref())?;
         let loss = per_example.mean_all().map_err(model_err)?;
         let grads = loss.backward().map_err(model_err)?;
         let mut g: Vec<Vec<f32>> = Vec::with_capacity(self.weights.len());
@@ -375,10 +433,12 @@ impl Trainer {
         self.set_vars(&self.ema)?;
         let result = (|| {
             let rows: Vec<usize> = (0..n).collect();
+            let cond: Option<Vec<Option<usize>>> =
+                self.labels.as_ref().map(|(_, ho)| ho[..n].iter().map(|&c| Some(c as usize)).collect());
             let mut per_level = Vec::with_capacity(self.ladder.levels());
             for lvl in 0..self.ladder.levels() {
                 let at = vec![(self.ladder.sigmas[lvl], 1.0); n];
-                let l = self.losses(&self.heldout, &rows, &at, &z)?.mean_all().map_err(model_err)?;
+                let l = self.losses(&self.heldout, &rows, &at, &z, cond.as_deref())?.mean_all().map_err(model_err)?;
                 per_level.push(l.to_scalar::<f32>().map_err(model_err)? as f64);
             }
             Ok(per_level)
