@@ -7,13 +7,14 @@ use langevin::diffusion::{DiffusionOptions, SCHEDULE_NAMES, SOLVER_NAMES, Schedu
 #[derive(Args, Debug, Clone, Default)]
 pub struct DiffusionArgs {
     /// Diffusion samplers: the forward process (default: ve for reverse-sde, reverse-diffusion,
-    /// pc, corrector and ode; vp for ddpm and ddim; edm for edm and dpmpp-2m).
+    /// pc, corrector and ode, linear for those on a flow-matching model; vp for ddpm and ddim;
+    /// edm for edm and dpmpp-2m).
     #[arg(long, value_name = "NAME", value_parser = clap::builder::PossibleValuesParser::new(SCHEDULE_NAMES))]
     pub schedule: Option<String>,
     /// Diffusion samplers, edm schedule: ρ of the σ spacing (default 7).
     #[arg(long, value_name = "RHO")]
     pub rho: Option<f64>,
-    /// Diffusion samplers: the time cut-off ε in (0, 1) of the ve/vp/sub-vp/cosine schedules
+    /// Diffusion samplers: the time cut-off ε in (0, 1) of the ve/vp/sub-vp/cosine/linear schedules
     /// (default: 1e-5 for ve, where σ(ε) = --sigma-min otherwise).
     #[arg(long, value_name = "EPS")]
     pub t_eps: Option<f64>,

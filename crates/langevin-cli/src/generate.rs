@@ -239,15 +239,10 @@ pub fn run(a: &GenerateArgs, quiet: bool) -> Result<()> {
         GenSampler::Annealed => model.config.ladder.levels() * a.steps_per_level.unwrap_or(100),
         GenSampler::Ula => a.steps.unwrap_or(model.config.ladder.levels() * a.steps_per_level.unwrap_or(100)),
         s => {
-            let ladder = &model.config.ladder;
             let method = Method::from_name(s.name())?;
-            langevin::diffusion::DiffusionConfig::resolve(
-                method,
-                &dopts,
-                [(ladder.sigma_min(), ""), (ladder.sigma_max(), "")],
-            )?
-            .0
-            .planned_steps()
+            langevin::diffusion::DiffusionConfig::resolve(method, &dopts, lib::sigma_range(&model.config))?
+                .0
+                .planned_steps()
         }
     };
     let progress = Progress::start((steps * a.n) as u64, "particle-steps", quiet);

@@ -34,7 +34,7 @@ pub struct LikelihoodArgs {
     /// Largest noise level, where the Gaussian prior is evaluated.
     #[arg(long, value_name = "SIGMA")]
     pub sigma_max: Option<f64>,
-    /// The time cut-off ε in (0, 1) (ve/vp/sub-vp/cosine).
+    /// The time cut-off ε in (0, 1) (ve/vp/sub-vp/cosine/linear).
     #[arg(long, value_name = "EPS")]
     pub t_eps: Option<f64>,
     /// A fixed-step solver instead of the adaptive dopri5.

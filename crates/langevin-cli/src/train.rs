@@ -11,7 +11,7 @@ use langevin_learn::fit::{CheckpointEvery, Flow, MetricsLog, Observer, StopFlag,
 use langevin_learn::ladder::LadderOptions;
 use langevin_learn::net::NetConfig;
 use langevin_learn::objective::Objective;
-use langevin_learn::train::{StepStats, TrainConfig, Trainer};
+use langevin_learn::train::{Coupling, StepStats, TrainConfig, Trainer};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -127,6 +127,21 @@ pub struct TrainArgs {
     /// dsm with --sde vp: what the network predicts (eps, default; v: v = s·ε − std·x₀).
     #[arg(long, value_name = "P", value_parser = ["eps", "v"])]
     pub prediction: Option<String>,
+    /// flow-matching: the probability path (ot: the straight line x_t = (1−t)x₀ + t z, the only
+    /// one; the Gaussian VP paths are --objective dsm).
+    #[arg(long, value_name = "PATH", value_parser = ["ot"])]
+    pub path: Option<String>,
+    /// flow-matching: pair each batch's noise with its data by exact optimal transport
+    /// (OT-CFM; the assignment solved by the lsap crate, SciPy's algorithm).
+    #[arg(long)]
+    pub minibatch_ot: bool,
+    /// Rectified-flow reflow: train a flow-matching student on pairs (noise, sample) of this
+    /// trained model's probability-flow ODE (--rows pairs, default 20000); no --data.
+    #[arg(long, value_name = "RUN")]
+    pub reflow: Option<PathBuf>,
+    /// With --reflow: DPM-Solver++(2M) steps of the teacher's ODE per pair (default 50).
+    #[arg(long, value_name = "N")]
+    pub reflow_steps: Option<usize>,
     /// Device: cpu (cuda[:N] needs a build with CUDA support).
     #[arg(long, default_value = "cpu")]
     pub device: String,
@@ -172,6 +187,12 @@ fn prepare(a: &TrainArgs, dev: &Device) -> Result<(Trainer, Option<RunLock>)> {
         let read_only = !a.out.is_dir() || run.is_complete(a.steps);
         let lock = if read_only { None } else { Some(run.lock()?) };
         return Ok((run.resume(dev, a.steps)?, lock));
+    }
+    if a.reflow.is_some() {
+        return prepare_reflow(a, dev, &run);
+    }
+    if a.reflow_steps.is_some() {
+        bail!("--reflow-steps applies with --reflow RUN");
     }
     let source =
         a.data.clone().ok_or_else(|| anyhow!("--data is required (a built-in data set or a .csv/.npy file)"))?;
@@ -247,26 +268,7 @@ fn prepare(a: &TrainArgs, dev: &Device) -> Result<(Trainer, Option<RunLock>)> {
         };
         (x, labels, 0)
     };
-    let d = NetConfig::default();
-    let net = NetConfig {
-        width: a.width.unwrap_or(d.width),
-        depth: a.depth.unwrap_or(d.depth),
-        fourier: a.fourier.unwrap_or(d.fourier),
-        ..d
-    };
-    let steps = a.steps.unwrap_or(10_000);
-    let train = TrainConfig {
-        steps,
-        batch: a.batch.unwrap_or(512),
-        lr: a.lr.unwrap_or(2e-3),
-        warmup: a.warmup.unwrap_or(200.min(steps / 10)),
-        weight_decay: a.weight_decay.unwrap_or(0.0),
-        clip: a.clip.unwrap_or(1.0),
-        ema: a.ema.unwrap_or(0.999),
-        seed,
-        objective: objective(a)?,
-        cond_drop: if conditional { a.cond_drop.unwrap_or(0.1) } else { 0.0 },
-    };
+    let (net, train) = configs(a, conditional)?;
     let ladder = LadderOptions { sigma_max: a.sigma_max, sigma_min: a.sigma_min, levels: a.levels };
     let new = new_labeled_run(
         &x,
@@ -280,6 +282,83 @@ fn prepare(a: &TrainArgs, dev: &Device) -> Result<(Trainer, Option<RunLock>)> {
         train,
         dev,
     )?;
+    start(a, &run, new)
+}
+
+/// The network and training configs the flags ask for.
+fn configs(a: &TrainArgs, conditional: bool) -> Result<(NetConfig, TrainConfig)> {
+    let d = NetConfig::default();
+    let net = NetConfig {
+        width: a.width.unwrap_or(d.width),
+        depth: a.depth.unwrap_or(d.depth),
+        fourier: a.fourier.unwrap_or(d.fourier),
+        ..d
+    };
+    let objective = objective(a)?;
+    if (a.minibatch_ot || a.path.is_some()) && objective != Objective::FlowMatching {
+        bail!("--minibatch-ot and --path apply to --objective flow-matching");
+    }
+    let steps = a.steps.unwrap_or(10_000);
+    let seed = a.seed.unwrap_or(0);
+    let train = TrainConfig {
+        steps,
+        batch: a.batch.unwrap_or(512),
+        lr: a.lr.unwrap_or(2e-3),
+        warmup: a.warmup.unwrap_or(200.min(steps / 10)),
+        weight_decay: a.weight_decay.unwrap_or(0.0),
+        clip: a.clip.unwrap_or(1.0),
+        ema: a.ema.unwrap_or(0.999),
+        seed,
+        objective,
+        cond_drop: if conditional { a.cond_drop.unwrap_or(0.1) } else { 0.0 },
+        coupling: if a.minibatch_ot { Coupling::MinibatchOt } else { Coupling::Independent },
+    };
+    Ok((net, train))
+}
+
+/// A reflow run: the pairs of the teacher in --reflow, a flow-matching student.
+fn prepare_reflow(a: &TrainArgs, dev: &Device, run: &RunDir) -> Result<(Trainer, Option<RunLock>)> {
+    let teacher_dir = a.reflow.as_ref().expect("--reflow");
+    for (flag, set) in [
+        ("--data", a.data.is_some()),
+        ("--label", a.label.is_some()),
+        ("--labels", a.labels.is_some()),
+        ("--conditional", a.conditional),
+        ("--cond-drop", a.cond_drop.is_some()),
+        ("--minibatch-ot", a.minibatch_ot),
+        ("--drop-nonfinite", a.drop_nonfinite),
+        ("--keep-constant", a.keep_constant),
+    ] {
+        if set {
+            bail!("{flag} does not apply with --reflow: the student's data are the teacher's ODE pairs");
+        }
+    }
+    if let Some(o) = a.objective.as_deref()
+        && o != "flow-matching"
+    {
+        bail!("--reflow trains a flow-matching student; drop --objective {o} (or give flow-matching)");
+    }
+    let teacher = Arc::new(langevin_learn::checkpoint::TrainedModel::load(teacher_dir, dev)?);
+    let mut b = a.clone();
+    b.objective = Some("flow-matching".into());
+    let (net, train) = configs(&b, false)?;
+    let rows = a.rows.unwrap_or(20_000);
+    let ladder = LadderOptions { sigma_max: a.sigma_max, sigma_min: a.sigma_min, levels: a.levels };
+    let new = langevin_learn::reflow::new_reflow_run(
+        &teacher,
+        rows,
+        a.reflow_steps.unwrap_or(50),
+        a.heldout_fraction.unwrap_or(0.1),
+        &ladder,
+        net,
+        train,
+        dev,
+    )?;
+    start(a, run, new)
+}
+
+/// Write a new run into --out under its lock (nothing left behind when that fails).
+fn start(a: &TrainArgs, run: &RunDir, new: langevin_learn::checkpoint::NewRun) -> Result<(Trainer, Option<RunLock>)> {
     let existed = a.out.exists();
     run.check_new()?;
     let lock = run.lock()?;
@@ -311,6 +390,15 @@ fn check_restated(a: &TrainArgs, c: &RunConfig) -> Result<()> {
     let same = |given: f64, saved: f64| (given - saved).abs() <= 1e-9 * saved.abs().max(1e-300);
     let sig = &c.ladder.sigmas;
     let total_rows = c.data.train_rows + c.data.heldout_rows + c.data.dropped_rows;
+    if a.reflow.is_some() || a.reflow_steps.is_some() {
+        bail!("--reflow sets up a new run; a resumed run keeps its teacher's pairs: drop --reflow");
+    }
+    if a.minibatch_ot && c.train.coupling != Coupling::MinibatchOt {
+        bail!(
+            "--minibatch-ot differs from the run's saved coupling, {}: a resumed run keeps its coupling; drop --minibatch-ot",
+            c.train.coupling.name()
+        );
+    }
     if a.label.is_some() || a.labels.is_some() || a.conditional {
         bail!("--label, --labels and --conditional set up a new run; a resumed run keeps its labels: drop them");
     }

@@ -340,3 +340,69 @@ fn objectives_train_generate_and_refuse_a_changed_objective() {
     assert_eq!(json(&d.join("vv/config.json"))["train"]["objective"]["prediction"], "v");
     assert!(json(&d.join("ll.json"))["mean_log_likelihood"].as_f64().unwrap().is_finite());
 }
+
+/// Minibatch OT and reflow from the command line: the runs record their coupling, a reflow
+/// student generates in one Euler step on its straight path, stochastic samplers are refused on
+/// it, and the flags that do not fit are refused with the reason.
+#[test]
+fn minibatch_ot_and_reflow_runs_and_their_refusals() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let small = ["--steps", "200", "--warmup", "10", "--batch", "64", "--rows", "1000", "-q"];
+    let mut a = vec!["train", "--data", "moons", "--objective", "flow-matching", "--path", "ot", "--minibatch-ot"];
+    a.extend_from_slice(&["--out", "ot"]);
+    a.extend_from_slice(&small);
+    succeeds(d, &a);
+    assert_eq!(json(&d.join("ot/config.json"))["train"]["coupling"], "minibatch-ot");
+    let mut a = vec!["train", "--reflow", "ot", "--reflow-steps", "10", "--out", "rf"];
+    a.extend_from_slice(&small);
+    succeeds(d, &a);
+    let c = json(&d.join("rf/config.json"));
+    assert_eq!(c["train"]["coupling"], "pairs");
+    assert_eq!(c["train"]["objective"]["kind"], "flow-matching");
+    assert!(d.join("rf/train-noise.npy").exists());
+    succeeds(d, &["train", "--out", "rf", "--resume", "--steps", "250", "-q"]);
+    succeeds(
+        d,
+        &[
+            "generate",
+            "--model",
+            "rf",
+            "--sampler",
+            "ode",
+            "--solver",
+            "euler",
+            "--steps",
+            "1",
+            "--no-denoise",
+            "--n",
+            "50",
+            "--report",
+            "g.json",
+            "-q",
+        ],
+    );
+    let g = json(&d.join("g.json"));
+    assert_eq!(g["diffusion"]["schedule"], "linear");
+    assert_eq!(g["nfe"], 1);
+    let e = fails(d, &["generate", "--model", "rf", "--sampler", "ddpm", "--n", "5"]);
+    assert!(e.contains("only its ODE"), "{e}");
+    let e = fails(d, &["generate", "--model", "ot", "--sampler", "annealed", "--n", "5"]);
+    assert!(e.contains("minibatch-ot coupling"), "{e}");
+    for (args, want) in [
+        (
+            vec!["train", "--data", "moons", "--objective", "edm", "--minibatch-ot", "--out", "x"],
+            "apply to --objective flow-matching",
+        ),
+        (vec!["train", "--data", "moons", "--path", "ot", "--out", "x"], "apply to --objective flow-matching"),
+        (vec!["train", "--reflow", "ot", "--data", "moons", "--out", "x"], "--data does not apply with --reflow"),
+        (vec!["train", "--reflow", "ot", "--objective", "edm", "--out", "x"], "flow-matching student"),
+        (vec!["train", "--reflow", "nowhere", "--out", "x"], "no such run directory"),
+        (vec!["train", "--data", "moons", "--reflow-steps", "5", "--out", "x"], "--reflow-steps applies with --reflow"),
+        (vec!["train", "--out", "ot", "--resume", "--reflow", "ot"], "drop --reflow"),
+    ] {
+        let e = fails(d, &args);
+        assert!(e.contains(want), "{args:?}: {e}");
+    }
+    assert!(!d.join("x").exists());
+}

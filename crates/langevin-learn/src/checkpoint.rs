@@ -30,6 +30,8 @@ const CHECKPOINT: &str = "checkpoint.safetensors";
 const LOCK: &str = ".lock";
 const TRAIN_LABELS: &str = "train-labels.npy";
 const HELDOUT_LABELS: &str = "heldout-labels.npy";
+const TRAIN_NOISE: &str = "train-noise.npy";
+const HELDOUT_NOISE: &str = "heldout-noise.npy";
 
 /// Where the data came from.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -109,6 +111,8 @@ pub struct NewRun {
     pub ladder_notes: Vec<String>,
     /// Class indices of the training and held-out rows (class-conditional runs).
     pub labels: Option<(Vec<u32>, Vec<u32>)>,
+    /// The rows of the input that went to training and to the held-out set.
+    pub split: (Vec<usize>, Vec<usize>),
 }
 
 /// Set up a new run (see [`NewRun`]).
@@ -252,7 +256,15 @@ pub fn new_labeled_run(
     if let Some((a, b)) = &split_labels {
         trainer.set_labels(a.clone(), b.clone())?;
     }
-    Ok(NewRun { trainer, config, train_raw, heldout_raw, ladder_notes, labels: split_labels })
+    Ok(NewRun {
+        trainer,
+        config,
+        train_raw,
+        heldout_raw,
+        ladder_notes,
+        labels: split_labels,
+        split: (tr_rows, ho_rows),
+    })
 }
 
 fn file_err(path: &Path, m: impl Into<String>) -> Error {
@@ -327,6 +339,10 @@ impl RunDir {
         self.create()?;
         langevin::io::write_matrix(&self.file("train.npy"), new.train_raw.view(), &[])?;
         langevin::io::write_matrix(&self.file("heldout.npy"), new.heldout_raw.view(), &[])?;
+        if let Some((tr, ho)) = &new.trainer.noise {
+            langevin::io::write_matrix(&self.file(TRAIN_NOISE), tr.view(), &[])?;
+            langevin::io::write_matrix(&self.file(HELDOUT_NOISE), ho.view(), &[])?;
+        }
         if let Some((tr, ho)) = &new.labels {
             for (name, l) in [(TRAIN_LABELS, tr), (HELDOUT_LABELS, ho)] {
                 let col = ndarray::Array2::from_shape_fn((l.len(), 1), |(i, _)| l[i] as f32);
@@ -383,6 +399,9 @@ impl RunDir {
             let (tr, ho) =
                 (self.read_labels(TRAIN_LABELS, info, n_train)?, self.read_labels(HELDOUT_LABELS, info, n_heldout)?);
             t.set_labels(tr, ho)?;
+        }
+        if config.train.coupling == crate::train::Coupling::Pairs {
+            t.set_noise(rows(TRAIN_NOISE)?, rows(HELDOUT_NOISE)?)?;
         }
         t.restore(weights, ema, adam, step)?;
         // A resume with nothing to do changes no byte; one with more steps records them.

@@ -24,4 +24,5 @@ pub mod model;
 pub mod net;
 pub mod objective;
 pub mod ops;
+pub mod reflow;
 pub mod train;

@@ -31,8 +31,7 @@ pub fn likelihood(model: Arc<TrainedModel>, data: ArrayView2<f32>, o: &Likelihoo
     let d = cfg.dim;
     // Standardized training data: mean 0, unit variances.
     let prior = Prior { mean: vec![0.0; d], cov: Array2::eye(d) };
-    let ladder = &cfg.ladder;
-    let range = [(ladder.sigma_min(), "the training ladder's σ_L"), (ladder.sigma_max(), "the training ladder's σ₁")];
+    let range = crate::generate::sigma_range(&model.config);
     let offset = -cfg.normalization.std.iter().map(|s| s.ln()).sum::<f64>();
     let inner = LikelihoodOptions { dequantize: false, ..o.clone() };
     let mut rep = likelihood::likelihood(&score, x.view(), &prior, range, &inner, offset)?;

@@ -122,7 +122,7 @@ impl Method {
     }
 
     /// Works in σ (on x̂ with a list of noise levels ending at 0) rather than in time.
-    fn sigma_space(self) -> bool {
+    pub fn sigma_space(self) -> bool {
         matches!(self, Method::Ddpm | Method::Ddim | Method::Edm | Method::DpmPp2m)
     }
 

@@ -325,7 +325,7 @@ pub fn predictor_corrector<X: Particles, S: Score<X> + ?Sized>(
     let n = times.len() - 1;
     let mut nfe = 0;
     rescale(x, schedule.scale(times[0]));
-    let vp_like = matches!(schedule, Schedule::Vp { .. } | Schedule::Cosine { .. } | Schedule::SubVp { .. });
+    let vp_like = !matches!(schedule, Schedule::Ve { .. } | Schedule::Edm { .. });
     for i in 0..n {
         let (t, tn) = (times[i], times[i + 1]);
         let alpha = if vp_like { (schedule.scale(t) / schedule.scale(tn)).powi(2) } else { 1.0 };
@@ -351,7 +351,7 @@ pub fn predictor_corrector<X: Particles, S: Score<X> + ?Sized>(
                     let beta = 1.0 - alpha;
                     (2.0 - alpha.sqrt(), beta, beta.sqrt())
                 }
-                Schedule::SubVp { .. } => {
+                Schedule::SubVp { .. } | Schedule::Linear { .. } => {
                     let dt = t - tn;
                     (1.0 - schedule.drift(t) * dt, schedule.g2(t) * dt, (schedule.g2(t) * dt).sqrt())
                 }

@@ -1,6 +1,7 @@
 //! Noise schedules: the forward processes x_t = s(t)·(x₀ + σ(t) z) of score-based diffusion
 //! (seed 002's σ_t; Song et al. 2021 for VE, VP and sub-VP; Nichol & Dhariwal 2021 for the
-//! cosine schedule; Karras et al. 2022 for EDM's σ(t) = t with ρ-spaced steps).
+//! cosine schedule; Karras et al. 2022 for EDM's σ(t) = t with ρ-spaced steps; Lipman et al.
+//! 2023 and Liu et al. 2022 for the straight path of flow matching and rectified flow).
 //!
 //! Each schedule gives its mean scale s(t) and its noise level σ(t) **in the data's units**
 //! (σ = std/s), which is the σ of the [`crate::field::Score`] seam: the score of p_t at x is
@@ -54,10 +55,17 @@ pub enum Schedule {
         /// ρ (7 in the paper).
         rho: f64,
     },
+    /// The straight path of flow matching and rectified flow: x_t = (1 − t) x₀ + t z, i.e.
+    /// s = 1 − t, σ(t) = t/(1 − t), for t ∈ [ε, t_max] (t = 1 is pure noise, an infinite σ, so
+    /// the end is where σ = σ_max). A flow-matching model's ODE is straightest in this time.
+    Linear {
+        /// The last time, where σ(t) reaches the largest noise level wanted.
+        t_max: f64,
+    },
 }
 
 /// Schedule names, as [`ScheduleKind::from_name`] accepts them.
-pub const SCHEDULE_NAMES: &[&str] = &["ve", "vp", "sub-vp", "cosine", "edm"];
+pub const SCHEDULE_NAMES: &[&str] = &["ve", "vp", "sub-vp", "cosine", "edm", "linear"];
 
 /// A schedule by kind, before its parameters are chosen from a noise range.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -72,10 +80,12 @@ pub enum ScheduleKind {
     Cosine,
     /// [`Schedule::Edm`].
     Edm,
+    /// [`Schedule::Linear`].
+    Linear,
 }
 
 impl ScheduleKind {
-    /// By name (`ve`, `vp`, `sub-vp`, `cosine`, `edm`).
+    /// By name (`ve`, `vp`, `sub-vp`, `cosine`, `edm`, `linear`).
     pub fn from_name(name: &str) -> Result<ScheduleKind> {
         Ok(match name {
             "ve" => ScheduleKind::Ve,
@@ -83,6 +93,7 @@ impl ScheduleKind {
             "sub-vp" | "subvp" => ScheduleKind::SubVp,
             "cosine" => ScheduleKind::Cosine,
             "edm" => ScheduleKind::Edm,
+            "linear" | "rectified-flow" => ScheduleKind::Linear,
             _ => {
                 return Err(invalid_field!(
                     "schedule",
@@ -101,6 +112,7 @@ impl ScheduleKind {
             ScheduleKind::SubVp => "sub-vp",
             ScheduleKind::Cosine => "cosine",
             ScheduleKind::Edm => "edm",
+            ScheduleKind::Linear => "linear",
         }
     }
 
@@ -121,6 +133,7 @@ impl ScheduleKind {
                 Schedule::SubVp { beta_min, beta_max: (-4.0 * s1.ln() - beta_min).max(beta_min) }
             }
             ScheduleKind::Cosine => Schedule::Cosine { t_max: cosine_time(sigma_max) },
+            ScheduleKind::Linear => Schedule::Linear { t_max: sigma_max / (1.0 + sigma_max) },
             ScheduleKind::Edm => {
                 if !(rho.is_finite() && rho > 0.0) {
                     return Err(invalid_field!("rho", "`rho` = {rho} must be positive"));
@@ -172,6 +185,7 @@ impl Schedule {
             Schedule::SubVp { .. } => ScheduleKind::SubVp,
             Schedule::Cosine { .. } => ScheduleKind::Cosine,
             Schedule::Edm { .. } => ScheduleKind::Edm,
+            Schedule::Linear { .. } => ScheduleKind::Linear,
         }
     }
 
@@ -188,6 +202,7 @@ impl Schedule {
                 Self::log_mean(beta_min, beta_max, t).exp()
             }
             Schedule::Cosine { .. } => cosine_alpha_bar(t).sqrt(),
+            Schedule::Linear { .. } => 1.0 - t,
         }
     }
 
@@ -209,6 +224,7 @@ impl Schedule {
                 let a = cosine_alpha_bar(t);
                 ((1.0 - a) / a).sqrt()
             }
+            Schedule::Linear { .. } => t / (1.0 - t),
         }
     }
 
@@ -224,6 +240,8 @@ impl Schedule {
                 beta_min + t * (beta_max - beta_min)
             }
             Schedule::Cosine { .. } => PI * cosine_phi(t).tan() / (1.0 + COSINE_S),
+            // f = d ln(1 − t)/dt = −1/(1 − t) = −½β.
+            Schedule::Linear { .. } => 2.0 / (1.0 - t),
             _ => 0.0,
         }
     }
@@ -245,6 +263,8 @@ impl Schedule {
             Schedule::SubVp { beta_min, beta_max } => {
                 self.beta(t) * (-(4.0 * Self::log_mean(beta_min, beta_max, t)).exp()).ln_1p().exp()
             }
+            // s² dσ²/dt = (1 − t)² · 2σ/(1 − t)² = 2σ.
+            Schedule::Linear { .. } => 2.0 * t / (1.0 - t),
         }
     }
 
@@ -253,7 +273,7 @@ impl Schedule {
     pub fn time_range(&self, eps: f64) -> (f64, f64) {
         match *self {
             Schedule::Edm { sigma_min, sigma_max, .. } => (sigma_min, sigma_max),
-            Schedule::Cosine { t_max } => (eps.min(0.5 * t_max), t_max),
+            Schedule::Cosine { t_max } | Schedule::Linear { t_max } => (eps.min(0.5 * t_max), t_max),
             _ => (eps, 1.0),
         }
     }
@@ -281,7 +301,14 @@ mod tests {
     /// the schedules built from a range reach it.
     #[test]
     fn drift_and_diffusion_agree_with_the_marginals() {
-        for kind in [ScheduleKind::Ve, ScheduleKind::Vp, ScheduleKind::SubVp, ScheduleKind::Cosine, ScheduleKind::Edm] {
+        for kind in [
+            ScheduleKind::Ve,
+            ScheduleKind::Vp,
+            ScheduleKind::SubVp,
+            ScheduleKind::Cosine,
+            ScheduleKind::Edm,
+            ScheduleKind::Linear,
+        ] {
             let s = kind.build(0.01, 50.0, 7.0).unwrap();
             let (lo, hi) = s.time_range(1e-3);
             for i in 1..10 {
