@@ -240,7 +240,11 @@ pub fn run(a: &GenerateArgs, quiet: bool) -> Result<()> {
         GenSampler::Ula => a.steps.unwrap_or(model.config.ladder.levels() * a.steps_per_level.unwrap_or(100)),
         s => {
             let method = Method::from_name(s.name())?;
-            langevin::diffusion::DiffusionConfig::resolve(method, &dopts, lib::sigma_range(&model.config))?
+            let mut o = dopts.clone();
+            if s == GenSampler::DpmPp2m && o.steps.is_none() {
+                o.steps = Some(lib::LEARNED_DPMPP_STEPS);
+            }
+            langevin::diffusion::DiffusionConfig::resolve(method, &o, lib::sigma_range(&model.config))?
                 .0
                 .planned_steps()
         }

@@ -85,6 +85,8 @@ pub fn run(a: &QuickstartArgs, quiet: bool) -> Result<()> {
         targs.data = Some(a.data.clone());
         targs.steps = Some(a.steps);
         targs.seed = Some(a.seed);
+        // The seeds' picture: NCSN's ladder, plain against annealed Langevin.
+        targs.objective = Some("ncsn".into());
     }
     if !quiet {
         errln!("1/3 training a score network on '{}' ({} steps) in {}", a.data, a.steps, a.out.display());

@@ -34,9 +34,5 @@ pub fn likelihood(model: Arc<TrainedModel>, data: ArrayView2<f32>, o: &Likelihoo
     let range = crate::generate::sigma_range(&model.config);
     let offset = -cfg.normalization.std.iter().map(|s| s.ln()).sum::<f64>();
     let inner = LikelihoodOptions { dequantize: false, ..o.clone() };
-    let mut rep = likelihood::likelihood(&score, x.view(), &prior, range, &inner, offset)?;
-    if o.dequantize {
-        rep.bits_per_dim = Some(-rep.mean_log_likelihood / (d as f64 * std::f64::consts::LN_2));
-    }
-    Ok(rep)
+    likelihood::likelihood(&score, x.view(), &prior, range, &inner, offset)
 }

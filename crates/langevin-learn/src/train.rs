@@ -51,6 +51,44 @@ pub struct TrainConfig {
     /// transport, or by fixed pairs (reflow).
     #[serde(default, skip_serializing_if = "Coupling::is_independent")]
     pub coupling: Coupling,
+    /// How the learning rate falls after the warm-up (runs of earlier versions: constant).
+    #[serde(default, skip_serializing_if = "LrDecay::is_constant")]
+    pub decay: LrDecay,
+}
+
+/// The learning rate after the warm-up.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum LrDecay {
+    /// The peak rate to the end.
+    #[default]
+    Constant,
+    /// Half a cosine from the peak to zero at the last step (Loshchilov & Hutter 2017).
+    Cosine,
+}
+
+impl LrDecay {
+    fn is_constant(&self) -> bool {
+        *self == LrDecay::Constant
+    }
+    /// By name (`constant`, `cosine`).
+    pub fn from_name(name: &str) -> Result<LrDecay> {
+        match name {
+            "constant" => Ok(LrDecay::Constant),
+            "cosine" => Ok(LrDecay::Cosine),
+            other => Err(Error::invalid(
+                "lr_decay",
+                format!("unknown learning-rate decay '{other}'; use constant or cosine"),
+            )),
+        }
+    }
+    /// The name on the command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            LrDecay::Constant => "constant",
+            LrDecay::Cosine => "cosine",
+        }
+    }
 }
 
 /// How a training example's data point and noise are paired.
@@ -137,11 +175,25 @@ impl Default for TrainConfig {
             objective: Objective::Ncsn,
             cond_drop: 0.0,
             coupling: Coupling::Independent,
+            decay: LrDecay::Constant,
         }
     }
 }
 
 impl TrainConfig {
+    /// The learning rate of step `t` (0-based): a linear warm-up to `lr`, then `decay`.
+    pub fn lr_at(&self, t: usize) -> f64 {
+        let warm = self.lr * ((t + 1) as f64 / self.warmup.max(1) as f64).min(1.0);
+        match self.decay {
+            LrDecay::Constant => warm,
+            LrDecay::Cosine => {
+                let span = self.steps.saturating_sub(self.warmup).max(1) as f64;
+                let p = (t.saturating_sub(self.warmup) as f64 / span).min(1.0);
+                warm * 0.5 * (1.0 + (std::f64::consts::PI * p).cos())
+            }
+        }
+    }
+
     /// Check the values, with messages that name the flag.
     pub fn validate(&self, rows: usize) -> Result<()> {
         let bad = |m: String| Err(Error::msg(m));
@@ -513,7 +565,7 @@ impl Trainer {
             let f = (self.config.clip / grad_norm) as f32;
             g.iter_mut().flatten().for_each(|v| *v *= f);
         }
-        let lr = self.config.lr * ((t + 1) as f64 / self.config.warmup.max(1) as f64).min(1.0);
+        let lr = self.config.lr_at(t);
         self.adam.update(&mut self.weights, &g, &mut self.ema, lr, self.config.weight_decay, self.config.ema);
         self.set_vars(&self.weights)?;
         self.step += 1;

@@ -86,3 +86,49 @@ fn edm_and_flow_matching_models_generate_within_twice_the_data_floor() {
         }
     }
 }
+
+/// A VP model (continuous-time DSM, 4,000 steps on moons) gives held-out data a finite
+/// log-likelihood through the probability-flow ODE, in nats and bits per dimension, higher than
+/// the best Gaussian fitted to the training rows. Measured: −1.27 nats against −1.89; the
+/// standard error of a mean over 2,000 held-out rows is about 0.02.
+#[test]
+fn vp_model_likelihood_beats_a_gaussian_fit() {
+    let _turn = HEAVY.lock().unwrap_or_else(|e| e.into_inner());
+    let x = data::generate("moons", 20_000, &mut LaneRng::new(4, 0xDA7A)).unwrap();
+    let steps = 4000;
+    let objective = Objective::from_name("dsm", Some("vp"), None).unwrap();
+    let NewRun { mut trainer, config, train_raw, heldout_raw, .. } = new_run(
+        &x,
+        "moons",
+        0,
+        0.1,
+        &LadderOptions::default(),
+        NetConfig::default(),
+        TrainConfig { steps, seed: 4, objective, ..Default::default() },
+        &Device::Cpu,
+    )
+    .unwrap();
+    for _ in 0..steps {
+        trainer.train_step().unwrap();
+    }
+    let model = Arc::new(TrainedModel::from_trainer(&trainer, config, std::path::Path::new("vp")).unwrap());
+    let rep = langevin_learn::likelihood::likelihood(model, heldout_raw.view(), &Default::default()).unwrap();
+    let ll = rep.mean_log_likelihood;
+    let bpd = rep.bits_per_dim.unwrap();
+    assert!(ll.is_finite() && (bpd + ll / (2.0 * std::f64::consts::LN_2)).abs() < 1e-9, "{ll} nats, {bpd} bits/dim");
+    // The Gaussian fit: mean and covariance of the training rows, evaluated on the held-out ones.
+    let (m, c) = langevin::diagnostics::mean_cov(train_raw.view());
+    let det = c[[0, 0]] * c[[1, 1]] - c[[0, 1]] * c[[1, 0]];
+    let inv = [[c[[1, 1]] / det, -c[[0, 1]] / det], [-c[[1, 0]] / det, c[[0, 0]] / det]];
+    let gauss = heldout_raw
+        .outer_iter()
+        .map(|r| {
+            let v = [r[0] as f64 - m[0], r[1] as f64 - m[1]];
+            let q = v[0] * (inv[0][0] * v[0] + inv[0][1] * v[1]) + v[1] * (inv[1][0] * v[0] + inv[1][1] * v[1]);
+            -0.5 * q - 0.5 * det.ln() - (2.0 * std::f64::consts::PI).ln()
+        })
+        .sum::<f64>()
+        / heldout_raw.nrows() as f64;
+    eprintln!("VP model: {ll:.4} nats ({bpd:.4} bits/dim); Gaussian fit {gauss:.4}");
+    assert!(ll > gauss + 0.3, "model {ll} vs Gaussian {gauss}");
+}

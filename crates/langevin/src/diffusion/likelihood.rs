@@ -402,7 +402,8 @@ pub struct LikelihoodReport {
     pub n: usize,
     /// Dimension.
     pub dim: usize,
-    /// −mean log p/(d ln 2) for dequantized 8-bit data.
+    /// −mean log p/(d ln 2): bits per dimension (for dequantized 8-bit data the usual figure; for
+    /// continuous data the same quantity of the density, which may be negative).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub bits_per_dim: Option<f64>,
     /// For targets with a closed-form density: the exact log p_σmin and log p at the points.
@@ -558,7 +559,7 @@ pub fn likelihood(
         },
         n: ll.len(),
         dim: d,
-        bits_per_dim: o.dequantize.then(|| -mean / (d as f64 * std::f64::consts::LN_2)),
+        bits_per_dim: Some(-mean / (d as f64 * std::f64::consts::LN_2)),
         closed_form,
         log_likelihood: ll,
         seconds: start.elapsed().as_secs_f64(),
