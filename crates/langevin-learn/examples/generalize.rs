@@ -6,7 +6,7 @@
 //!
 //! `cargo run --release --example generalize -p langevin-learn -- [objective] [steps] [width]`
 //! With no arguments it runs the command line's defaults (`langevin train` and `langevin
-//! generate` with no options: EDM, 40,000 steps of 1,024, cosine decay, DPM-Solver++(2M) with 50
+//! generate` with no options: EDM, 40,000 steps of 1,024, cosine decay, DPM-Solver++(2M) with 100
 //! steps); `ncsn 10000` runs the NCSN recipe of earlier versions with annealed Langevin.
 //! Environment knobs for variants: BATCH, LR, EMA, DEPTH, COSINE=1/0, GSTEPS, PMEAN, PSTD, ONLY.
 

@@ -16,7 +16,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64};
 
 /// DPM-Solver++(2M)'s steps on a learned model when none are given.
-pub const LEARNED_DPMPP_STEPS: usize = 50;
+pub const LEARNED_DPMPP_STEPS: usize = 100;
 
 /// How to generate.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -350,8 +350,8 @@ pub fn generate(model: Arc<TrainedModel>, o: &GenerateOptions) -> Result<Generat
             // that schedule, in whose time its ODE is straightest.
             let mut opts = o.diffusion.clone();
             // 20 steps of DPM-Solver++(2M), its default on analytic targets, left the narrowest
-            // component of a mixture 5% too wide even with the exact score; 50 bring it within
-            // 2% (docs/GENERALIZATION.md).
+            // component of a mixture 5% too wide even with the exact score, and 50 left one of a
+            // learned model's 4% too wide where 100 give 2% (docs/GENERALIZATION.md).
             let more = method.name() == "dpmpp-2m" && opts.steps.is_none();
             if more {
                 opts.steps = Some(LEARNED_DPMPP_STEPS);
