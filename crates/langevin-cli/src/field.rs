@@ -62,6 +62,7 @@ pub fn load(a: &FieldArgs) -> Result<FieldSource> {
         (None, Some(dir)) => {
             let device = crate::train::device(&a.device)?;
             let model = Arc::new(TrainedModel::load(dir, &device)?);
+            model.check_unconditional("this analysis")?;
             let sigma = a.sigma.unwrap_or_else(|| model.config.ladder.sigma_min());
             if sigma <= 0.0 {
                 bail!(

@@ -207,4 +207,7 @@ fn bad_conditioning_input_is_refused_with_a_clear_message() {
     fails(d, &["train", "--out", "c", "--resume", "--label", "class", "--steps", "40"], &["keeps its labels"]);
     fails(d, &["train", "--out", "c", "--resume", "--cond-drop", "0.3", "--steps", "40"], &["--cond-drop 0.3 differs"]);
     fails(d, &["eval", "--samples", "t.csv", "--classifier", "u"], &["no labels"]);
+    fails(d, &["analyze", "--model", "c0"], &["cond_drop 0", "no unconditional score"]);
+    write(d, "pts.csv", "a,b\n1,2\n2,1\n");
+    fails(d, &["likelihood", "--model", "c0", "--data", "pts.csv"], &["cond_drop 0"]);
 }

@@ -640,6 +640,20 @@ impl TrainedModel {
         Ok(TrainedModel { config, net, step: t.step, dir: dir.to_path_buf() })
     }
 
+    /// Refuse to use a class-conditional model's unconditional score (for `what`) when it was
+    /// never trained: a model trained with every label (`cond_drop` 0) has only an untrained
+    /// "no label" input.
+    pub fn check_unconditional(&self, what: &str) -> Result<()> {
+        if self.config.labels.is_some() && self.config.train.cond_drop == 0.0 {
+            return Err(Error::msg(format!(
+                "{} was trained with every label (cond_drop 0), so it has no unconditional score for {what}; \
+                 retrain with a label dropout (`--cond-drop 0.1`)",
+                self.dir.display()
+            )));
+        }
+        Ok(())
+    }
+
     /// Load the run in `dir` on `device`.
     pub fn load(dir: &Path, device: &Device) -> Result<TrainedModel> {
         let run = RunDir::new(dir);

@@ -27,6 +27,7 @@ pub fn likelihood(model: Arc<TrainedModel>, data: ArrayView2<f32>, o: &Likelihoo
     }
     let raw = if o.dequantize { likelihood::dequantize(data, o.seed)? } else { data.to_owned() };
     let x: Array2<f32> = cfg.normalization.apply(&raw);
+    model.check_unconditional("a likelihood")?;
     let score = LearnedScore::at_smallest(model.clone());
     let d = cfg.dim;
     // Standardized training data: mean 0, unit variances.
