@@ -238,16 +238,7 @@ pub fn run(a: &GenerateArgs, quiet: bool) -> Result<()> {
     let steps = match sampler {
         GenSampler::Annealed => model.config.ladder.levels() * a.steps_per_level.unwrap_or(100),
         GenSampler::Ula => a.steps.unwrap_or(model.config.ladder.levels() * a.steps_per_level.unwrap_or(100)),
-        s => {
-            let method = Method::from_name(s.name())?;
-            let mut o = dopts.clone();
-            if s == GenSampler::DpmPp2m && o.steps.is_none() {
-                o.steps = Some(lib::LEARNED_DPMPP_STEPS);
-            }
-            langevin::diffusion::DiffusionConfig::resolve(method, &o, lib::sigma_range(&model.config))?
-                .0
-                .planned_steps()
-        }
+        s => lib::resolve_diffusion(&model.config, Method::from_name(s.name())?, &dopts)?.0.planned_steps(),
     };
     let progress = Progress::start((steps * a.n) as u64, "particle-steps", quiet);
     let opts = GenerateOptions {

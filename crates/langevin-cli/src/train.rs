@@ -279,7 +279,7 @@ fn prepare(a: &TrainArgs, dev: &Device) -> Result<(Trainer, Option<RunLock>)> {
         };
         (x, labels, 0)
     };
-    let held = ((x.nrows() as f64 * a.heldout_fraction.unwrap_or(0.1)).round() as usize).clamp(1, x.nrows().max(2) - 1);
+    let held = data::heldout_count(x.nrows(), a.heldout_fraction.unwrap_or(0.1));
     let (net, train) = configs(a, conditional, x.nrows() - held, x.ncols())?;
     let ladder = LadderOptions { sigma_max: a.sigma_max, sigma_min: a.sigma_min, levels: a.levels };
     let new = new_labeled_run(
@@ -370,12 +370,8 @@ fn prepare_reflow(a: &TrainArgs, dev: &Device, run: &RunDir) -> Result<(Trainer,
     let mut b = a.clone();
     b.objective = Some("flow-matching".into());
     let rows = a.rows.unwrap_or(20_000);
-    let (net, train) = configs(
-        &b,
-        false,
-        rows - ((rows as f64 * a.heldout_fraction.unwrap_or(0.1)).round() as usize).clamp(1, rows.max(2) - 1),
-        teacher.config.dim,
-    )?;
+    let (net, train) =
+        configs(&b, false, rows - data::heldout_count(rows, a.heldout_fraction.unwrap_or(0.1)), teacher.config.dim)?;
     let ladder = LadderOptions { sigma_max: a.sigma_max, sigma_min: a.sigma_min, levels: a.levels };
     let new = langevin_learn::reflow::new_reflow_run(
         &teacher,

@@ -355,9 +355,14 @@ pub fn split_indices(n: usize, fraction: f64, rng: &mut LaneRng) -> (Vec<usize>,
         let j = rng.below(i as u64 + 1) as usize;
         idx.swap(i, j);
     }
-    let held = ((n as f64 * fraction).round() as usize).clamp(1, n.saturating_sub(1).max(1));
-    let ho = idx.split_off(n - held);
+    let ho = idx.split_off(n - heldout_count(n, fraction));
     (idx, ho)
+}
+
+/// How many of `n` rows [`split`] holds out for `fraction`: the rounded share, at least one row
+/// and leaving at least one.
+pub fn heldout_count(n: usize, fraction: f64) -> usize {
+    ((n as f64 * fraction).round() as usize).clamp(1, n.saturating_sub(1).max(1))
 }
 
 /// The given rows of `x`, in that order.

@@ -230,6 +230,37 @@ pub fn sigma_range(cfg: &crate::checkpoint::RunConfig) -> [(f64, &'static str); 
     }
 }
 
+/// A diffusion sampler's configuration on a model: `opts` with the model's defaults filled in
+/// (its σ range, [`sigma_range`]; the `linear` schedule for flow-matching models, in whose time
+/// their ODE is straightest; [`LEARNED_DPMPP_STEPS`] for DPM-Solver++(2M)), then the core's
+/// own defaults, with a note per derived value.
+pub fn resolve_diffusion(
+    cfg: &crate::checkpoint::RunConfig,
+    method: Method,
+    opts: &DiffusionOptions,
+) -> Result<(DiffusionConfig, Vec<String>)> {
+    let mut opts = opts.clone();
+    // 20 steps of DPM-Solver++(2M), its default on analytic targets, left the narrowest
+    // component of a mixture 5% too wide even with the exact score, and 50 left one of a learned
+    // model's 4% too wide where 100 give 2% (docs/GENERALIZATION.md).
+    let more = method == Method::DpmPp2m && opts.steps.is_none();
+    if more {
+        opts.steps = Some(LEARNED_DPMPP_STEPS);
+    }
+    let own = cfg.train.objective == crate::objective::Objective::FlowMatching && opts.schedule.is_none();
+    if own {
+        opts.schedule = Some(langevin::diffusion::ScheduleKind::Linear);
+    }
+    let (dc, mut notes) = DiffusionConfig::resolve(method, &opts, sigma_range(cfg))?;
+    if own {
+        notes.insert(0, "schedule = linear: the flow-matching model's own straight path".into());
+    }
+    if more {
+        notes.push(format!("steps = {LEARNED_DPMPP_STEPS}: dpmpp-2m's default on learned models"));
+    }
+    Ok((dc, notes))
+}
+
 /// A model trained with a coupling other than independent noise (minibatch OT, reflow pairs)
 /// learns a velocity whose intermediate marginals are not the data convolved with Gaussian
 /// noise: the score read from it through the Gaussian identity is not the score of its
@@ -244,10 +275,10 @@ fn check_coupling(cfg: &crate::checkpoint::RunConfig, o: &GenerateOptions) -> Re
     let d = &o.diffusion;
     let stochastic = match o.sampler {
         GenSampler::Annealed | GenSampler::Ula => true,
-        GenSampler::Diffusion(m) => match m.name() {
-            "ode" | "dpmpp-2m" => false,
-            "ddim" => d.eta.unwrap_or(0.0) != 0.0,
-            "edm" => d.s_churn.unwrap_or(0.0) != 0.0,
+        GenSampler::Diffusion(m) => match m {
+            Method::Ode | Method::DpmPp2m => false,
+            Method::Ddim => d.eta.unwrap_or(0.0) != 0.0,
+            Method::Edm => d.s_churn.unwrap_or(0.0) != 0.0,
             _ => true,
         },
     };
@@ -344,32 +375,7 @@ pub fn generate(model: Arc<TrainedModel>, o: &GenerateOptions) -> Result<Generat
     let base = conditioned(&model, o)?;
     check_coupling(cfg, o)?;
     let dc = match o.sampler {
-        GenSampler::Diffusion(method) => {
-            let range = sigma_range(cfg);
-            // A flow-matching model was trained on the straight path: its samplers default to
-            // that schedule, in whose time its ODE is straightest.
-            let mut opts = o.diffusion.clone();
-            // 20 steps of DPM-Solver++(2M), its default on analytic targets, left the narrowest
-            // component of a mixture 5% too wide even with the exact score, and 50 left one of a
-            // learned model's 4% too wide where 100 give 2% (docs/GENERALIZATION.md).
-            let more = method.name() == "dpmpp-2m" && opts.steps.is_none();
-            if more {
-                opts.steps = Some(LEARNED_DPMPP_STEPS);
-            }
-            let fm = cfg.train.objective == crate::objective::Objective::FlowMatching;
-            let own = fm && opts.schedule.is_none();
-            if own {
-                opts.schedule = Some(langevin::diffusion::ScheduleKind::Linear);
-            }
-            let (dc, mut notes) = DiffusionConfig::resolve(method, &opts, range)?;
-            if own {
-                notes.insert(0, "schedule = linear: the flow-matching model's own straight path".into());
-            }
-            if more {
-                notes.push(format!("steps = {LEARNED_DPMPP_STEPS}: dpmpp-2m's default on learned models"));
-            }
-            Some((dc, notes))
-        }
+        GenSampler::Diffusion(method) => Some(resolve_diffusion(cfg, method, &o.diffusion)?),
         _ => None,
     };
     let init = match &o.init {

@@ -10,13 +10,13 @@
 
 use crate::checkpoint::{NewRun, TrainedModel, new_labeled_run};
 use crate::data;
-use crate::generate::{GenSampler, GenerateOptions, generate};
+use crate::generate::{GenSampler, GenerateOptions, generate, resolve_diffusion};
 use crate::ladder::LadderOptions;
 use crate::net::NetConfig;
 use crate::objective::Objective;
 use crate::train::{Coupling, TrainConfig};
 use candle_core::Device;
-use langevin::diffusion::{DiffusionConfig, DiffusionOptions, Method};
+use langevin::diffusion::{DiffusionOptions, Method};
 use langevin::rng::LaneRng;
 use langevin::sampler::Init;
 use langevin::{Error, Result};
@@ -37,7 +37,7 @@ pub fn teacher_pairs(
     let d = teacher.config.dim;
     let method = Method::from_name("dpmpp-2m")?;
     let options = DiffusionOptions { steps: Some(steps), ..Default::default() };
-    let (dc, _) = DiffusionConfig::resolve(method, &options, crate::generate::sigma_range(&teacher.config))?;
+    let (dc, _) = resolve_diffusion(&teacher.config, method, &options)?;
     let s = dc.sigma_start();
     let mut start = vec![0.0f32; n * d];
     LaneRng::new(seed, 0x5EF1_0000).fill_normal(&mut start);

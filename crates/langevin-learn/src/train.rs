@@ -121,6 +121,15 @@ impl Coupling {
     }
 }
 
+/// Write the given rows of `src` one after another into `z` (row-major): a reflow run's fixed
+/// noise in place of fresh draws.
+fn copy_rows(src: &Array2<f32>, rows: impl Iterator<Item = usize>, z: &mut [f32]) {
+    let d = src.ncols();
+    for (k, r) in rows.enumerate() {
+        z[k * d..(k + 1) * d].iter_mut().zip(src.row(r)).for_each(|(o, v)| *o = *v);
+    }
+}
+
 /// Rows per optimal-transport problem: the batch is paired in groups of this many (the
 /// assignment costs O(n³): 7 ms for 256 rows, 40 ms for 512 on one core), solved in parallel.
 pub const OT_GROUP: usize = 256;
@@ -517,11 +526,7 @@ impl Trainer {
         let rows: Vec<usize> = idx.iter().map(|&i| i as usize).collect();
         match (self.config.coupling, &self.noise) {
             (Coupling::MinibatchOt, _) => ot_pair(&self.data, &rows, &mut z)?,
-            (Coupling::Pairs, Some((tr, _))) => {
-                for (k, &r) in rows.iter().enumerate() {
-                    z[k * d..(k + 1) * d].iter_mut().zip(tr.row(r)).for_each(|(o, v)| *o = *v);
-                }
-            }
+            (Coupling::Pairs, Some((tr, _))) => copy_rows(tr, rows.iter().copied(), &mut z),
             (Coupling::Pairs, None) => return Err(Error::msg("a reflow run without its noise pairs")),
             (Coupling::Independent, _) => {}
         }
@@ -593,11 +598,7 @@ impl Trainer {
                 let rows: Vec<usize> = (0..n).collect();
                 ot_pair(&self.heldout, &rows, &mut z)?;
             }
-            (Coupling::Pairs, Some((_, ho))) => {
-                for (k, row) in ho.outer_iter().take(n).enumerate() {
-                    z[k * d..(k + 1) * d].iter_mut().zip(row).for_each(|(o, v)| *o = *v);
-                }
-            }
+            (Coupling::Pairs, Some((_, ho))) => copy_rows(ho, 0..n, &mut z),
             _ => {}
         }
         self.set_vars(&self.ema)?;
