@@ -72,6 +72,24 @@ else:
 if "train_fraction_of_peak" in dsm:
     print(f"matrix products: training {dsm['train_gemm_gflops']:.0f} GFLOP/s = {100 * dsm['train_fraction_of_peak']:.0f}% of peak, "
           f"generation {dsm['generation_gemm_gflops']:.0f} GFLOP/s = {100 * dsm['generation_fraction_of_peak']:.0f}% of peak")
+if "train_fraction_of_sgemm" in dsm:
+    print(f"as fractions of the SGEMM throughput measured in this run ({dsm['sgemm_gflops_1024']:.0f} GFLOP/s): "
+          f"training {100 * dsm['train_fraction_of_sgemm']:.0f}%, generation {100 * dsm['generation_fraction_of_sgemm']:.0f}%")
+obj = next(w for w in ours["workloads"] if w["name"] == "objectives-moons-mlp256")
+pt = {p["objective"]: p for p in allpeers if p["workload"] == "objectives"}
+print(f"\n{obj['description']}")
+print(f"{'objective':<15}{'who':<10}{'train step':>12}{'samples/s':>12}{'nfe':>5}{'MMD':>9}{'floor':>9}{'MMD/floor':>11}")
+for o in obj["objectives"]:
+    rows = [("langevin", o)] + ([("pytorch", pt[o["objective"]])] if o["objective"] in pt else [])
+    for who, r in rows:
+        print(f"{o['objective']:<15}{who:<10}{r['train_step_seconds'] * 1000:>10.2f}ms{r['samples_per_second']:>12.0f}{r['generation_nfe']:>5.0f}"
+              f"{r['mmd']:>9.4f}{r['mmd_floor']:>9.4f}{r['mmd'] / r['mmd_floor']:>11.2f}")
+    if o["objective"] in pt:
+        p = pt[o["objective"]]
+        print(f"{'':<15}langevin is {p['train_step_seconds'] / o['train_step_seconds']:.2f}x PyTorch per training step and "
+              f"{o['samples_per_second'] / p['samples_per_second']:.2f}x per generated sample")
+if not pt:
+    print("(PyTorch objectives peer skipped: see the message above)")
 dif = next(w for w in ours["workloads"] if w["name"] == "diffusion-exact-scores")
 kd = [p for p in allpeers if p["workload"] == "diffusion-exact-scores"]
 print(f"\n{dif['description']}")

@@ -15,29 +15,14 @@ import time
 
 import torch
 
+from mlp_torch import ScoreNet
+
 torch.manual_seed(0)
 QUICK = "--quick" in sys.argv
 D, WIDTH, DEPTH, FOURIER, BATCH = 2, 256, 3, 16, 1024
 
 
-class ScoreNet(torch.nn.Module):
-    def __init__(self):
-        super().__init__()
-        self.register_buffer("freqs", torch.randn(1, FOURIER))
-        sizes = [D + 2 * FOURIER] + [WIDTH] * DEPTH + [D]
-        self.layers = torch.nn.ModuleList(torch.nn.Linear(a, b) for a, b in zip(sizes, sizes[1:]))
-
-    def forward(self, x, log_sigma):
-        proj = log_sigma @ self.freqs * (2 * math.pi)
-        h = torch.cat([x, proj.sin(), proj.cos()], dim=1)
-        for i, layer in enumerate(self.layers):
-            h = layer(h)
-            if i + 1 < len(self.layers):
-                h = torch.nn.functional.silu(h)
-        return h
-
-
-net = ScoreNet()
+net = ScoreNet(D, WIDTH, DEPTH, FOURIER)
 ema = [p.detach().clone() for p in net.parameters()]
 opt = torch.optim.Adam(net.parameters(), lr=2e-3)
 sigmas = torch.tensor([4.3 * (0.01 / 4.3) ** (i / 28) for i in range(29)])

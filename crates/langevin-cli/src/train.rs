@@ -126,8 +126,8 @@ pub struct TrainArgs {
     /// dsm: the forward process (ve, vp, sub-vp; default ve).
     #[arg(long, value_name = "SDE", value_parser = ["ve", "vp", "sub-vp"])]
     pub sde: Option<String>,
-    /// dsm: the loss weighting (sigma2, default; likelihood: λ = g², Song et al. 2021b).
-    #[arg(long, value_name = "W", value_parser = ["sigma2", "likelihood"])]
+    /// dsm: the loss weighting (sigma2, default; likelihood: λ = g², Song et al. 2021b; likelihood-is: the same with t importance-sampled, a lower-variance estimate of the same loss).
+    #[arg(long, value_name = "W", value_parser = ["sigma2", "likelihood", "likelihood-is"])]
     pub weighting: Option<String>,
     /// dsm with --sde vp: what the network predicts (eps, default; v: v = s·ε − std·x₀).
     #[arg(long, value_name = "P", value_parser = ["eps", "v"])]

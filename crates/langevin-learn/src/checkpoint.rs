@@ -624,6 +624,15 @@ pub struct TrainedModel {
     pub step: usize,
     /// Where it was loaded from.
     pub dir: PathBuf,
+    /// The EMA weights as numbers, for the hand-written CPU network (`None` on other devices).
+    cpu: Option<CpuWeights>,
+}
+
+/// A CPU model's layer widths, parameters and Fourier frequencies ([`crate::mlp::Layers`]).
+struct CpuWeights {
+    sizes: Vec<usize>,
+    params: Vec<Vec<f32>>,
+    freqs: Vec<f32>,
 }
 
 impl TrainedModel {
@@ -637,7 +646,55 @@ impl TrainedModel {
             let shape = var.as_tensor().shape().clone();
             var.set(&Tensor::from_slice(w, shape, dev).map_err(m)?).map_err(m)?;
         }
-        Ok(TrainedModel { config, net, step: t.step, dir: dir.to_path_buf() })
+        TrainedModel::new(config, net, t.step, dir)
+    }
+
+    /// A model from its config and a network holding the weights to use (EMA).
+    pub fn new(config: RunConfig, net: ScoreNet, step: usize, dir: &Path) -> Result<TrainedModel> {
+        let m = |e: candle_core::Error| Error::Model(e.to_string());
+        let cpu = if net.device().is_cpu() {
+            Some(CpuWeights {
+                sizes: net.sizes(),
+                params: net.param_values().map_err(m)?,
+                freqs: net.freqs_vec().map_err(m)?,
+            })
+        } else {
+            None
+        };
+        Ok(TrainedModel { config, net, step, dir: dir.to_path_buf(), cpu })
+    }
+
+    /// The network's outputs F(x, c_noise, label) for the rows of `x` (n × d, row-major), one
+    /// noise input per row: by the hand-written network on the CPU, by candle elsewhere.
+    pub fn forward_rows(&self, x: &[f32], noise: &[f32], labels: Option<&[Option<usize>]>) -> Result<Vec<f32>> {
+        let d = self.config.dim;
+        if x.len() != noise.len() * d {
+            return Err(Error::msg(format!("{} values for {} rows of {d}", x.len(), noise.len())));
+        }
+        if let Some(w) = &self.cpu {
+            let layers = crate::mlp::Layers {
+                dim: d,
+                classes: self.net.config().classes,
+                sizes: &w.sizes,
+                params: &w.params,
+                freqs: &w.freqs,
+            };
+            let mut out = Vec::new();
+            layers.infer(x, noise, labels, &mut out);
+            return Ok(out);
+        }
+        let m = |e: candle_core::Error| Error::Model(e.to_string());
+        let dev = self.net.device();
+        let n = noise.len();
+        let xt = Tensor::from_slice(x, (n, d), dev).map_err(m)?;
+        let s = Tensor::from_slice(noise, (n, 1), dev).map_err(m)?;
+        let c = if self.net.config().classes > 0 {
+            let all: Vec<Option<usize>> = labels.map(|l| l.to_vec()).unwrap_or_else(|| vec![None; n]);
+            Some(self.net.one_hot(&all).map_err(m)?)
+        } else {
+            None
+        };
+        self.net.forward_cond(&xt, &s, c.as_ref()).map_err(m)?.flatten_all().and_then(|t| t.to_vec1()).map_err(m)
     }
 
     /// Refuse to use a class-conditional model's unconditional score (for `what`) when it was
@@ -667,6 +724,6 @@ impl TrainedModel {
             let shape = var.as_tensor().shape().clone();
             var.set(&Tensor::from_slice(w, shape, device).map_err(m)?).map_err(m)?;
         }
-        Ok(TrainedModel { config, net, step, dir: dir.to_path_buf() })
+        TrainedModel::new(config, net, step, dir)
     }
 }

@@ -6,6 +6,7 @@
 //! - [`ladder`]: noise ladders and NCSNv2's rules for choosing them;
 //! - [`net`]: the noise-conditional score network (MLP on x and Fourier features of log σ);
 //! - [`ops`]: fused CPU kernels (SiLU);
+//! - [`mlp`]: the network's forward and backward passes written out for the CPU;
 //! - [`train`]: the DSM objective and the training loop (Adam/AdamW, warm-up, clipping, EMA);
 //! - [`checkpoint`]: run directories, atomic checkpoints, resuming, loading for generation;
 //! - [`fit`]: the training loop with observers (metrics log, checkpoints, stop flag);
@@ -20,6 +21,7 @@ pub mod fit;
 pub mod generate;
 pub mod ladder;
 pub mod likelihood;
+pub mod mlp;
 pub mod model;
 pub mod net;
 pub mod objective;

@@ -10,7 +10,6 @@
 //! large block per step (step-major), so each step is a few large batched forward passes.
 
 use crate::checkpoint::TrainedModel;
-use candle_core::Tensor;
 use langevin::block::Block;
 use langevin::sampler::Init;
 use langevin::target::{Scales, Target};
@@ -91,8 +90,6 @@ impl LearnedScore {
     pub fn score_rows_at(&self, rows: &[f32], sigma: f64, out: &mut [f32]) -> Result<()> {
         let d = self.model.config.dim;
         let n = rows.len() / d;
-        let dev = self.model.net.device();
-        let m = |e: candle_core::Error| Error::Model(e.to_string());
         let objective = self.model.config.train.objective;
         let p = objective.precond(sigma);
         // s = (D − x)/σ² with D = c_skip x + c_out F(c_in x, c_noise); for NCSN and VE
@@ -100,25 +97,21 @@ impl LearnedScore {
         let plain = p.c_skip == 1.0 && p.c_in == 1.0 && p.c_out == sigma;
         let inv = (1.0 / sigma) as f32;
         let (a, b) = (((p.c_skip - 1.0) / (sigma * sigma)) as f32, (p.c_out / (sigma * sigma)) as f32);
-        let noise = p.c_noise as f32;
+        let conditional = self.model.net.config().classes > 0;
         for start in (0..n).step_by(CHUNK) {
             let end = (start + CHUNK).min(n);
             let chunk = &rows[start * d..end * d];
+            let scaled: Vec<f32>;
             let x = if p.c_in == 1.0 {
-                Tensor::from_slice(chunk, (end - start, d), dev).map_err(m)?
+                chunk
             } else {
-                let scaled: Vec<f32> = chunk.iter().map(|v| (*v as f64 * p.c_in) as f32).collect();
-                Tensor::from_vec(scaled, (end - start, d), dev).map_err(m)?
+                scaled = chunk.iter().map(|v| (*v as f64 * p.c_in) as f32).collect();
+                &scaled
             };
-            let s = Tensor::full(noise, (end - start, 1), dev).map_err(m)?;
-            let net = &self.model.net;
+            let noise = vec![p.c_noise as f32; end - start];
             let run = |class: Option<usize>| -> Result<Vec<f32>> {
-                let c = if net.config().classes > 0 {
-                    Some(net.one_hot(&vec![class; end - start]).map_err(m)?)
-                } else {
-                    None
-                };
-                net.forward_cond(&x, &s, c.as_ref()).map_err(m)?.flatten_all().and_then(|t| t.to_vec1()).map_err(m)
+                let labels = conditional.then(|| vec![class; end - start]);
+                self.model.forward_rows(x, &noise, labels.as_deref())
             };
             let mut f = run(self.class)?;
             if self.guidance > 0.0 {

@@ -113,6 +113,24 @@ impl ScoreNet {
         &self.device
     }
 
+    /// Layer widths, input first: [d + 2·fourier + label width, width × depth, d].
+    pub fn sizes(&self) -> Vec<usize> {
+        let mut sizes = vec![self.dim + 2 * self.config.fourier + self.config.cond_width()];
+        sizes.extend(std::iter::repeat_n(self.config.width, self.config.depth));
+        sizes.push(self.dim);
+        sizes
+    }
+
+    /// The fixed Fourier frequencies as numbers.
+    pub fn freqs_vec(&self) -> Result<Vec<f32>> {
+        self.freqs.flatten_all()?.to_vec1()
+    }
+
+    /// The current values of the parameters, in [`ScoreNet::params`] order.
+    pub fn param_values(&self) -> Result<Vec<Vec<f32>>> {
+        self.params().iter().map(|(_, v)| v.as_tensor().flatten_all().and_then(|t| t.to_vec1())).collect()
+    }
+
     /// Trainable parameters in a fixed order, with their checkpoint names.
     pub fn params(&self) -> Vec<(String, &Var)> {
         let mut out = Vec::with_capacity(2 * self.layers.len());

@@ -125,8 +125,10 @@ fn matrix<'a>(s: &'a CpuStorage, l: &Layout, what: &str) -> Result<(&'a [f32], u
 fn bias_silu_rows(h: &[f32], b: &[f32], out: &mut [f32]) {
     for (hr, or) in h.chunks_exact(b.len()).zip(out.chunks_exact_mut(b.len())) {
         for j in 0..b.len() {
+            // x σ(x), as in `bias_silu_save_into`, so inference and training agree to the bit.
             let x = hr[j] + b[j];
-            or[j] = x / (1.0 + langevin::vmath::exp(-x));
+            let s = 1.0 / (1.0 + langevin::vmath::exp(-x));
+            or[j] = x * s;
         }
     }
 }
@@ -276,6 +278,97 @@ impl CustomOp2 for BiasAdd {
         let g = g.contiguous()?;
         let db = g.apply_op1_no_bwd(&ColSum)?;
         Ok((Some(g), Some(db)))
+    }
+}
+
+/// silu(h + b) of a row-major (rows × b.len()) matrix into `out`, on this thread (slices: the
+/// hand-written MLP of [`crate::mlp`], which runs chunks of rows in parallel itself).
+pub fn bias_silu_rows_into(h: &[f32], b: &[f32], out: &mut [f32]) {
+    bias_silu_rows(h, b, out)
+}
+
+/// h + b of a row-major (rows × b.len()) matrix into `out`, on this thread.
+pub fn bias_add_rows_into(h: &[f32], b: &[f32], out: &mut [f32]) {
+    add_rows(h, b, out)
+}
+
+/// g ⊙ silu′(h + b) into `out` (the gradient through [`bias_silu_rows_into`]), on this thread.
+pub fn bias_silu_grad_rows_into(h: &[f32], b: &[f32], g: &[f32], out: &mut [f32]) {
+    bias_silu_grad_rows(h, b, g, out)
+}
+
+/// In place h ← h + b, then act = silu(h) and sig = σ(h): the forward pass that keeps what its
+/// backward ([`silu_grad_saved_into`]) needs, so the backward pass computes no exponential.
+#[multiversion::multiversion(targets(
+    "x86_64+avx512f+avx512bw+avx512dq+avx512vl+avx2+fma",
+    "x86_64+avx2+fma",
+    "aarch64+neon"
+))]
+pub fn bias_silu_save_into(h: &mut [f32], b: &[f32], act: &mut [f32], sig: &mut [f32]) {
+    let c = b.len();
+    for ((hr, ar), sr) in h.chunks_exact_mut(c).zip(act.chunks_exact_mut(c)).zip(sig.chunks_exact_mut(c)) {
+        for j in 0..c {
+            let x = hr[j] + b[j];
+            let s = 1.0 / (1.0 + langevin::vmath::exp(-x));
+            hr[j] = x;
+            sr[j] = s;
+            ar[j] = x * s;
+        }
+    }
+}
+
+/// g ⊙ silu′(h) = g σ(h)(1 + h(1 − σ(h))) from the saved h + b and σ of [`bias_silu_save_into`].
+#[multiversion::multiversion(targets(
+    "x86_64+avx512f+avx512bw+avx512dq+avx512vl+avx2+fma",
+    "x86_64+avx2+fma",
+    "aarch64+neon"
+))]
+pub fn silu_grad_saved_into(h: &[f32], sig: &[f32], g: &[f32], out: &mut [f32]) {
+    for (((o, x), s), g) in out.iter_mut().zip(h).zip(sig).zip(g) {
+        *o = g * s * x.mul_add(1.0 - s, 1.0);
+    }
+}
+
+/// Σ v² in f64, in a fixed order.
+#[multiversion::multiversion(targets(
+    "x86_64+avx512f+avx512bw+avx512dq+avx512vl+avx2+fma",
+    "x86_64+avx2+fma",
+    "aarch64+neon"
+))]
+pub fn sum_squares(v: &[f32]) -> f64 {
+    // Sixteen f32 partial sums of at most 1024 squares each, gathered in f64: f64 accuracy
+    // where it matters, vectorized inside.
+    let mut total = 0.0f64;
+    for block in v.chunks(1024) {
+        let mut acc = [0.0f32; 16];
+        let mut it = block.chunks_exact(16);
+        for c in &mut it {
+            for j in 0..16 {
+                acc[j] = c[j].mul_add(c[j], acc[j]);
+            }
+        }
+        for (j, x) in it.remainder().iter().enumerate() {
+            acc[j] = x.mul_add(*x, acc[j]);
+        }
+        total += acc.iter().map(|&a| a as f64).sum::<f64>();
+    }
+    total
+}
+
+/// Column sums of a row-major (rows × acc.len()) matrix, added to `acc` row by row.
+pub fn column_sums_into(g: &[f32], acc: &mut [f32]) {
+    column_sums(g, acc)
+}
+
+/// acc += v, element by element.
+#[multiversion::multiversion(targets(
+    "x86_64+avx512f+avx512bw+avx512dq+avx512vl+avx2+fma",
+    "x86_64+avx2+fma",
+    "aarch64+neon"
+))]
+pub fn add_into(acc: &mut [f32], v: &[f32]) {
+    for (a, b) in acc.iter_mut().zip(v) {
+        *a += b;
     }
 }
 

@@ -12,9 +12,10 @@
 //! resumed run repeats exactly what an uninterrupted one would have done.
 
 use crate::ladder::Ladder;
+use crate::mlp::{Layers, Tape};
 use crate::net::ScoreNet;
 use crate::objective::Objective;
-use candle_core::{Device, Tensor};
+use candle_core::Tensor;
 use langevin::rng::LaneRng;
 use langevin::{Error, Result};
 use ndarray::Array2;
@@ -315,6 +316,21 @@ pub struct StepStats {
     pub lr: f64,
 }
 
+/// A batch's network inputs, noise inputs, targets and loss weights (row-major).
+struct Batch {
+    input: Vec<f32>,
+    noise: Vec<f32>,
+    target: Vec<f32>,
+    weight: Vec<f32>,
+}
+
+/// Which parameters a loss is evaluated at.
+#[derive(Clone, Copy)]
+enum Params {
+    Weights,
+    Ema,
+}
+
 /// A training run in memory: network, optimizer, EMA, data.
 pub struct Trainer {
     /// The network (its variables hold the current weights).
@@ -339,6 +355,10 @@ pub struct Trainer {
     pub labels: Option<(Vec<u32>, Vec<u32>)>,
     /// The fixed noise of each training and held-out row (standardized units; reflow).
     pub noise: Option<(Array2<f32>, Array2<f32>)>,
+    /// Activations of the CPU step's forward pass, reused from step to step.
+    tape: Tape,
+    /// The objective's draws of σ (its tables built at the first step).
+    sigmas: Option<crate::objective::SigmaSampler>,
 }
 
 fn model_err(e: candle_core::Error) -> Error {
@@ -384,6 +404,8 @@ impl Trainer {
             step: 0,
             labels: None,
             noise: None,
+            tape: Tape::default(),
+            sigmas: None,
         })
     }
 
@@ -448,37 +470,75 @@ impl Trainer {
         Ok(())
     }
 
-    /// Tensors of a batch of `src` rows at noise levels `sigmas`: the network's inputs c_in x̂,
-    /// its noise inputs c_noise, the targets F* and the weights (see [`crate::objective`]).
-    fn batch(
+    /// A batch of `src` rows at noise levels `sigmas`: the network's inputs c_in x̂ (n × d), its
+    /// noise inputs c_noise, the targets F* and the weights (see [`crate::objective`]).
+    fn batch(&self, src: &Array2<f32>, rows: &[usize], sigmas: &[(f64, f64)], z: &[f32]) -> Batch {
+        use rayon::prelude::*;
+        let d = src.ncols();
+        let o = &self.config.objective;
+        let n = rows.len();
+        let (mut input, mut target) = (vec![0.0f32; n * d], vec![0.0f32; n * d]);
+        // Rows in parallel (a pure function of each row: the same values on any thread count).
+        input.par_chunks_mut(d).zip(target.par_chunks_mut(d)).enumerate().for_each(|(k, (i, t))| {
+            for c in 0..d {
+                (i[c], t[c]) = o.example(src[[rows[k], c]], z[k * d + c], sigmas[k].0);
+            }
+        });
+        let noise = sigmas.iter().map(|&(sigma, _)| o.c_noise(sigma) as f32).collect();
+        let weight = sigmas.iter().map(|&(_, w)| w as f32).collect();
+        Batch { input, noise, target, weight }
+    }
+
+    /// The parameters `params` (weights or EMA) as the CPU network's layers.
+    fn layers<'a>(&self, sizes: &'a [usize], params: &'a [Vec<f32>], freqs: &'a [f32]) -> Layers<'a> {
+        Layers { dim: self.net.dim(), classes: self.net.config().classes, sizes, params, freqs }
+    }
+
+    /// Per-example losses ½ w ‖F − F*‖² of a batch under the parameters `params`, by the
+    /// hand-written CPU network; with `grads`, also the gradient of their mean.
+    #[allow(clippy::too_many_arguments)]
+    fn cpu_losses(
         &self,
+        tape: &mut Tape,
+        params: Params,
         src: &Array2<f32>,
         rows: &[usize],
         sigmas: &[(f64, f64)],
         z: &[f32],
-        device: &Device,
-    ) -> Result<(Tensor, Tensor, Tensor, Tensor)> {
-        let d = src.ncols();
-        let o = &self.config.objective;
+        cond: Option<&[Option<usize>]>,
+        grads: Option<&mut Vec<Vec<f32>>>,
+    ) -> Result<Vec<f32>> {
+        let b = self.batch(src, rows, sigmas, z);
+        let sizes = self.net.sizes();
+        let freqs = self.net.freqs_vec().map_err(model_err)?;
+        let values = match params {
+            Params::Weights => &self.weights,
+            Params::Ema => &self.ema,
+        };
+        let layers = self.layers(&sizes, values, &freqs);
+        layers.input(&b.input, &b.noise, cond, tape.input_mut());
+        layers.forward(tape);
+        let d = self.net.dim();
         let n = rows.len();
-        let (mut input, mut target) = (Vec::with_capacity(n * d), Vec::with_capacity(n * d));
-        let (mut noise, mut weight) = (Vec::with_capacity(n), Vec::with_capacity(n));
-        for (k, (&r, &(sigma, w))) in rows.iter().zip(sigmas).enumerate() {
-            for c in 0..d {
-                let (i, t) = o.example(src[[r, c]], z[k * d + c], sigma);
-                input.push(i);
-                target.push(t);
+        let mut losses = Vec::with_capacity(n);
+        let mut grad_out = vec![0.0f32; if grads.is_some() { n * d } else { 0 }];
+        for k in 0..n {
+            let (out, target) = (&tape.out[k * d..(k + 1) * d], &b.target[k * d..(k + 1) * d]);
+            let sq: f32 = out.iter().zip(target).map(|(o, t)| (o - t) * (o - t)).sum();
+            losses.push(0.5 * b.weight[k] * sq);
+            if grads.is_some() {
+                // d(mean of ½ w ‖F − F*‖²)/dF = w (F − F*)/n.
+                let f = b.weight[k] / n as f32;
+                for c in 0..d {
+                    grad_out[k * d + c] = f * (out[c] - target[c]);
+                }
             }
-            noise.push(o.c_noise(sigma) as f32);
-            weight.push(w as f32);
         }
-        let m = model_err;
-        Ok((
-            Tensor::from_vec(input, (n, d), device).map_err(m)?,
-            Tensor::from_vec(noise, (n, 1), device).map_err(m)?,
-            Tensor::from_vec(target, (n, d), device).map_err(m)?,
-            Tensor::from_vec(weight, n, device).map_err(m)?,
-        ))
+        if let Some(g) = grads {
+            g.resize_with(values.len(), Vec::new);
+            layers.backward(tape, &grad_out, g);
+        }
+        Ok(losses)
     }
 
     /// Per-example losses ½ w ‖F − F*‖² (a graph for backprop) for the given rows of `src`,
@@ -491,7 +551,12 @@ impl Trainer {
         z: &[f32],
         cond: Option<&[Option<usize>]>,
     ) -> Result<Tensor> {
-        let (input, noise, target, weight) = self.batch(src, rows, sigmas, z, self.net.device())?;
+        let b = self.batch(src, rows, sigmas, z);
+        let (n, d, dev, m) = (rows.len(), src.ncols(), self.net.device(), model_err);
+        let input = Tensor::from_vec(b.input, (n, d), dev).map_err(m)?;
+        let noise = Tensor::from_vec(b.noise, (n, 1), dev).map_err(m)?;
+        let target = Tensor::from_vec(b.target, (n, d), dev).map_err(m)?;
+        let weight = Tensor::from_vec(b.weight, n, dev).map_err(m)?;
         let onehot = match cond {
             Some(c) if self.net.config().classes > 0 => Some(self.net.one_hot(c).map_err(model_err)?),
             _ => None,
@@ -510,6 +575,40 @@ impl Trainer {
         (0..s.len())
             .min_by(|&a, &b| (s[a].ln() - sigma.ln()).abs().total_cmp(&(s[b].ln() - sigma.ln()).abs()))
             .unwrap_or(0)
+    }
+
+    /// Whether the step runs on the hand-written CPU network ([`crate::mlp`]) rather than
+    /// candle's graph (other devices).
+    fn cpu(&self) -> bool {
+        self.net.device().is_cpu()
+    }
+
+    /// Per-example losses of a training batch and the gradient of their mean (in parameter
+    /// order) at the current weights.
+    fn losses_and_grads(
+        &mut self,
+        src: &Array2<f32>,
+        rows: &[usize],
+        sigmas: &[(f64, f64)],
+        z: &[f32],
+        cond: Option<&[Option<usize>]>,
+    ) -> Result<(Vec<f32>, Vec<Vec<f32>>)> {
+        if self.cpu() {
+            let (mut g, mut tape) = (Vec::new(), std::mem::take(&mut self.tape));
+            let losses = self.cpu_losses(&mut tape, Params::Weights, src, rows, sigmas, z, cond, Some(&mut g));
+            self.tape = tape;
+            return Ok((losses?, g));
+        }
+        let per_example = self.losses(src, rows, sigmas, z, cond)?;
+        let loss = per_example.mean_all().map_err(model_err)?;
+        let grads = loss.backward().map_err(model_err)?;
+        let mut g: Vec<Vec<f32>> = Vec::with_capacity(self.weights.len());
+        for (_, var) in self.net.params() {
+            let gt =
+                grads.get(var.as_tensor()).ok_or_else(|| Error::Model("a parameter received no gradient".into()))?;
+            g.push(gt.flatten_all().and_then(|t| t.to_vec1()).map_err(model_err)?);
+        }
+        Ok((per_example.to_vec1().map_err(model_err)?, g))
     }
 
     /// One optimization step.
@@ -539,7 +638,11 @@ impl Trainer {
                 (lv, sg)
             }
             o => {
-                let sg: Vec<(f64, f64)> = (0..b).map(|_| o.draw(&self.ladder.sigmas, &mut rng)).collect();
+                if self.sigmas.is_none() {
+                    self.sigmas = Some(o.sampler(&self.ladder.sigmas));
+                }
+                let sampler = self.sigmas.as_ref().expect("built above");
+                let sg: Vec<(f64, f64)> = (0..b).map(|_| sampler.draw(&mut rng)).collect();
                 (sg.iter().map(|&(s, _)| self.level_of(s)).collect(), sg)
             }
         };
@@ -549,16 +652,15 @@ impl Trainer {
         let cond: Option<Vec<Option<usize>>> = self.labels.as_ref().map(|(tr, _)| {
             rows.iter().map(|&r| (rng.uniform_f64() >= self.config.cond_drop).then_some(tr[r] as usize)).collect()
         });
-        let per_example = self.losses(&self.data, &rows, &sigmas, &z, cond.as_deref())?;
-        let loss = per_example.mean_all().map_err(model_err)?;
-        let grads = loss.backward().map_err(model_err)?;
-        let mut g: Vec<Vec<f32>> = Vec::with_capacity(self.weights.len());
-        for (_, var) in self.net.params() {
-            let gt =
-                grads.get(var.as_tensor()).ok_or_else(|| Error::Model("a parameter received no gradient".into()))?;
-            g.push(gt.flatten_all().and_then(|t| t.to_vec1()).map_err(model_err)?);
-        }
-        let grad_norm = g.iter().flatten().map(|v| (*v as f64).powi(2)).sum::<f64>().sqrt();
+        let data = std::mem::take(&mut self.data);
+        let result = self.losses_and_grads(&data, &rows, &sigmas, &z, cond.as_deref());
+        self.data = data;
+        let (losses, mut g) = result?;
+        let grad_norm = {
+            use rayon::prelude::*;
+            let parts: Vec<f64> = g.par_iter().map(|v| crate::ops::sum_squares(v)).collect();
+            parts.iter().sum::<f64>().sqrt()
+        };
         if !grad_norm.is_finite() {
             return Err(Error::Model(format!(
                 "the gradient became non-finite at step {}; lower `lr` (now {})",
@@ -572,16 +674,17 @@ impl Trainer {
         }
         let lr = self.config.lr_at(t);
         self.adam.update(&mut self.weights, &g, &mut self.ema, lr, self.config.weight_decay, self.config.ema);
-        self.set_vars(&self.weights)?;
+        if !self.cpu() {
+            self.set_vars(&self.weights)?;
+        }
         self.step += 1;
 
-        let losses: Vec<f32> = per_example.to_vec1().map_err(model_err)?;
         let mut level_loss = vec![(0.0, 0usize); l];
         for (&lo, &lvl) in losses.iter().zip(&levels) {
             level_loss[lvl].0 += lo as f64;
             level_loss[lvl].1 += 1;
         }
-        let loss = loss.to_scalar::<f32>().map_err(model_err)? as f64;
+        let loss = losses.iter().map(|&v| v as f64).sum::<f64>() / losses.len() as f64;
         Ok(StepStats { step: self.step, loss, level_loss, grad_norm, lr })
     }
 
@@ -601,21 +704,32 @@ impl Trainer {
             (Coupling::Pairs, Some((_, ho))) => copy_rows(ho, 0..n, &mut z),
             _ => {}
         }
-        self.set_vars(&self.ema)?;
-        let result = (|| {
-            let rows: Vec<usize> = (0..n).collect();
-            let cond: Option<Vec<Option<usize>>> =
-                self.labels.as_ref().map(|(_, ho)| ho[..n].iter().map(|&c| Some(c as usize)).collect());
-            let mut per_level = Vec::with_capacity(self.ladder.levels());
+        let rows: Vec<usize> = (0..n).collect();
+        let cond: Option<Vec<Option<usize>>> =
+            self.labels.as_ref().map(|(_, ho)| ho[..n].iter().map(|&c| Some(c as usize)).collect());
+        let mut per_level = Vec::with_capacity(self.ladder.levels());
+        if self.cpu() {
+            let mut tape = Tape::default();
             for lvl in 0..self.ladder.levels() {
                 let at = vec![(self.ladder.sigmas[lvl], 1.0); n];
-                let l = self.losses(&self.heldout, &rows, &at, &z, cond.as_deref())?.mean_all().map_err(model_err)?;
-                per_level.push(l.to_scalar::<f32>().map_err(model_err)? as f64);
+                let l =
+                    self.cpu_losses(&mut tape, Params::Ema, &self.heldout, &rows, &at, &z, cond.as_deref(), None)?;
+                per_level.push(l.iter().map(|&v| v as f64).sum::<f64>() / n as f64);
             }
-            Ok(per_level)
-        })();
-        self.set_vars(&self.weights)?;
-        let per_level: Vec<f64> = result?;
+        } else {
+            self.set_vars(&self.ema)?;
+            let result = (|| {
+                for lvl in 0..self.ladder.levels() {
+                    let at = vec![(self.ladder.sigmas[lvl], 1.0); n];
+                    let l =
+                        self.losses(&self.heldout, &rows, &at, &z, cond.as_deref())?.mean_all().map_err(model_err)?;
+                    per_level.push(l.to_scalar::<f32>().map_err(model_err)? as f64);
+                }
+                Ok::<(), Error>(())
+            })();
+            self.set_vars(&self.weights)?;
+            result?;
+        }
         let mean = per_level.iter().sum::<f64>() / per_level.len() as f64;
         Ok((mean, per_level))
     }
