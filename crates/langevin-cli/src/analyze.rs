@@ -9,7 +9,6 @@ use crate::report;
 use anyhow::{Context, Result, bail};
 use clap::Args;
 use langevin::analysis::{self, Field, PointKind, Region, StagnationPoint};
-use langevin::sampler::Init;
 use langevin::target::Target;
 use ndarray::Array2;
 use serde_json::{Value, json};
@@ -74,14 +73,9 @@ pub fn samples_for(src: &field::FieldSource, file: Option<&Path>, n: usize, seed
     Ok(Array2::from_shape_fn((rows.len(), d), |(i, c)| x[[rows[i], c]] as f64))
 }
 
-/// The default search region: the target's start box, else the samples' range.
+/// The region an analysis looks at by default (the library's [`Region::default_for`]).
 pub fn default_region(t: &dyn Target, samples: &Array2<f64>) -> Region {
-    let d = t.dim();
-    match t.default_init() {
-        Init::Box { lo, hi } if lo.len() == d => Region { lo, hi },
-        Init::Uniform { lo, hi } => Region { lo: vec![lo; d], hi: vec![hi; d] },
-        _ => Region::around(samples),
-    }
+    Region::default_for(t, samples)
 }
 
 pub fn run(a: &AnalyzeArgs, _quiet: bool) -> Result<()> {

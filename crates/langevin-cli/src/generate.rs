@@ -164,7 +164,10 @@ pub fn run(a: &GenerateArgs, quiet: bool) -> Result<()> {
     let sampler = match a.sampler {
         Some(s) => s,
         None => match langevin_learn::checkpoint::RunDir::new(&a.model).load_config() {
-            Ok(c) if c.train.objective != langevin_learn::objective::Objective::Ncsn => GenSampler::DpmPp2m,
+            Ok(c) => match lib::GenSampler::default_for(&c) {
+                lib::GenSampler::Annealed => GenSampler::Annealed,
+                _ => GenSampler::DpmPp2m,
+            },
             _ => GenSampler::Annealed,
         },
     };

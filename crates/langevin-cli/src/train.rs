@@ -11,7 +11,7 @@ use langevin_learn::fit::{CheckpointEvery, Flow, MetricsLog, Observer, StopFlag,
 use langevin_learn::ladder::LadderOptions;
 use langevin_learn::net::NetConfig;
 use langevin_learn::objective::Objective;
-use langevin_learn::train::{Coupling, LrDecay, StepStats, TrainConfig, Trainer};
+use langevin_learn::train::{Coupling, LrDecay, Recipe, StepStats, TrainConfig, Trainer};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -165,7 +165,7 @@ pub struct TrainArgs {
 /// 1,024 examples, cosine learning-rate decay) and `generate`'s default DPM-Solver++(2M) with
 /// 100 steps matched exact samplers on the generalization study's data sets (weights within
 /// 0.025, widths within 5%), where NCSN with annealed Langevin left components 10-25% too wide.
-pub const DEFAULT_OBJECTIVE: &str = "edm";
+pub use langevin_learn::train::DEFAULT_OBJECTIVE;
 
 /// The device named by `--device`.
 pub fn device(name: &str) -> Result<Device> {
@@ -301,47 +301,27 @@ fn prepare(a: &TrainArgs, dev: &Device) -> Result<(Trainer, Option<RunLock>)> {
 /// recipe (see [`DEFAULT_OBJECTIVE`]); `rows`: the training rows (a default batch is no
 /// larger).
 fn configs(a: &TrainArgs, conditional: bool, rows: usize, dim: usize) -> Result<(NetConfig, TrainConfig)> {
-    let d = NetConfig::default();
-    let objective = objective(a)?;
-    // Above 16 dimensions the continuous objectives default to width 256: at 128 a 32-d
-    // mixture's smallest component came out 6% too wide, at 256 within 5%
-    // (docs/GENERALIZATION.md).
-    let wide = objective != Objective::Ncsn && dim > 16;
-    let net = NetConfig {
-        width: a.width.unwrap_or(if wide { 256 } else { d.width }),
-        depth: a.depth.unwrap_or(d.depth),
-        fourier: a.fourier.unwrap_or(d.fourier),
-        ..d
-    };
-    if (a.minibatch_ot || a.path.is_some()) && objective != Objective::FlowMatching {
+    if (a.minibatch_ot || a.path.is_some()) && objective(a)? != Objective::FlowMatching {
         bail!("--minibatch-ot and --path apply to --objective flow-matching");
     }
-    // NCSN keeps the recipe of earlier versions; the continuous-time objectives default to the
-    // one the generalization study chose (docs/GENERALIZATION.md): more and larger steps with
-    // the learning rate decayed to zero, which brings component widths within 5%.
-    let ncsn = objective == Objective::Ncsn;
-    let steps = a.steps.unwrap_or(if ncsn { 10_000 } else { 40_000 });
-    let seed = a.seed.unwrap_or(0);
-    let decay = match a.lr_decay.as_deref() {
-        Some(d) => LrDecay::from_name(d)?,
-        None if ncsn => LrDecay::Constant,
-        None => LrDecay::Cosine,
+    let recipe = Recipe {
+        objective: Some(objective(a)?),
+        steps: a.steps,
+        batch: a.batch,
+        lr: a.lr,
+        warmup: a.warmup,
+        weight_decay: a.weight_decay,
+        clip: a.clip,
+        ema: a.ema,
+        seed: a.seed,
+        decay: a.lr_decay.as_deref().map(LrDecay::from_name).transpose()?,
+        cond_drop: a.cond_drop,
+        minibatch_ot: a.minibatch_ot,
+        width: a.width,
+        depth: a.depth,
+        fourier: a.fourier,
     };
-    let train = TrainConfig {
-        steps,
-        batch: a.batch.unwrap_or(if ncsn { 512 } else { 1024.min(rows.max(1)) }),
-        lr: a.lr.unwrap_or(2e-3),
-        warmup: a.warmup.unwrap_or(200.min(steps / 10)),
-        weight_decay: a.weight_decay.unwrap_or(0.0),
-        clip: a.clip.unwrap_or(1.0),
-        ema: a.ema.unwrap_or(0.999),
-        seed,
-        objective,
-        cond_drop: if conditional { a.cond_drop.unwrap_or(0.1) } else { 0.0 },
-        coupling: if a.minibatch_ot { Coupling::MinibatchOt } else { Coupling::Independent },
-        decay,
-    };
-    Ok((net, train))
+    Ok(recipe.configs(conditional, rows, dim)?)
 }
 
 /// A reflow run: the pairs of the teacher in --reflow, a flow-matching student.

@@ -31,6 +31,24 @@ pub enum GenSampler {
 }
 
 impl GenSampler {
+    /// A sampler by name: `annealed`, `ula`, or a diffusion sampler of the core.
+    pub fn from_name(name: &str) -> Result<GenSampler> {
+        Ok(match name {
+            "annealed" => GenSampler::Annealed,
+            "ula" => GenSampler::Ula,
+            _ => GenSampler::Diffusion(Method::from_name(name)?),
+        })
+    }
+
+    /// The sampler a run's model is generated with by default: annealed Langevin for NCSN,
+    /// DPM-Solver++(2M) for the continuous-time objectives.
+    pub fn default_for(config: &crate::checkpoint::RunConfig) -> GenSampler {
+        match config.train.objective {
+            crate::objective::Objective::Ncsn => GenSampler::Annealed,
+            _ => GenSampler::Diffusion(Method::DpmPp2m),
+        }
+    }
+
     /// The name in reports.
     pub fn name(self) -> &'static str {
         match self {

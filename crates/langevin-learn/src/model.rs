@@ -152,6 +152,9 @@ impl Target for LearnedScore {
         }
         self.score_at(x, self.sigma, score)
     }
+    fn has_log_density(&self) -> bool {
+        false
+    }
     /// Any σ > 0: the network is conditioned on log σ (it was trained on the ladder's range,
     /// see `scales`).
     fn noise_range(&self) -> (f64, f64) {
@@ -232,6 +235,9 @@ impl Target for DataUnitsScore {
             score.row_mut(c).iter_mut().for_each(|v| *v /= s);
         }
         Ok(())
+    }
+    fn has_log_density(&self) -> bool {
+        self.inner.has_log_density()
     }
     fn scales(&self) -> Option<Scales> {
         let lo = self.std.iter().cloned().fold(f64::INFINITY, f64::min);

@@ -499,6 +499,17 @@ pub struct Region {
 }
 
 impl Region {
+    /// The region an analysis looks at by default: the box the target's initial distribution
+    /// covers, or the box around `samples` ([`Region::around`]).
+    pub fn default_for(t: &dyn Target, samples: &Array2<f64>) -> Region {
+        let d = t.dim();
+        match t.default_init() {
+            crate::sampler::Init::Box { lo, hi } if lo.len() == d => Region { lo, hi },
+            crate::sampler::Init::Uniform { lo, hi } => Region { lo: vec![lo; d], hi: vec![hi; d] },
+            _ => Region::around(samples),
+        }
+    }
+
     /// Parse `LO,HI` (the same interval for every coordinate) or `LO0,HI0;LO1,HI1;...`.
     pub fn parse(spec: &str, dim: usize) -> Result<Region> {
         let bad = |why: String| {

@@ -735,7 +735,8 @@ fn check_start(target: &dyn Target, init: &Init, particles: usize, seed: u64) ->
     let (x, _) = crate::sampler::blocks::start_block(d, 0, m, seed, init);
     let mut s = crate::block::Block::zeros(d, m);
     let mut logp = vec![0.0f32; x.stride()];
-    target.eval(&x, &mut s, Some(&mut logp))?;
+    // A score-only target is checked on its score (log p stays 0, finite).
+    target.eval(&x, &mut s, target.has_log_density().then_some(&mut logp[..]))?;
     for i in 0..m {
         let score: Vec<f32> = (0..d).map(|c| s.row(c)[i]).collect();
         if logp[i].is_finite() && score.iter().all(|v| v.is_finite()) {

@@ -59,6 +59,13 @@ pub trait Target: Send + Sync {
     /// that does not depend on x.
     fn eval(&self, x: &Block, score: &mut Block, log_density: Option<&mut [f32]>) -> Result<()>;
 
+    /// Whether [`Target::eval`] can write log p: `false` for targets known only through their
+    /// score (a learned score, a user's score function), which then refuse a `log_density`
+    /// request with a message naming the samplers that need only the score.
+    fn has_log_density(&self) -> bool {
+        true
+    }
+
     /// The score at one point in double precision, when the target can compute it that way;
     /// returns `false` otherwise. Analysis (Newton iteration on the score, Jacobians by
     /// differences) needs more than the samplers' `f32`.

@@ -1,0 +1,153 @@
+"""langevin: Langevin dynamics and score-based generative modeling, from Rust.
+
+Sample any density with the Langevin family, learn scores from data and generate new samples,
+with NumPy arrays in and out. The work runs in the Rust library with Python's GIL released;
+results are float32 arrays of shape (n, d) and reports are dicts with the keys of the command
+line's JSON reports, so a run written here is usable by the `langevin` command and back.
+
+    import numpy as np, langevin as lv
+    t = lv.target("ncsn-toy")
+    x, report = lv.sample(t, sampler="annealed", particles=100_000, seed=1)
+    m = lv.eval(x, target=t)
+"""
+from __future__ import annotations
+
+import json
+import os
+from typing import Any, Callable, Optional, Sequence, Tuple, Union
+
+import numpy as np
+
+from . import _native
+from ._native import Target
+
+__all__ = [
+    "Target",
+    "target",
+    "target_from_toml",
+    "gmm",
+    "potential",
+    "sample",
+    "eval",
+    "analyze",
+    "train",
+    "generate",
+    "SAMPLERS",
+    "__version__",
+]
+__version__ = _native.__version__
+
+#: The samplers `sample` takes (the command line's names).
+SAMPLERS = (
+    "ula", "mala", "annealed", "baoab", "obabo", "underdamped-em", "exact", "reverse-sde",
+    "reverse-diffusion", "pc", "corrector", "ode", "ddpm", "ddim", "edm", "dpmpp-2m",
+)
+
+_SAMPLE_KEYS = ("sampler", "particles", "steps", "warmup", "step_size", "init", "seed", "thin",
+                "adapt", "noise", "friction", "mass", "threads", "dim")
+
+
+def _check_keys(fn: str, given: dict, allowed: Sequence[str]) -> None:
+    bad = sorted(k for k in given if k not in allowed)
+    if bad:
+        raise TypeError(f"{fn}() got unknown keyword argument(s) {', '.join(bad)}; "
+                        f"valid ones: {', '.join(allowed)}")
+
+
+def target(spec: str) -> Target:
+    """A built-in target by spec (``"ncsn-toy"``, ``"gmm40"``, ``"many-well:dim=32"``,
+    ``"gaussian:dim=100,cond=10"``) or the path of a TOML target file."""
+    return _native.target(os.fspath(spec))
+
+
+def target_from_toml(path: Union[str, os.PathLike]) -> Target:
+    """A target described by a TOML file (``kind = "gmm"`` or ``kind = "potential"``)."""
+    return _native.target(os.fspath(path))
+
+
+def gmm(weights: Sequence[float], means: Any, covs: Any) -> Target:
+    """The Gaussian mixture p(x) = Σₖ wₖ N(x; μₖ, Σₖ): weights (k,), means (k, d), covariances
+    as k variances (σ²I), k diagonals (k, d) or k full matrices (k, d, d)."""
+    covs = np.asarray(covs, dtype=np.float64).tolist()
+    return _native.gmm([float(w) for w in weights], np.asarray(means, np.float64).tolist(), covs)
+
+
+def potential(energy: str, variables: Sequence[str], temperature: float = 1.0) -> Target:
+    """The Boltzmann density p(x) ∝ exp(−U(x)/kT) of an energy formula, e.g.
+    ``potential("(x^2-1)^2 + 0.5*y^2", ["x", "y"], temperature=0.5)``."""
+    return _native.potential(energy, list(variables), float(temperature))
+
+
+def sample(target: Union[Target, Callable[[np.ndarray], np.ndarray]], **kwargs: Any) -> Tuple[np.ndarray, dict]:
+    """Sample ``target`` with a Langevin-family or diffusion sampler.
+
+    ``target``: a :class:`Target`, or a Python function ``f(x) -> score`` mapping a float32
+    array (n, d) to the score ∇log p at its rows (give ``dim=d``); it is called once per block
+    of particles per step, with the GIL taken only for the call.
+
+    Keywords (all optional; ``None`` derives the value as the command line does):
+    ``sampler`` ("ula"; see :data:`SAMPLERS`), ``particles`` (10,000), ``steps`` (1,000),
+    ``warmup`` (1,000 for MALA), ``step_size`` (a number, or "auto" from the stiffness),
+    ``init`` (an array (n, d), or a spec such as "uniform:-8,8"), ``seed`` (0), ``thin``,
+    ``adapt`` (MALA: True, False or the target acceptance), ``noise`` (False turns ULA into
+    gradient ascent), ``friction`` and ``mass`` (underdamped), ``threads``.
+
+    ULA: x ← x + τ ∇log p(x) + √(2τ) z.  Returns (samples float32 (n, d), report dict).
+    """
+    _check_keys("sample", kwargs, _SAMPLE_KEYS)
+    dim = kwargs.pop("dim", None)
+    if not isinstance(target, Target):
+        if not callable(target):
+            raise TypeError(f"target: a langevin.Target or a score function, got {type(target).__name__}")
+        if dim is None:
+            raise TypeError("sample(f, ...) with a Python score function needs dim=<dimension>")
+        target = _native.score_function(target, int(dim))
+    elif dim is not None and dim != target.dim:
+        raise ValueError(f"dim={dim} but the target is {target.dim}-dimensional")
+    x, report = _native.sample(target, **kwargs)
+    return x, json.loads(report)
+
+
+def eval(x: np.ndarray, target: Optional[Target] = None, reference: Optional[np.ndarray] = None,
+         **kwargs: Any) -> dict:
+    """Distances between samples ``x`` (n, d) and a target's exact draws or a ``reference``
+    sample set: MMD (Gaussian kernel, median bandwidth), energy distance, sliced Wasserstein,
+    mode weights and per-coordinate Kolmogorov–Smirnov tests where the target allows.
+    Keywords: ``max_points`` (2,000), ``projections`` (128), ``seed`` (0)."""
+    _check_keys("eval", kwargs, ("max_points", "projections", "seed"))
+    return json.loads(_native.evaluate(x, target=target, reference=reference, **kwargs))
+
+
+def analyze(target: Target, **kwargs: Any) -> dict:
+    """The score as a flow (seed 002): stagnation points (modes, saddles) with their
+    Jacobians, the divergence, the stiffness λ_max and the recommended step. Keywords:
+    ``starts`` (64), ``seed`` (0), ``samples`` (typical points; default: the target's)."""
+    _check_keys("analyze", kwargs, ("starts", "seed", "samples"))
+    return json.loads(_native.analyze(target, **kwargs))
+
+
+def train(data: Union[np.ndarray, str], out: Union[str, os.PathLike], **kwargs: Any) -> dict:
+    """Train a score model on the rows of ``data`` (or a built-in data set by name, e.g.
+    "moons", "digits") into the run directory ``out``, as ``langevin train`` does (the same
+    files; the same defaults: EDM, 40,000 steps of 1,024, cosine decay). Keywords:
+    ``objective`` ("edm", "ncsn", "dsm", "flow-matching"), ``steps``, ``batch``, ``lr``,
+    ``width``, ``depth``, ``seed``, ``heldout_fraction`` (0.1), ``resume`` (continue ``out``),
+    ``threads``. Returns a summary dict."""
+    _check_keys("train", kwargs, ("objective", "steps", "batch", "lr", "width", "depth", "seed",
+                                  "heldout_fraction", "resume", "threads"))
+    return json.loads(_native.train(data, os.fspath(out), **kwargs))
+
+
+def generate(run: Union[str, os.PathLike, dict], **kwargs: Any) -> Tuple[np.ndarray, dict]:
+    """Generate from a trained run directory (or the dict :func:`train` returned): ``n``
+    (10,000), ``sampler`` (the model's default: annealed for NCSN, dpmpp-2m otherwise),
+    ``steps``, ``seed``, ``cls`` and ``guidance`` (class-conditional runs), ``threads``.
+    Returns (samples in the data's units, report dict)."""
+    _check_keys("generate", kwargs, ("n", "sampler", "steps", "seed", "cls", "guidance", "threads"))
+    if isinstance(run, dict):
+        run = run["out"]
+    if "cls" in kwargs:
+        c = kwargs.pop("cls")
+        kwargs["class_"] = None if c is None else str(c)
+    x, report = _native.generate(os.fspath(run), **kwargs)
+    return x, json.loads(report)

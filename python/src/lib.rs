@@ -1,0 +1,597 @@
+//! `langevin._native`: the library crates through PyO3. The Python-facing API (keyword
+//! checking, reports as dicts, docstrings) is the thin package in `pysrc/langevin`; this module
+//! converts arrays, runs the library with the GIL released and maps its errors to exceptions.
+//!
+//! Arrays: float32 and float64 2-D arrays of any memory order are read through views (no copy
+//! for float32); results come back as new float32 arrays. Errors: the library's message as a
+//! `ValueError`, wrong array types as `TypeError`, a Python score function's own exception as
+//! itself, with the call that raised it named in a note.
+
+use langevin::block::Block;
+use langevin::sample::{SampleOptions, Sampler, StepSize};
+use langevin::sampler::Init;
+use langevin::target::{Covariance, GaussianMixture, Target};
+use ndarray::{Array2, ArrayView2};
+use numpy::{IntoPyArray, PyArray2, PyArrayMethods, PyUntypedArrayMethods};
+use pyo3::exceptions::{PyTypeError, PyValueError};
+use pyo3::prelude::*;
+use pyo3::types::PyAny;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+fn value_err(e: impl std::fmt::Display) -> PyErr {
+    PyValueError::new_err(e.to_string())
+}
+
+/// A 2-D float array as float32 rows: float32 read in place when C-contiguous, float64 (or
+/// another order) converted. `what` names the argument in messages.
+fn rows_f32(obj: &Bound<'_, PyAny>, what: &str) -> PyResult<Array2<f32>> {
+    if let Ok(a) = obj.cast::<PyArray2<f32>>() {
+        return Ok(a.readonly().as_array().to_owned());
+    }
+    if let Ok(a) = obj.cast::<PyArray2<f64>>() {
+        return Ok(a.readonly().as_array().mapv(|v| v as f32));
+    }
+    if let Ok(a) = obj.cast::<numpy::PyUntypedArray>() {
+        let dtype = a.dtype().str().map(|s| s.to_string()).unwrap_or_else(|_| "?".into());
+        if a.ndim() != 2 {
+            return Err(PyValueError::new_err(format!(
+                "{what}: expected a 2-D array of shape (n, d), got {} dimensions (shape {:?}); reshape it, e.g. x.reshape(-1, d)",
+                a.ndim(),
+                a.shape()
+            )));
+        }
+        return Err(PyTypeError::new_err(format!(
+            "{what}: expected a float32 or float64 array, got dtype {dtype}; convert it with .astype(np.float32)"
+        )));
+    }
+    Err(PyTypeError::new_err(format!(
+        "{what}: expected a NumPy array (float32 or float64, shape (n, d)), got {}",
+        obj.get_type().name().map(|n| n.to_string()).unwrap_or_else(|_| "?".into())
+    )))
+}
+
+fn check_finite(x: ArrayView2<f32>, what: &str) -> PyResult<()> {
+    if let Some((r, c)) = langevin::io::first_non_finite(x) {
+        return Err(PyValueError::new_err(format!(
+            "{what}: row {r} column {c} is {} (rows and columns counted from 0); remove or replace it",
+            x[[r, c]]
+        )));
+    }
+    Ok(())
+}
+
+/// A target density: its score (and log-density where known) at any point.
+#[pyclass(name = "Target", module = "langevin._native", frozen)]
+struct PyTarget {
+    inner: Arc<dyn Target>,
+    warnings: Vec<String>,
+    /// For a Python score function: the exception it raised, to re-raise as itself.
+    raised: Option<Arc<Mutex<Option<PyErr>>>>,
+}
+
+#[pymethods]
+impl PyTarget {
+    #[getter]
+    fn dim(&self) -> usize {
+        self.inner.dim()
+    }
+    #[getter]
+    fn name(&self) -> String {
+        self.inner.name()
+    }
+    #[getter]
+    fn warnings(&self) -> Vec<String> {
+        self.warnings.clone()
+    }
+    /// The score ∇ log p at the rows of `x` (n, d).
+    fn score<'py>(&self, py: Python<'py>, x: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyArray2<f32>>> {
+        let x = rows_f32(x, "x")?;
+        self.check_dim(&x)?;
+        let t = self.inner.clone();
+        let out = py.detach(|| -> langevin::Result<Array2<f32>> {
+            let b = Block::from_rows(x.view());
+            let mut s = Block::zeros(b.dim(), b.len());
+            t.eval(&b, &mut s, None)?;
+            let mut out = Array2::zeros(x.dim());
+            s.write_rows(out.view_mut());
+            Ok(out)
+        });
+        Ok(self.map(out)?.into_pyarray(py))
+    }
+    fn __repr__(&self) -> String {
+        format!("<langevin.Target {} in {} dimensions>", self.inner.name(), self.inner.dim())
+    }
+}
+
+impl PyTarget {
+    fn new(inner: Arc<dyn Target>, warnings: Vec<String>) -> Self {
+        PyTarget { inner, warnings, raised: None }
+    }
+    fn check_dim(&self, x: &Array2<f32>) -> PyResult<()> {
+        if x.ncols() != self.inner.dim() {
+            return Err(PyValueError::new_err(format!(
+                "x has {} columns but the target is {}-dimensional",
+                x.ncols(),
+                self.inner.dim()
+            )));
+        }
+        Ok(())
+    }
+    /// A library error, or the Python exception a score function raised behind it.
+    fn map<T>(&self, r: langevin::Result<T>) -> PyResult<T> {
+        r.map_err(|e| {
+            if let Some(slot) = &self.raised
+                && let Some(err) = slot.lock().ok().and_then(|mut s| s.take())
+            {
+                return err;
+            }
+            value_err(e)
+        })
+    }
+}
+
+/// A built-in target by spec (`"ncsn-toy"`, `"many-well:dim=32"`) or a TOML file's path.
+#[pyfunction]
+fn target(spec: &str) -> PyResult<PyTarget> {
+    let (t, warnings) = langevin::target::load_target(spec).map_err(value_err)?;
+    Ok(PyTarget::new(t, warnings))
+}
+
+/// A Gaussian mixture from weights (k,), means (k, d) and covariances: (k,) variances,
+/// (k, d) diagonals or (k, d, d) full matrices.
+#[pyfunction]
+fn gmm(weights: Vec<f64>, means: Vec<Vec<f64>>, covs: &Bound<'_, PyAny>) -> PyResult<PyTarget> {
+    let covariances: Vec<Covariance> = if let Ok(v) = covs.extract::<Vec<f64>>() {
+        v.into_iter().map(Covariance::Isotropic).collect()
+    } else if let Ok(v) = covs.extract::<Vec<Vec<f64>>>() {
+        v.into_iter().map(Covariance::Diagonal).collect()
+    } else if let Ok(v) = covs.extract::<Vec<Vec<Vec<f64>>>>() {
+        let mut out = Vec::with_capacity(v.len());
+        for (i, m) in v.into_iter().enumerate() {
+            let d = m.len();
+            if m.iter().any(|r| r.len() != d) {
+                return Err(PyValueError::new_err(format!("covs[{i}] is not a square matrix")));
+            }
+            out.push(Covariance::Full(Array2::from_shape_fn((d, d), |(a, b)| m[a][b])));
+        }
+        out
+    } else {
+        return Err(PyTypeError::new_err(
+            "covs: expected k variances, k diagonals (k, d) or k full matrices (k, d, d) of numbers",
+        ));
+    };
+    let m = GaussianMixture::new(weights, means, covariances).map_err(value_err)?;
+    Ok(PyTarget::new(Arc::new(m), vec![]))
+}
+
+/// p ∝ exp(−U/kT) for an energy formula in the named variables.
+#[pyfunction]
+#[pyo3(signature = (energy, variables, temperature=1.0))]
+fn potential(energy: &str, variables: Vec<String>, temperature: f64) -> PyResult<PyTarget> {
+    let p = langevin::target::ExpressionPotential::parse(energy, &variables).map_err(value_err)?;
+    let t = langevin::target::Boltzmann::new(p, temperature).map_err(value_err)?;
+    Ok(PyTarget::new(Arc::new(t), vec![]))
+}
+
+/// A score written in Python: `f(x) -> score`, batched over rows.
+struct PyScore {
+    f: Py<PyAny>,
+    dim: usize,
+    calls: AtomicU64,
+    raised: Arc<Mutex<Option<PyErr>>>,
+}
+
+impl Target for PyScore {
+    fn dim(&self) -> usize {
+        self.dim
+    }
+    fn name(&self) -> String {
+        "python-score".into()
+    }
+    fn has_log_density(&self) -> bool {
+        false
+    }
+    fn eval(&self, x: &Block, score: &mut Block, log_density: Option<&mut [f32]>) -> langevin::Result<()> {
+        if log_density.is_some() {
+            return Err(langevin::Error::msg(
+                "a Python score function gives no log-density: use a sampler that needs only the score (ula, baoab, obabo, underdamped-em)",
+            ));
+        }
+        let call = self.calls.fetch_add(1, Ordering::Relaxed) + 1;
+        let mut rows = Array2::<f32>::zeros((x.len(), self.dim));
+        x.write_rows(rows.view_mut());
+        let result: PyResult<Array2<f32>> = Python::attach(|py| {
+            let out = self.f.call1(py, (rows.into_pyarray(py),))?;
+            let out = rows_f32(out.bind(py), "the score function's result")?;
+            if out.dim() != (x.len(), self.dim) {
+                return Err(PyValueError::new_err(format!(
+                    "the score function returned shape {:?} for input of shape ({}, {}); it must return one score row per input row",
+                    out.dim(),
+                    x.len(),
+                    self.dim
+                )));
+            }
+            Ok(out)
+        });
+        match result {
+            Ok(s) => {
+                if let Some((r, c)) = langevin::io::first_non_finite(s.view()) {
+                    return Err(langevin::Error::msg(format!(
+                        "the score function returned {} at row {r} column {c} (call {call}); check it, or lower the step size if the particles diverged",
+                        s[[r, c]]
+                    )));
+                }
+                *score = Block::from_rows(s.view());
+                Ok(())
+            }
+            Err(e) => {
+                let msg = format!("the score function raised at its call {call}: {e}");
+                Python::attach(|py| {
+                    let _ = e
+                        .value(py)
+                        .call_method1("add_note", (format!("raised in langevin's call {call} of the score function"),));
+                });
+                if let Ok(mut slot) = self.raised.lock()
+                    && slot.is_none()
+                {
+                    *slot = Some(e);
+                }
+                Err(langevin::Error::msg(msg))
+            }
+        }
+    }
+}
+
+/// A target from a Python score function `f(x: ndarray (n, d)) -> ndarray (n, d)`.
+#[pyfunction]
+fn score_function(f: Py<PyAny>, dim: usize) -> PyResult<PyTarget> {
+    if dim == 0 {
+        return Err(PyValueError::new_err("dim must be at least 1"));
+    }
+    let raised = Arc::new(Mutex::new(None));
+    let s = PyScore { f, dim, calls: AtomicU64::new(0), raised: raised.clone() };
+    Ok(PyTarget { inner: Arc::new(s), warnings: vec![], raised: Some(raised) })
+}
+
+fn pool(threads: Option<usize>) -> PyResult<Option<rayon::ThreadPool>> {
+    match threads {
+        None => Ok(None),
+        Some(0) => Err(PyValueError::new_err("threads must be at least 1")),
+        Some(n) => rayon::ThreadPoolBuilder::new().num_threads(n).build().map(Some).map_err(value_err),
+    }
+}
+
+fn in_pool<T: Send>(p: &Option<rayon::ThreadPool>, f: impl FnOnce() -> T + Send) -> T {
+    match p {
+        Some(p) => p.install(f),
+        None => f(),
+    }
+}
+
+/// Sample a target: (samples float32 (n, d), report as JSON).
+#[pyfunction]
+#[pyo3(signature = (target, sampler="ula", particles=None, steps=None, warmup=None, step_size=None, init=None, seed=0, thin=None, adapt=None, noise=true, friction=None, mass=None, threads=None))]
+#[allow(clippy::too_many_arguments)]
+fn sample<'py>(
+    py: Python<'py>,
+    target: &PyTarget,
+    sampler: &str,
+    particles: Option<usize>,
+    steps: Option<usize>,
+    warmup: Option<usize>,
+    step_size: Option<&Bound<'py, PyAny>>,
+    init: Option<&Bound<'py, PyAny>>,
+    seed: u64,
+    thin: Option<usize>,
+    adapt: Option<&Bound<'py, PyAny>>,
+    noise: bool,
+    friction: Option<f64>,
+    mass: Option<Vec<f64>>,
+    threads: Option<usize>,
+) -> PyResult<(Bound<'py, PyArray2<f32>>, String)> {
+    let mut s = Sampler::from_name(sampler).map_err(value_err)?;
+    match &mut s {
+        Sampler::Ula { noise: n } | Sampler::Annealed { noise: n, .. } => *n = noise,
+        _ if !noise => {
+            return Err(PyValueError::new_err(format!("noise=False applies to ula and annealed, not {sampler}")));
+        }
+        _ => {}
+    }
+    if let Some(a) = adapt {
+        match &mut s {
+            Sampler::Mala { adapt: slot } => {
+                *slot = if let Ok(b) = a.extract::<bool>() {
+                    b.then_some(0.574)
+                } else {
+                    Some(
+                        a.extract::<f64>()
+                            .map_err(|_| PyTypeError::new_err("adapt: True, False or a target acceptance in (0, 1)"))?,
+                    )
+                }
+            }
+            _ => return Err(PyValueError::new_err(format!("adapt applies to mala, not {sampler}"))),
+        }
+    }
+    if friction.is_some() || mass.is_some() {
+        match &mut s {
+            Sampler::Underdamped { mass: m, friction: g, .. } => {
+                if let Some(v) = friction {
+                    *g = v;
+                }
+                if let Some(v) = mass {
+                    *m = v;
+                }
+            }
+            _ => {
+                return Err(PyValueError::new_err(format!(
+                    "friction and mass apply to baoab, obabo and underdamped-em, not {sampler}"
+                )));
+            }
+        }
+    }
+    let step_size = match step_size {
+        None => StepSize::Default,
+        Some(v) => {
+            if let Ok(t) = v.extract::<f64>() {
+                StepSize::Given(t)
+            } else if v.extract::<String>().is_ok_and(|s| s == "auto") {
+                StepSize::Auto
+            } else {
+                return Err(PyTypeError::new_err("step_size: a number or \"auto\""));
+            }
+        }
+    };
+    let init = match init {
+        None => None,
+        Some(v) => {
+            if let Ok(s) = v.extract::<String>() {
+                Some(Init::parse(&s).map_err(value_err)?)
+            } else {
+                let x = rows_f32(v, "init")?;
+                check_finite(x.view(), "init")?;
+                target.check_dim(&x)?;
+                Some(Init::Rows(Arc::new(x)))
+            }
+        }
+    };
+    let opts =
+        SampleOptions { sampler: s, step_size, init, particles, steps, warmup, thin, seed, ..Default::default() };
+    let p = pool(threads)?;
+    let t = target.inner.clone();
+    let out = py.detach(|| in_pool(&p, || langevin::sample::sample(t.as_ref(), &opts)));
+    let out = target.map(out)?;
+    let report = serde_json::to_string(&out.report).map_err(value_err)?;
+    Ok((out.run.samples.into_pyarray(py), report))
+}
+
+/// Distances between samples and a target's exact draws or a reference set, as JSON.
+#[pyfunction]
+#[pyo3(signature = (x, target=None, reference=None, max_points=2000, projections=128, seed=0))]
+fn evaluate(
+    py: Python<'_>,
+    x: &Bound<'_, PyAny>,
+    target: Option<&PyTarget>,
+    reference: Option<&Bound<'_, PyAny>>,
+    max_points: usize,
+    projections: usize,
+    seed: u64,
+) -> PyResult<String> {
+    let x = rows_f32(x, "x")?;
+    check_finite(x.view(), "x")?;
+    let r = reference.map(|r| rows_f32(r, "reference")).transpose()?;
+    if let Some(r) = &r {
+        check_finite(r.view(), "reference")?;
+        if r.ncols() != x.ncols() {
+            return Err(PyValueError::new_err(format!("x has {} columns, reference {}", x.ncols(), r.ncols())));
+        }
+    }
+    if let Some(t) = target {
+        t.check_dim(&x)?;
+    }
+    let o = langevin::metrics::EvalOptions { max_points, projections, seed };
+    let t = target.map(|t| t.inner.clone());
+    let rep = py.detach(|| langevin::metrics::evaluate(x.view(), t.as_deref(), r.as_ref().map(|r| r.view()), &o));
+    serde_json::to_string(&rep.map_err(value_err)?).map_err(value_err)
+}
+
+/// Stagnation points, stiffness and the recommended step of a target's score field, as JSON.
+#[pyfunction]
+#[pyo3(signature = (target, starts=64, seed=0, samples=None))]
+fn analyze(
+    py: Python<'_>,
+    target: &PyTarget,
+    starts: usize,
+    seed: u64,
+    samples: Option<&Bound<'_, PyAny>>,
+) -> PyResult<String> {
+    if starts == 0 {
+        return Err(PyValueError::new_err("starts must be at least 1"));
+    }
+    let t = target.inner.clone();
+    let given = samples.map(|s| rows_f32(s, "samples")).transpose()?;
+    if let Some(s) = &given {
+        check_finite(s.view(), "samples")?;
+        target.check_dim(s)?;
+    }
+    let rep = py.detach(|| -> langevin::Result<String> {
+        let samples = match given {
+            Some(s) => s.mapv(|v| v as f64),
+            None => langevin::analysis::typical_samples(t.as_ref(), 2000, seed)?,
+        };
+        let f = langevin::analysis::Field::new(t.as_ref());
+        let region = langevin::analysis::Region::default_for(t.as_ref(), &samples);
+        let o = langevin::analysis::AnalyzeOptions { region, starts, seed, step_size: None };
+        let r = langevin::analysis::analyze(&f, &samples, &o)?;
+        serde_json::to_string(&r).map_err(|e| langevin::Error::msg(e.to_string()))
+    });
+    target.map(rep)
+}
+
+/// Train a model on the rows of `data` (or a built-in data set by name) into the run directory
+/// `out`, as `langevin train` does; returns a JSON summary.
+#[pyfunction]
+#[pyo3(signature = (data, out, objective=None, steps=None, batch=None, lr=None, width=None, depth=None, seed=None, heldout_fraction=0.1, resume=false, threads=None))]
+#[allow(clippy::too_many_arguments)]
+fn train(
+    py: Python<'_>,
+    data: &Bound<'_, PyAny>,
+    out: PathBuf,
+    objective: Option<&str>,
+    steps: Option<usize>,
+    batch: Option<usize>,
+    lr: Option<f64>,
+    width: Option<usize>,
+    depth: Option<usize>,
+    seed: Option<u64>,
+    heldout_fraction: f64,
+    resume: bool,
+    threads: Option<usize>,
+) -> PyResult<String> {
+    use langevin_learn::checkpoint::RunDir;
+    let dev = candle_core::Device::Cpu;
+    let run = RunDir::new(&out);
+    let p = pool(threads)?;
+    if resume {
+        if objective.is_some()
+            || batch.is_some()
+            || lr.is_some()
+            || width.is_some()
+            || depth.is_some()
+            || seed.is_some()
+        {
+            return Err(PyValueError::new_err(
+                "resume=True continues a run with its saved settings; give only steps (to train longer)",
+            ));
+        }
+        let res = py.detach(|| {
+            in_pool(&p, || -> langevin::Result<String> {
+                let _lock = run.lock()?;
+                let mut t = run.resume(&dev, steps)?;
+                finish(&run, &mut t)
+            })
+        });
+        return res.map_err(value_err);
+    }
+    let (x, source) = if let Ok(name) = data.extract::<String>() {
+        (None, name)
+    } else {
+        let x = rows_f32(data, "data")?;
+        check_finite(x.view(), "data")?;
+        (Some(x), "array".to_string())
+    };
+    let objective = objective
+        .map(|o| langevin_learn::objective::Objective::from_name(o, None, None))
+        .transpose()
+        .map_err(value_err)?;
+    let recipe =
+        langevin_learn::train::Recipe { objective, steps, batch, lr, width, depth, seed, ..Default::default() };
+    let res = py.detach(|| {
+        in_pool(&p, || -> langevin::Result<String> {
+            // Built-in sets as `langevin train --data NAME` draws them (the same points).
+            let real = source == "digits" && x.is_none();
+            let x = match x {
+                Some(x) => x,
+                None if real => langevin_learn::data::digits()?.0,
+                None => {
+                    let mut rng = langevin::rng::LaneRng::new(seed.unwrap_or(0), 0xDA7A);
+                    langevin_learn::data::generate_labeled(&source, 20_000, &mut rng)?.0
+                }
+            };
+            let rows = x.nrows() - langevin_learn::data::heldout_count(x.nrows(), heldout_fraction);
+            let (net, tc) = recipe.configs(false, rows, x.ncols())?;
+            let new = langevin_learn::checkpoint::new_labeled_run(
+                &x,
+                None,
+                real,
+                &source,
+                0,
+                heldout_fraction,
+                &langevin_learn::ladder::LadderOptions::default(),
+                net,
+                tc,
+                &dev,
+            )?;
+            run.check_new()?;
+            let _lock = run.lock()?;
+            run.start(&new)?;
+            let mut t = new.trainer;
+            finish(&run, &mut t)
+        })
+    });
+    res.map_err(value_err)
+}
+
+/// Train `t` to its configured steps with the CLI's observers (metrics log, checkpoints).
+fn finish(
+    run: &langevin_learn::checkpoint::RunDir,
+    t: &mut langevin_learn::train::Trainer,
+) -> langevin::Result<String> {
+    use langevin_learn::fit::{CheckpointEvery, MetricsLog, fit};
+    let total = t.config.steps;
+    let mut log = MetricsLog::open(run, 100, 1000)?;
+    let mut ckpt = CheckpointEvery::new(run.clone(), 1000);
+    let s = fit(t, total, &mut [&mut log, &mut ckpt])?;
+    Ok(serde_json::json!({
+        "steps": t.step,
+        "seconds": s.seconds,
+        "heldout_loss": s.heldout_loss,
+        "out": run.file("").display().to_string(),
+    })
+    .to_string())
+}
+
+/// Samples from a trained run: (float32 (n, d) in the data's units, report as JSON).
+#[pyfunction]
+#[pyo3(signature = (run, n=10000, sampler=None, steps=None, seed=0, class_=None, guidance=0.0, threads=None))]
+#[allow(clippy::too_many_arguments)]
+fn generate<'py>(
+    py: Python<'py>,
+    run: PathBuf,
+    n: usize,
+    sampler: Option<&str>,
+    steps: Option<usize>,
+    seed: u64,
+    class_: Option<String>,
+    guidance: f64,
+    threads: Option<usize>,
+) -> PyResult<(Bound<'py, PyArray2<f32>>, String)> {
+    use langevin_learn::generate::{GenSampler, GenerateOptions};
+    let p = pool(threads)?;
+    let sampler = sampler.map(|s| s.to_string());
+    let res = py.detach(|| {
+        in_pool(&p, || -> langevin::Result<(Array2<f32>, String)> {
+            let model = Arc::new(langevin_learn::checkpoint::TrainedModel::load(&run, &candle_core::Device::Cpu)?);
+            let gs = match sampler.as_deref() {
+                Some(name) => GenSampler::from_name(name)?,
+                None => GenSampler::default_for(&model.config),
+            };
+            let mut o = GenerateOptions { n, sampler: gs, seed, class: class_, guidance, ..Default::default() };
+            if let Some(k) = steps {
+                o.diffusion.steps = Some(k);
+            }
+            let g = langevin_learn::generate::generate(model, &o)?;
+            let report = serde_json::to_string(&g.report).map_err(|e| langevin::Error::msg(e.to_string()))?;
+            Ok((g.samples, report))
+        })
+    });
+    let (x, report) = res.map_err(value_err)?;
+    Ok((x.into_pyarray(py), report))
+}
+
+#[pymodule]
+fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_class::<PyTarget>()?;
+    m.add_function(wrap_pyfunction!(target, m)?)?;
+    m.add_function(wrap_pyfunction!(gmm, m)?)?;
+    m.add_function(wrap_pyfunction!(potential, m)?)?;
+    m.add_function(wrap_pyfunction!(score_function, m)?)?;
+    m.add_function(wrap_pyfunction!(sample, m)?)?;
+    m.add_function(wrap_pyfunction!(evaluate, m)?)?;
+    m.add_function(wrap_pyfunction!(analyze, m)?)?;
+    m.add_function(wrap_pyfunction!(train, m)?)?;
+    m.add_function(wrap_pyfunction!(generate, m)?)?;
+    m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    Ok(())
+}

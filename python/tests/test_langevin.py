@@ -1,0 +1,160 @@
+"""Tests of the Python package: every call a user makes, its results against the library's
+(and the command line's, where the binary is built), and every bad input's message."""
+import json
+import os
+import pathlib
+import subprocess
+
+import numpy as np
+import pytest
+
+import langevin as lv
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+CLI = ROOT / "target" / "release" / "langevin"
+
+
+def test_builtin_target_and_exact_sampler_agree_with_the_target():
+    t = lv.target("ncsn-toy")
+    assert t.dim == 2 and "ncsn" in t.name
+    x, report = lv.sample(t, sampler="annealed", particles=20_000, seed=1)
+    assert x.dtype == np.float32 and x.shape == (20_000, 2)
+    # The NCSN toy: weights 0.8 at (5, 5) and 0.2 at (-5, -5); annealed Langevin recovers them.
+    w = report["mode_weights"]
+    assert abs(w[0] - 0.8) < 0.02 and abs(w[1] - 0.2) < 0.02, w
+    m = lv.eval(x, target=t)
+    print(json.dumps(m)[:400])
+    assert 0 < m["mmd"] < 0.05, m
+
+
+def test_plain_ula_collapses_onto_modes_without_noise():
+    # Seed 001: without noise the dynamics is gradient ascent and every particle sits on a mode.
+    t = lv.target("ncsn-toy")
+    x, _ = lv.sample(t, sampler="ula", noise=False, particles=2000, steps=2000, seed=3)
+    d = np.minimum(np.linalg.norm(x - 5, axis=1), np.linalg.norm(x + 5, axis=1))
+    assert np.max(d) < 1e-2
+    y, _ = lv.sample(t, sampler="ula", particles=2000, steps=2000, seed=3)
+    assert np.std(y[:, 0]) > 1.0
+
+
+def test_same_seed_same_bits_whatever_the_threads():
+    t = lv.target("gmm40")
+    a, _ = lv.sample(t, sampler="mala", particles=3000, steps=200, seed=5, threads=1)
+    b, _ = lv.sample(t, sampler="mala", particles=3000, steps=200, seed=5, threads=2)
+    assert a.tobytes() == b.tobytes()
+    c, _ = lv.sample(t, sampler="mala", particles=3000, steps=200, seed=6, threads=2)
+    assert a.tobytes() != c.tobytes()
+
+
+@pytest.mark.skipif(not CLI.exists(), reason="the langevin binary is not built (cargo build --release)")
+def test_same_arrays_as_the_command_line(tmp_path):
+    out = tmp_path / "cli.npy"
+    subprocess.run([str(CLI), "sample", "--target", "ncsn-toy", "--sampler", "mala", "--particles", "500",
+                    "--steps", "100", "--seed", "9", "--out", str(out), "-q"], check=True)
+    x, _ = lv.sample(lv.target("ncsn-toy"), sampler="mala", particles=500, steps=100, seed=9)
+    assert np.load(out).tobytes() == x.tobytes()
+
+
+def test_gaussian_mixture_from_arrays_and_a_formula_potential():
+    # Modes 8 standard deviations apart: annealed Langevin (through the mixture's exact
+    # perturbed scores) gets the weights right where MALA would keep its start's split.
+    t = lv.gmm([0.3, 0.7], [[-2.0, 0.0], [2.0, 0.0]], [0.25, 0.25])
+    x, report = lv.sample(t, sampler="annealed", particles=4000, seed=2)
+    assert abs(np.mean(x[:, 0] > 0) - 0.7) < 0.03
+    assert abs(report["mode_weights"][1] - 0.7) < 0.03
+    # A double well in x, Gaussian in y: p ∝ exp(−U/kT) with kT = 0.5, so y has variance kT = 0.5.
+    p = lv.potential("(x^2-1)^2 + 0.5*y^2", ["x", "y"], temperature=0.5)
+    y, _ = lv.sample(p, sampler="mala", particles=8000, steps=500, seed=4)
+    assert abs(np.var(y[:, 1]) - 0.5) < 0.03
+    assert abs(np.mean(y[:, 0] > 0) - 0.5) < 0.03
+
+
+def test_python_score_function_runs_inside_the_sampler():
+    # Score of N(1, 0.5² I): -(x - 1)/0.25.
+    calls = []
+
+    def score(x):
+        calls.append(x.shape)
+        return -(x - 1.0) / 0.25
+
+    x, _ = lv.sample(score, dim=3, sampler="ula", particles=4000, steps=400, step_size=0.01, seed=1)
+    assert x.shape == (4000, 3) and calls and calls[0][1] == 3
+    assert np.all(np.abs(x.mean(0) - 1.0) < 0.03)
+    assert np.all(np.abs(x.std(0) - 0.5) < 0.03)
+
+
+def test_errors_from_the_score_function_propagate_as_themselves():
+    def bad(x):
+        raise KeyError("boom")
+
+    with pytest.raises(KeyError, match="boom") as e:
+        lv.sample(bad, dim=2, sampler="ula", particles=10, steps=5)
+    assert any("call 1" in n for n in getattr(e.value, "__notes__", []))
+
+    with pytest.raises(ValueError, match="shape"):
+        lv.sample(lambda x: x[:, :1], dim=2, sampler="ula", particles=10, steps=5)
+    with pytest.raises(ValueError, match="NaN at row 0"):
+        lv.sample(lambda x: x * np.nan, dim=2, sampler="ula", particles=10, steps=5)
+    with pytest.raises(ValueError, match="log-density"):
+        lv.sample(lambda x: -x, dim=2, sampler="mala", particles=10, steps=5)
+
+
+def test_bad_input_is_refused_with_the_fix():
+    t = lv.target("ncsn-toy")
+    with pytest.raises(ValueError, match="unknown sampler 'nope'"):
+        lv.sample(t, sampler="nope")
+    with pytest.raises(TypeError, match="valid ones"):
+        lv.sample(t, sampler="ula", partcles=10)
+    with pytest.raises(TypeError, match="float32 or float64"):
+        lv.sample(t, init=np.zeros((4, 2), dtype=np.int64))
+    with pytest.raises(ValueError, match="2-D"):
+        lv.sample(t, init=np.zeros(4, dtype=np.float32))
+    with pytest.raises(ValueError, match="columns"):
+        lv.sample(t, init=np.zeros((4, 3), dtype=np.float32))
+    x = np.zeros((4, 2), dtype=np.float32)
+    x[2, 1] = np.nan
+    with pytest.raises(ValueError, match="row 2 column 1"):
+        lv.sample(t, init=x)
+    with pytest.raises(ValueError, match="unknown"):
+        lv.target("no-such-target")
+    with pytest.raises(ValueError):
+        lv.potential("x^^2", ["x"])
+    with pytest.raises(ValueError, match="no such run directory"):
+        lv.generate("/nonexistent/run")
+    with pytest.raises(TypeError, match="valid ones"):
+        lv.eval(x, targt=t)
+
+
+def test_init_arrays_of_both_float_types_and_any_order():
+    t = lv.target("ncsn-toy")
+    base = np.random.default_rng(0).normal(size=(64, 2))
+    a, _ = lv.sample(t, sampler="ula", init=base.astype(np.float32), steps=10, seed=1)
+    b, _ = lv.sample(t, sampler="ula", init=np.asfortranarray(base.astype(np.float32)), steps=10, seed=1)
+    c, _ = lv.sample(t, sampler="ula", init=base.astype(np.float64), steps=10, seed=1)
+    assert a.shape == (64, 2) and a.tobytes() == b.tobytes() == c.tobytes()
+
+
+def test_analyze_finds_the_modes_and_the_saddle():
+    r = lv.analyze(lv.potential("(x^2-1)^2 + y^2", ["x", "y"]))
+    kinds = sorted(p["type"] for p in r["stagnation_points"])
+    assert kinds.count("sink") == 2 and kinds.count("saddle") == 1, kinds
+
+
+def test_train_and_generate_share_runs_with_the_command_line(tmp_path):
+    rng = np.random.default_rng(0)
+    data = np.concatenate([rng.normal(-2, 0.3, size=(1500, 2)), rng.normal(2, 0.3, size=(500, 2))]).astype(np.float32)
+    s = lv.train(data, tmp_path / "run", objective="edm", steps=1500, seed=1)
+    assert s["steps"] == 1500 and (tmp_path / "run" / "config.json").exists()
+    x, report = lv.generate(s, n=4000, seed=2)
+    assert x.shape == (4000, 2)
+    right = np.mean(x[:, 0] > 0)
+    assert abs(right - 0.25) < 0.04, right
+    # resume continues the same run
+    s2 = lv.train(None, tmp_path / "run", resume=True, steps=1600)
+    assert s2["steps"] == 1600
+    if CLI.exists():
+        out = tmp_path / "cli.npy"
+        subprocess.run([str(CLI), "generate", "--model", str(tmp_path / "run"), "--n", "4000", "--seed", "2",
+                        "--out", str(out), "-q"], check=True)
+        y, _ = lv.generate(tmp_path / "run", n=4000, seed=2)
+        assert np.load(out).tobytes() == y.tobytes()
