@@ -18,7 +18,6 @@
 use crate::ops;
 use gemm::{Parallelism, gemm};
 use rayon::prelude::*;
-use std::cell::RefCell;
 
 /// A view of the network's parameters: `params[2i]` is layer i's weight, (`sizes[i]` ×
 /// `sizes[i+1]`) row-major, and `params[2i+1]` its bias; `freqs` are the Fourier frequencies.
@@ -270,36 +269,31 @@ impl Layers<'_> {
     }
 
     /// Output rows of the network (no activations kept), for inference: chunks of rows in
-    /// parallel.
+    /// parallel, each with buffers of its own (nothing is held across the nested parallel
+    /// calls, where a thread may pick up another chunk while it waits).
     pub fn infer(&self, x: &[f32], noise: &[f32], labels: Option<&[Option<usize>]>, out: &mut Vec<f32>) {
-        thread_local! {
-            static BUFS: RefCell<[Vec<f32>; 3]> = RefCell::new(Default::default());
-        }
-        let (d, depth) = (self.dim, self.depth());
+        let (d, depth, width) = (self.dim, self.depth(), self.sizes[0]);
+        let mut all_input = Vec::new();
+        self.input(x, noise, labels, &mut all_input);
         out.clear();
         out.resize(noise.len() * d, 0.0);
         let par = inner(noise.len().div_ceil(CHUNK_ROWS));
-        out.par_chunks_mut(CHUNK_ROWS * d).enumerate().for_each(|(k, o)| {
-            let r0 = k * CHUNK_ROWS;
+        out.par_chunks_mut(CHUNK_ROWS * d).zip(all_input.par_chunks(CHUNK_ROWS * width)).for_each(|(o, first)| {
             let rows = o.len() / d;
-            BUFS.with(|bufs| {
-                let [input, pre, act] = &mut *bufs.borrow_mut();
-                let labels = labels.map(|l| &l[r0..r0 + rows]);
-                self.input(&x[r0 * d..(r0 + rows) * d], &noise[r0..r0 + rows], labels, input);
-                for i in 0..depth {
-                    let (fan_in, fan_out) = (self.sizes[i], self.sizes[i + 1]);
-                    let (w, b) = (&self.params[2 * i], &self.params[2 * i + 1]);
-                    resize(pre, rows * fan_out);
-                    matmul(par, rows, fan_out, fan_in, pre, input, fan_in, 1, w, fan_out, 1);
-                    if i + 1 < depth {
-                        resize(act, rows * fan_out);
-                        ops::bias_silu_rows_into(pre, b, act);
-                        std::mem::swap(input, act);
-                    } else {
-                        ops::bias_add_rows_into(pre, b, o);
-                    }
+            let (mut input, mut pre, mut act) = (first.to_vec(), Vec::new(), Vec::new());
+            for i in 0..depth {
+                let (fan_in, fan_out) = (self.sizes[i], self.sizes[i + 1]);
+                let (w, b) = (&self.params[2 * i], &self.params[2 * i + 1]);
+                resize(&mut pre, rows * fan_out);
+                matmul(par, rows, fan_out, fan_in, &mut pre, &input, fan_in, 1, w, fan_out, 1);
+                if i + 1 < depth {
+                    resize(&mut act, rows * fan_out);
+                    ops::bias_silu_rows_into(&pre, b, &mut act);
+                    std::mem::swap(&mut input, &mut act);
+                } else {
+                    ops::bias_add_rows_into(&pre, b, o);
                 }
-            });
+            }
         });
     }
 }
