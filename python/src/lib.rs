@@ -175,9 +175,11 @@ fn potential(energy: &str, variables: Vec<String>, temperature: f64) -> PyResult
     Ok(PyTarget::new(Arc::new(t), vec![]))
 }
 
-/// A score written in Python: `f(x) -> score`, batched over rows.
+/// A score written in Python: `f(x) -> score`, batched over rows, and optionally its
+/// log-density `g(x) -> (n,)` (up to a constant), which MALA's accept/reject step needs.
 struct PyScore {
     f: Py<PyAny>,
+    log_density: Option<Py<PyAny>>,
     dim: usize,
     calls: AtomicU64,
     raised: Arc<Mutex<Option<PyErr>>>,
@@ -191,19 +193,21 @@ impl Target for PyScore {
         "python-score".into()
     }
     fn has_log_density(&self) -> bool {
-        false
+        self.log_density.is_some()
     }
     fn eval(&self, x: &Block, score: &mut Block, log_density: Option<&mut [f32]>) -> langevin::Result<()> {
-        if log_density.is_some() {
+        if log_density.is_some() && self.log_density.is_none() {
             return Err(langevin::Error::msg(
-                "a Python score function gives no log-density: use a sampler that needs only the score (ula, baoab, obabo, underdamped-em)",
+                "a Python score function without log_density= gives no log-density: pass log_density=g (g(x) -> log p(x) per row, up to a constant), or use a sampler that needs only the score (ula, baoab, obabo, underdamped-em)",
             ));
         }
         let call = self.calls.fetch_add(1, Ordering::Relaxed) + 1;
         let mut rows = Array2::<f32>::zeros((x.len(), self.dim));
         x.write_rows(rows.view_mut());
-        let result: PyResult<Array2<f32>> = Python::attach(|py| {
-            let out = self.f.call1(py, (rows.into_pyarray(py),))?;
+        let want_logp = log_density.is_some();
+        let result: PyResult<(Array2<f32>, Option<Vec<f32>>)> = Python::attach(|py| {
+            let arr = rows.into_pyarray(py);
+            let out = self.f.call1(py, (arr.clone(),))?;
             let out = rows_f32(out.bind(py), "the score function's result")?;
             if out.dim() != (x.len(), self.dim) {
                 return Err(PyValueError::new_err(format!(
@@ -213,10 +217,27 @@ impl Target for PyScore {
                     self.dim
                 )));
             }
-            Ok(out)
+            let logp = match (&self.log_density, want_logp) {
+                (Some(g), true) => {
+                    let v = g.call1(py, (arr,))?;
+                    let v: Vec<f64> = v.bind(py).call_method0("tolist")?.extract().map_err(|_| {
+                        PyValueError::new_err("log_density must return a 1-D array of one number per row")
+                    })?;
+                    if v.len() != x.len() {
+                        return Err(PyValueError::new_err(format!(
+                            "log_density returned {} values for {} rows; it must return one per row",
+                            v.len(),
+                            x.len()
+                        )));
+                    }
+                    Some(v.into_iter().map(|l| l as f32).collect())
+                }
+                _ => None,
+            };
+            Ok((out, logp))
         });
         match result {
-            Ok(s) => {
+            Ok((s, logp)) => {
                 if let Some((r, c)) = langevin::io::first_non_finite(s.view()) {
                     return Err(langevin::Error::msg(format!(
                         "the score function returned {} at row {r} column {c} (call {call}); check it, or lower the step size if the particles diverged",
@@ -224,6 +245,9 @@ impl Target for PyScore {
                     )));
                 }
                 *score = Block::from_rows(s.view());
+                if let (Some(dst), Some(v)) = (log_density, logp) {
+                    dst[..v.len()].copy_from_slice(&v);
+                }
                 Ok(())
             }
             Err(e) => {
@@ -244,14 +268,16 @@ impl Target for PyScore {
     }
 }
 
-/// A target from a Python score function `f(x: ndarray (n, d)) -> ndarray (n, d)`.
+/// A target from a Python score function `f(x: ndarray (n, d)) -> ndarray (n, d)` and,
+/// optionally, its log-density `g(x) -> ndarray (n,)`.
 #[pyfunction]
-fn score_function(f: Py<PyAny>, dim: usize) -> PyResult<PyTarget> {
+#[pyo3(signature = (f, dim, log_density=None))]
+fn score_function(f: Py<PyAny>, dim: usize, log_density: Option<Py<PyAny>>) -> PyResult<PyTarget> {
     if dim == 0 {
         return Err(PyValueError::new_err("dim must be at least 1"));
     }
     let raised = Arc::new(Mutex::new(None));
-    let s = PyScore { f, dim, calls: AtomicU64::new(0), raised: raised.clone() };
+    let s = PyScore { f, log_density, dim, calls: AtomicU64::new(0), raised: raised.clone() };
     Ok(PyTarget { inner: Arc::new(s), warnings: vec![], raised: Some(raised) })
 }
 

@@ -44,7 +44,7 @@ SAMPLERS = (
 )
 
 _SAMPLE_KEYS = ("sampler", "particles", "steps", "warmup", "step_size", "init", "seed", "thin",
-                "adapt", "noise", "friction", "mass", "threads", "dim")
+                "adapt", "noise", "friction", "mass", "threads", "dim", "log_density")
 
 
 def _check_keys(fn: str, given: dict, allowed: Sequence[str]) -> None:
@@ -83,7 +83,8 @@ def sample(target: Union[Target, Callable[[np.ndarray], np.ndarray]], **kwargs: 
 
     ``target``: a :class:`Target`, or a Python function ``f(x) -> score`` mapping a float32
     array (n, d) to the score ∇log p at its rows (give ``dim=d``); it is called once per block
-    of particles per step, with the GIL taken only for the call.
+    of particles per step, with the GIL taken only for the call. MALA also needs
+    ``log_density=g`` with ``g(x)`` the log-density of each row (n,), up to a constant.
 
     Keywords (all optional; ``None`` derives the value as the command line does):
     ``sampler`` ("ula"; see :data:`SAMPLERS`), ``particles`` (10,000), ``steps`` (1,000),
@@ -96,12 +97,15 @@ def sample(target: Union[Target, Callable[[np.ndarray], np.ndarray]], **kwargs: 
     """
     _check_keys("sample", kwargs, _SAMPLE_KEYS)
     dim = kwargs.pop("dim", None)
+    log_density = kwargs.pop("log_density", None)
     if not isinstance(target, Target):
         if not callable(target):
             raise TypeError(f"target: a langevin.Target or a score function, got {type(target).__name__}")
         if dim is None:
             raise TypeError("sample(f, ...) with a Python score function needs dim=<dimension>")
-        target = _native.score_function(target, int(dim))
+        target = _native.score_function(target, int(dim), log_density)
+    elif log_density is not None:
+        raise TypeError("log_density= goes with a Python score function, not a langevin.Target")
     elif dim is not None and dim != target.dim:
         raise ValueError(f"dim={dim} but the target is {target.dim}-dimensional")
     x, report = _native.sample(target, **kwargs)
