@@ -606,6 +606,94 @@ fn generate<'py>(
     Ok((x.into_pyarray(py), report))
 }
 
+/// Bayesian logistic or linear regression on arrays: posterior draws of θ = (θ₀, θ₁, …, θ_p)
+/// (draws × chains rows) and the report as JSON.
+#[pyfunction]
+#[pyo3(signature = (x, y, model="logistic", sampler="sgld", chains=4, steps=10000, warmup=None, thin=None, step_size=None, batch=128, decay=None, prior_std=10.0, noise_std=1.0, standardize=false, seed=0, threads=None))]
+#[allow(clippy::too_many_arguments)]
+fn posterior<'py>(
+    py: Python<'py>,
+    x: &Bound<'py, PyAny>,
+    y: Vec<f64>,
+    model: &str,
+    sampler: &str,
+    chains: usize,
+    steps: usize,
+    warmup: Option<usize>,
+    thin: Option<usize>,
+    step_size: Option<f64>,
+    batch: usize,
+    decay: Option<f64>,
+    prior_std: f64,
+    noise_std: f64,
+    standardize: bool,
+    seed: u64,
+    threads: Option<usize>,
+) -> PyResult<(Bound<'py, PyArray2<f32>>, String)> {
+    use langevin::posterior::{Dataset, Model, Posterior, PosteriorOptions, PosteriorSampler, sample_posterior};
+    let x = if let Ok(a) = x.cast::<PyArray2<f64>>() {
+        a.readonly().as_array().to_owned()
+    } else {
+        rows_f32(x, "x")?.mapv(|v| v as f64)
+    };
+    let (n, p) = x.dim();
+    if y.len() != n {
+        return Err(PyValueError::new_err(format!(
+            "x has {n} rows but y has {} values: give one label per row",
+            y.len()
+        )));
+    }
+    let model = match model {
+        "logistic" => Model::Logistic,
+        "linear" => Model::Linear { noise_std },
+        m => return Err(PyValueError::new_err(format!("unknown model '{m}'; choose logistic or linear"))),
+    };
+    let sampler = match sampler {
+        "sgld" => PosteriorSampler::Sgld,
+        "psgld" => PosteriorSampler::Psgld,
+        "sgld-cv" => PosteriorSampler::SgldCv,
+        "mala" => PosteriorSampler::Mala,
+        "ula" => PosteriorSampler::Ula,
+        s => {
+            return Err(PyValueError::new_err(format!(
+                "unknown posterior sampler '{s}'; choose sgld, psgld, sgld-cv, mala or ula"
+            )));
+        }
+    };
+    let names: Vec<String> = (0..p).map(|j| format!("x{j}")).collect();
+    let flat: Vec<f64> = x.iter().cloned().collect();
+    let pool = pool(threads)?;
+    let res = py.detach(|| {
+        in_pool(&pool, || -> langevin::Result<(Array2<f32>, String)> {
+            let mut data = Dataset::new(flat, p, y, names, "y".into())?;
+            if standardize {
+                data.standardize()?;
+            }
+            let post = Posterior::new(Arc::new(data), model, prior_std)?;
+            let opts = PosteriorOptions {
+                sampler,
+                chains,
+                steps,
+                warmup,
+                thin,
+                step_size,
+                batch,
+                decay,
+                schedule_gamma: None,
+                init: None,
+                seed,
+                progress: None,
+            };
+            let (run, report) = sample_posterior(&post, &opts)?;
+            let mut rep = serde_json::to_value(&report).map_err(|e| langevin::Error::msg(e.to_string()))?;
+            rep["parameters"] = serde_json::json!(post.parameter_names());
+            Ok((run.samples, rep.to_string()))
+        })
+    });
+    let (s, r) = res.map_err(value_err)?;
+    Ok((s.into_pyarray(py), r))
+}
+
 #[pymodule]
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<PyTarget>()?;
@@ -618,6 +706,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(analyze, m)?)?;
     m.add_function(wrap_pyfunction!(train, m)?)?;
     m.add_function(wrap_pyfunction!(generate, m)?)?;
+    m.add_function(wrap_pyfunction!(posterior, m)?)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     Ok(())
 }

@@ -175,3 +175,22 @@ def test_train_and_generate_share_runs_with_the_command_line(tmp_path):
                         "--out", str(out), "-q"], check=True)
         y, _ = lv.generate(tmp_path / "run", n=4000, seed=2)
         assert np.load(out).tobytes() == y.tobytes()
+
+
+def test_posterior_of_a_logistic_regression_on_arrays():
+    # 5,000 rows from θ = (-0.5, 1.5, -1.0): MALA's posterior mean is within a few posterior
+    # standard deviations of the truth, and SGLD-CV agrees with MALA within 0.25 of them.
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(5000, 2))
+    p = 1 / (1 + np.exp(-(-0.5 + 1.5 * x[:, 0] - 1.0 * x[:, 1])))
+    y = (rng.uniform(size=5000) < p).astype(float)
+    d, rep = lv.posterior(x, y, sampler="mala", chains=4, steps=2000, seed=1)
+    assert d.shape[1] == 3 and rep["parameters"][0]
+    mean, sd = d.mean(0), d.std(0)
+    assert np.all(np.abs(mean - [-0.5, 1.5, -1.0]) < 4 * sd + 0.02), (mean, sd)
+    e, _ = lv.posterior(x, y, sampler="sgld-cv", chains=4, steps=4000, seed=2)
+    assert np.all(np.abs(e.mean(0) - mean) < 0.25 * sd + 0.01), (e.mean(0), mean, sd)
+    with pytest.raises(ValueError, match="one label per row"):
+        lv.posterior(x, y[:10])
+    with pytest.raises(ValueError, match="unknown posterior sampler"):
+        lv.posterior(x, y, sampler="hmc")

@@ -618,7 +618,8 @@ impl RunDir {
 pub struct TrainedModel {
     /// The run's config.
     pub config: RunConfig,
-    /// The network, holding the EMA weights.
+    /// The network, holding the EMA weights (on the CPU, generation runs on the copy of them
+    /// taken by [`TrainedModel::new`]: build a new model to change the weights).
     pub net: ScoreNet,
     /// Training steps behind these weights.
     pub step: usize,

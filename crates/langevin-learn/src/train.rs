@@ -422,7 +422,8 @@ enum Params {
 
 /// A training run in memory: network, optimizer, EMA, data.
 pub struct Trainer {
-    /// The network (its variables hold the current weights).
+    /// The network: its shape and Fourier frequencies; on devices other than the CPU its
+    /// variables also hold the current weights (the CPU step reads `weights` directly).
     pub net: ScoreNet,
     /// The noise ladder.
     pub ladder: Ladder,
@@ -432,7 +433,7 @@ pub struct Trainer {
     pub data: Array2<f32>,
     /// Standardized held-out rows.
     pub heldout: Array2<f32>,
-    /// Current weights (mirror of the network's variables).
+    /// Current weights (copied into the network's variables after each step on other devices).
     pub weights: Vec<Vec<f32>>,
     /// Exponential moving average of the weights.
     pub ema: Vec<Vec<f32>>,

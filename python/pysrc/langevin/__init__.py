@@ -32,6 +32,7 @@ __all__ = [
     "analyze",
     "train",
     "generate",
+    "posterior",
     "SAMPLERS",
     "__version__",
 ]
@@ -155,3 +156,18 @@ def generate(run: Union[str, os.PathLike, dict], **kwargs: Any) -> Tuple[np.ndar
         kwargs["class_"] = None if c is None else str(c)
     x, report = _native.generate(os.fspath(run), **kwargs)
     return x, json.loads(report)
+
+
+def posterior(x: np.ndarray, y: Sequence[float], **kwargs: Any) -> Tuple[np.ndarray, dict]:
+    """Bayesian regression on arrays: draws of θ = (θ₀, θ₁, …, θ_p) from p(θ | x, y) with a
+    prior N(0, prior_std² I). ``model``: "logistic" (y in {0, 1}, p(y = 1) = σ(θ₀ + θᵀx)) or
+    "linear" (y = θ₀ + θᵀx + N(0, noise_std²)); ``sampler``: "sgld" (Welling & Teh 2011,
+    minibatches of ``batch`` rows), "psgld", "sgld-cv" (control variates at the MAP), "mala"
+    (full batch, exact) or "ula". Keywords: ``chains`` (4), ``steps`` (10,000), ``warmup``,
+    ``thin``, ``step_size``, ``batch`` (128), ``decay``, ``prior_std`` (10), ``noise_std`` (1),
+    ``standardize`` (False), ``seed``, ``threads``. Returns (draws × chains rows of θ, report)."""
+    _check_keys("posterior", kwargs, ("model", "sampler", "chains", "steps", "warmup", "thin", "step_size",
+                                      "batch", "decay", "prior_std", "noise_std", "standardize", "seed",
+                                      "threads"))
+    draws, report = _native.posterior(x, [float(v) for v in np.asarray(y).ravel()], **kwargs)
+    return draws, json.loads(report)
