@@ -244,7 +244,12 @@ impl Target for PyScore {
                         s[[r, c]]
                     )));
                 }
-                *score = Block::from_rows(s.view());
+                // Into the caller's block, whatever its stride.
+                for c in 0..self.dim {
+                    for (dst, v) in score.row_mut(c).iter_mut().zip(s.column(c)) {
+                        *dst = *v;
+                    }
+                }
                 if let (Some(dst), Some(v)) = (log_density, logp) {
                     dst[..v.len()].copy_from_slice(&v);
                 }
