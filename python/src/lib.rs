@@ -301,9 +301,105 @@ fn in_pool<T: Send>(p: &Option<rayon::ThreadPool>, f: impl FnOnce() -> T + Send)
     }
 }
 
+/// The annealing (`sigma_max`, `sigma_min`, `levels`, `steps_per_level`, `eps`, `denoise`) and
+/// diffusion (`schedule`, `sigma_min`, `sigma_max`, `rho`, `t_eps`, `solver`, `rtol`, `atol`,
+/// `max_steps`, `snr`, `corrector_steps`, `eta`, `s_churn`, `s_tmin`, `s_tmax`, `s_noise`,
+/// `denoise`) options of the command line, by name; `steps` is a diffusion sampler's step count
+/// as on the command line.
+fn apply_options(
+    s: &mut Sampler,
+    steps: Option<usize>,
+    o: std::collections::HashMap<String, Bound<'_, PyAny>>,
+) -> PyResult<()> {
+    let f = |k: &str| -> PyResult<Option<f64>> {
+        o.get(k).map(|v| v.extract::<f64>().map_err(|_| PyTypeError::new_err(format!("{k}: a number")))).transpose()
+    };
+    let u = |k: &str| -> PyResult<Option<usize>> {
+        o.get(k)
+            .map(|v| v.extract::<usize>().map_err(|_| PyTypeError::new_err(format!("{k}: a whole number"))))
+            .transpose()
+    };
+    let b = |k: &str| -> PyResult<Option<bool>> {
+        o.get(k)
+            .map(|v| v.extract::<bool>().map_err(|_| PyTypeError::new_err(format!("{k}: True or False"))))
+            .transpose()
+    };
+    let name = |k: &str| -> PyResult<Option<String>> {
+        o.get(k).map(|v| v.extract::<String>().map_err(|_| PyTypeError::new_err(format!("{k}: a name")))).transpose()
+    };
+    let allowed: &[&str] = match s {
+        Sampler::Annealed { .. } => &["sigma_max", "sigma_min", "levels", "steps_per_level", "eps", "denoise"],
+        Sampler::Diffusion { .. } => &[
+            "schedule",
+            "sigma_min",
+            "sigma_max",
+            "rho",
+            "t_eps",
+            "solver",
+            "rtol",
+            "atol",
+            "max_steps",
+            "snr",
+            "corrector_steps",
+            "eta",
+            "s_churn",
+            "s_tmin",
+            "s_tmax",
+            "s_noise",
+            "denoise",
+        ],
+        _ => &[],
+    };
+    if let Some(k) = o.keys().find(|k| !allowed.contains(&k.as_str())) {
+        return Err(PyTypeError::new_err(format!(
+            "options: '{k}' is not an option of the {} sampler; valid ones: {}",
+            s.name(),
+            if allowed.is_empty() { "none".to_string() } else { allowed.join(", ") }
+        )));
+    }
+    match s {
+        Sampler::Annealed { options, .. } => {
+            options.sigma_max = f("sigma_max")?;
+            options.sigma_min = f("sigma_min")?;
+            options.levels = u("levels")?;
+            options.steps_per_level = u("steps_per_level")?;
+            options.eps = f("eps")?;
+            if let Some(d) = b("denoise")? {
+                options.denoise = d;
+            }
+        }
+        Sampler::Diffusion { options, .. } => {
+            options.steps = steps;
+            options.schedule = name("schedule")?
+                .map(|n| langevin::diffusion::ScheduleKind::from_name(&n))
+                .transpose()
+                .map_err(value_err)?;
+            options.solver =
+                name("solver")?.map(|n| langevin::diffusion::Solver::from_name(&n)).transpose().map_err(value_err)?;
+            options.sigma_min = f("sigma_min")?;
+            options.sigma_max = f("sigma_max")?;
+            options.rho = f("rho")?;
+            options.t_eps = f("t_eps")?;
+            options.rtol = f("rtol")?;
+            options.atol = f("atol")?;
+            options.max_steps = u("max_steps")?;
+            options.snr = f("snr")?;
+            options.corrector_steps = u("corrector_steps")?;
+            options.eta = f("eta")?;
+            options.s_churn = f("s_churn")?;
+            options.s_tmin = f("s_tmin")?;
+            options.s_tmax = f("s_tmax")?;
+            options.s_noise = f("s_noise")?;
+            options.denoise = b("denoise")?;
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
 /// Sample a target: (samples float32 (n, d), report as JSON).
 #[pyfunction]
-#[pyo3(signature = (target, sampler="ula", particles=None, steps=None, warmup=None, step_size=None, init=None, seed=0, thin=None, adapt=None, noise=true, friction=None, mass=None, threads=None))]
+#[pyo3(signature = (target, sampler="ula", particles=None, steps=None, warmup=None, step_size=None, init=None, seed=0, thin=None, adapt=None, noise=true, friction=None, mass=None, threads=None, options=None))]
 #[allow(clippy::too_many_arguments)]
 fn sample<'py>(
     py: Python<'py>,
@@ -321,8 +417,10 @@ fn sample<'py>(
     friction: Option<f64>,
     mass: Option<Vec<f64>>,
     threads: Option<usize>,
+    options: Option<std::collections::HashMap<String, Bound<'py, PyAny>>>,
 ) -> PyResult<(Bound<'py, PyArray2<f32>>, String)> {
     let mut s = Sampler::from_name(sampler).map_err(value_err)?;
+    apply_options(&mut s, steps, options.unwrap_or_default())?;
     match &mut s {
         Sampler::Ula { noise: n } | Sampler::Annealed { noise: n, .. } => *n = noise,
         _ if !noise => {

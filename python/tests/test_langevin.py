@@ -47,12 +47,31 @@ def test_same_seed_same_bits_whatever_the_threads():
 
 
 @pytest.mark.skipif(not CLI.exists(), reason="the langevin binary is not built (cargo build --release)")
-def test_same_arrays_as_the_command_line(tmp_path):
+@pytest.mark.parametrize("flags,kwargs", [
+    (["--sampler", "mala", "--steps", "100"], dict(sampler="mala", steps=100)),
+    (["--sampler", "annealed", "--steps-per-level", "7", "--levels", "12"], dict(sampler="annealed", steps_per_level=7, levels=12)),
+    (["--sampler", "edm", "--steps", "12", "--s-churn", "20"], dict(sampler="edm", steps=12, s_churn=20.0)),
+    (["--sampler", "ode", "--solver", "heun", "--steps", "15"], dict(sampler="ode", solver="heun", steps=15)),
+    (["--sampler", "baoab", "--steps", "50", "--friction", "2"], dict(sampler="baoab", steps=50, friction=2.0)),
+])
+def test_same_arrays_as_the_command_line(tmp_path, flags, kwargs):
     out = tmp_path / "cli.npy"
-    subprocess.run([str(CLI), "sample", "--target", "ncsn-toy", "--sampler", "mala", "--particles", "500",
-                    "--steps", "100", "--seed", "9", "--out", str(out), "-q"], check=True)
-    x, _ = lv.sample(lv.target("ncsn-toy"), sampler="mala", particles=500, steps=100, seed=9)
+    subprocess.run([str(CLI), "sample", "--target", "ncsn-toy", "--particles", "500", "--seed", "9", *flags,
+                    "--out", str(out), "-q"], check=True)
+    x, _ = lv.sample(lv.target("ncsn-toy"), particles=500, seed=9, **kwargs)
     assert np.load(out).tobytes() == x.tobytes()
+
+
+def test_sampler_options_are_checked():
+    t = lv.target("ncsn-toy")
+    with pytest.raises(TypeError, match="not an option of the mala sampler"):
+        lv.sample(t, sampler="mala", s_churn=3.0)
+    with pytest.raises(ValueError, match="unknown"):
+        lv.sample(t, sampler="ode", solver="nope")
+    # The step count of a diffusion sampler is its own: 5 EDM steps differ from 40.
+    a, ra = lv.sample(t, sampler="edm", steps=5, particles=200, seed=1)
+    b, rb = lv.sample(t, sampler="edm", steps=40, particles=200, seed=1)
+    assert a.tobytes() != b.tobytes()
 
 
 def test_gaussian_mixture_from_arrays_and_a_formula_potential():

@@ -44,8 +44,12 @@ SAMPLERS = (
     "reverse-diffusion", "pc", "corrector", "ode", "ddpm", "ddim", "edm", "dpmpp-2m",
 )
 
+#: Options of the annealed and diffusion samplers, passed by name (the command line's flags).
+_SAMPLER_OPTIONS = ("sigma_max", "sigma_min", "levels", "steps_per_level", "eps", "denoise", "schedule", "rho",
+                    "t_eps", "solver", "rtol", "atol", "max_steps", "snr", "corrector_steps", "eta", "s_churn",
+                    "s_tmin", "s_tmax", "s_noise")
 _SAMPLE_KEYS = ("sampler", "particles", "steps", "warmup", "step_size", "init", "seed", "thin",
-                "adapt", "noise", "friction", "mass", "threads", "dim", "log_density")
+                "adapt", "noise", "friction", "mass", "threads", "dim", "log_density") + _SAMPLER_OPTIONS
 
 
 def _check_keys(fn: str, given: dict, allowed: Sequence[str]) -> None:
@@ -92,7 +96,11 @@ def sample(target: Union[Target, Callable[[np.ndarray], np.ndarray]], **kwargs: 
     ``warmup`` (1,000 for MALA), ``step_size`` (a number, or "auto" from the stiffness),
     ``init`` (an array (n, d), or a spec such as "uniform:-8,8"), ``seed`` (0), ``thin``,
     ``adapt`` (MALA: True, False or the target acceptance), ``noise`` (False turns ULA into
-    gradient ascent), ``friction`` and ``mass`` (underdamped), ``threads``.
+    gradient ascent), ``friction`` and ``mass`` (underdamped), ``threads``. Annealed Langevin:
+    ``sigma_max``, ``sigma_min``, ``levels``, ``steps_per_level``, ``eps``, ``denoise``.
+    Diffusion samplers (``steps`` is their step count): ``schedule``, ``sigma_min``,
+    ``sigma_max``, ``rho``, ``t_eps``, ``solver``, ``rtol``, ``atol``, ``max_steps``, ``snr``,
+    ``corrector_steps``, ``eta``, ``s_churn``, ``s_tmin``, ``s_tmax``, ``s_noise``, ``denoise``.
 
     ULA: x ← x + τ ∇log p(x) + √(2τ) z.  Returns (samples float32 (n, d), report dict).
     """
@@ -109,7 +117,8 @@ def sample(target: Union[Target, Callable[[np.ndarray], np.ndarray]], **kwargs: 
         raise TypeError("log_density= goes with a Python score function, not a langevin.Target")
     elif dim is not None and dim != target.dim:
         raise ValueError(f"dim={dim} but the target is {target.dim}-dimensional")
-    x, report = _native.sample(target, **kwargs)
+    options = {k: kwargs.pop(k) for k in _SAMPLER_OPTIONS if k in kwargs}
+    x, report = _native.sample(target, options=options or None, **kwargs)
     return x, json.loads(report)
 
 
