@@ -561,7 +561,7 @@ fn analyze(
 /// Train a model on the rows of `data` (or a built-in data set by name) into the run directory
 /// `out`, as `langevin train` does; returns a JSON summary.
 #[pyfunction]
-#[pyo3(signature = (data, out, objective=None, steps=None, batch=None, lr=None, width=None, depth=None, seed=None, heldout_fraction=0.1, resume=false, threads=None))]
+#[pyo3(signature = (data, out, objective=None, steps=None, batch=None, lr=None, width=None, depth=None, seed=None, heldout_fraction=0.1, resume=false, threads=None, labels=None, conditional=false, cond_drop=None))]
 #[allow(clippy::too_many_arguments)]
 fn train(
     py: Python<'_>,
@@ -577,6 +577,9 @@ fn train(
     heldout_fraction: f64,
     resume: bool,
     threads: Option<usize>,
+    labels: Option<Vec<i64>>,
+    conditional: bool,
+    cond_drop: Option<f64>,
 ) -> PyResult<String> {
     use langevin_learn::checkpoint::RunDir;
     let dev = candle_core::Device::Cpu;
@@ -589,6 +592,9 @@ fn train(
             || width.is_some()
             || depth.is_some()
             || seed.is_some()
+            || labels.is_some()
+            || conditional
+            || cond_drop.is_some()
         {
             return Err(PyValueError::new_err(
                 "resume=True continues a run with its saved settings; give only steps (to train longer)",
@@ -614,25 +620,66 @@ fn train(
         .map(|o| langevin_learn::objective::Objective::from_name(o, None, None))
         .transpose()
         .map_err(value_err)?;
-    let recipe =
-        langevin_learn::train::Recipe { objective, steps, batch, lr, width, depth, seed, ..Default::default() };
+    if labels.is_some() && x.is_none() {
+        return Err(PyValueError::new_err(
+            "labels= goes with an array of data; a built-in data set brings its own labels with conditional=True",
+        ));
+    }
+    if let (Some(l), Some(x)) = (&labels, &x)
+        && l.len() != x.nrows()
+    {
+        return Err(PyValueError::new_err(format!(
+            "labels has {} entries for {} data rows: give one label per row",
+            l.len(),
+            x.nrows()
+        )));
+    }
+    let recipe = langevin_learn::train::Recipe {
+        objective,
+        steps,
+        batch,
+        lr,
+        width,
+        depth,
+        seed,
+        cond_drop,
+        ..Default::default()
+    };
     let res = py.detach(|| {
         in_pool(&p, || -> langevin::Result<String> {
             // Built-in sets as `langevin train --data NAME` draws them (the same points).
+            use langevin_learn::data::{self, Labels};
             let real = source == "digits" && x.is_none();
-            let x = match x {
-                Some(x) => x,
-                None if real => langevin_learn::data::digits()?.0,
+            let (x, labels) = match x {
+                Some(x) => {
+                    let l = labels.map(|v| Labels::from_values(&v, "labels")).transpose()?;
+                    (x, l)
+                }
+                None if real => {
+                    let (x, l) = data::digits()?;
+                    (x, conditional.then(|| Labels::components(l, 10, "the digit of each image")))
+                }
                 None => {
                     let mut rng = langevin::rng::LaneRng::new(seed.unwrap_or(0), 0xDA7A);
-                    langevin_learn::data::generate_labeled(&source, 20_000, &mut rng)?.0
+                    let (x, l) = data::generate_labeled(&source, 20_000, &mut rng)?;
+                    let labels = if conditional {
+                        let k = data::builtin_classes(&source).ok_or_else(|| {
+                            langevin::Error::msg(format!(
+                                "conditional=True: the data set {source} has no component labels; train it without"
+                            ))
+                        })?;
+                        Some(Labels::components(l, k, format!("the components of {source}")))
+                    } else {
+                        None
+                    };
+                    (x, labels)
                 }
             };
-            let rows = x.nrows() - langevin_learn::data::heldout_count(x.nrows(), heldout_fraction);
-            let (net, tc) = recipe.configs(false, rows, x.ncols())?;
+            let rows = x.nrows() - data::heldout_count(x.nrows(), heldout_fraction);
+            let (net, tc) = recipe.configs(labels.is_some(), rows, x.ncols())?;
             let new = langevin_learn::checkpoint::new_labeled_run(
                 &x,
-                None,
+                labels.as_ref(),
                 real,
                 &source,
                 0,
@@ -797,6 +844,70 @@ fn posterior<'py>(
     Ok((s.into_pyarray(py), r))
 }
 
+/// The probability-flow ODE's exact log-likelihood of the rows of `data` (nats and bits per
+/// dimension) under a target that knows its perturbed scores, or under a trained run (a path).
+#[pyfunction]
+#[pyo3(signature = (of, data, schedule=None, sigma_min=None, sigma_max=None, t_eps=None, solver=None, rtol=None, atol=None, max_steps=None, probes=None, seed=0, dequantize=false, threads=None))]
+#[allow(clippy::too_many_arguments)]
+fn likelihood(
+    py: Python<'_>,
+    of: &Bound<'_, PyAny>,
+    data: &Bound<'_, PyAny>,
+    schedule: Option<String>,
+    sigma_min: Option<f64>,
+    sigma_max: Option<f64>,
+    t_eps: Option<f64>,
+    solver: Option<String>,
+    rtol: Option<f64>,
+    atol: Option<f64>,
+    max_steps: Option<usize>,
+    probes: Option<usize>,
+    seed: u64,
+    dequantize: bool,
+    threads: Option<usize>,
+) -> PyResult<String> {
+    use langevin::diffusion::likelihood::LikelihoodOptions;
+    let x = rows_f32(data, "data")?;
+    check_finite(x.view(), "data")?;
+    let o = LikelihoodOptions {
+        schedule: schedule
+            .as_deref()
+            .map(langevin::diffusion::ScheduleKind::from_name)
+            .transpose()
+            .map_err(value_err)?,
+        sigma_min,
+        sigma_max,
+        t_eps,
+        solver: solver.as_deref().map(langevin::diffusion::Solver::from_name).transpose().map_err(value_err)?,
+        rtol,
+        atol,
+        max_steps,
+        probes,
+        seed,
+        dequantize,
+    };
+    let p = pool(threads)?;
+    if let Ok(t) = of.cast::<PyTarget>() {
+        let t = t.get();
+        t.check_dim(&x)?;
+        let inner = t.inner.clone();
+        let r = py.detach(|| {
+            in_pool(&p, || langevin::diffusion::likelihood::likelihood_of_target(inner.as_ref(), x.view(), &o))
+        });
+        return serde_json::to_string(&t.map(r)?).map_err(value_err);
+    }
+    let dir: PathBuf =
+        of.extract().map_err(|_| PyTypeError::new_err("of: a langevin.Target or a run directory's path"))?;
+    let r = py.detach(|| {
+        in_pool(&p, || -> langevin::Result<String> {
+            let model = Arc::new(langevin_learn::checkpoint::TrainedModel::load(&dir, &candle_core::Device::Cpu)?);
+            let rep = langevin_learn::likelihood::likelihood(model, x.view(), &o)?;
+            serde_json::to_string(&rep).map_err(|e| langevin::Error::msg(e.to_string()))
+        })
+    });
+    r.map_err(value_err)
+}
+
 #[pymodule]
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<PyTarget>()?;
@@ -810,6 +921,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(train, m)?)?;
     m.add_function(wrap_pyfunction!(generate, m)?)?;
     m.add_function(wrap_pyfunction!(posterior, m)?)?;
+    m.add_function(wrap_pyfunction!(likelihood, m)?)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     Ok(())
 }

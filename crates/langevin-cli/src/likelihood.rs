@@ -4,7 +4,7 @@
 use crate::report;
 use anyhow::{Result, bail};
 use clap::Args;
-use langevin::diffusion::likelihood::{self as lib, LikelihoodOptions, Prior};
+use langevin::diffusion::likelihood::{self as lib, LikelihoodOptions};
 use langevin::diffusion::{SCHEDULE_NAMES, SOLVER_NAMES, ScheduleKind, Solver};
 use langevin::target::load_target;
 use langevin_learn::checkpoint::TrainedModel;
@@ -100,15 +100,7 @@ pub fn run(a: &LikelihoodArgs, quiet: bool) -> Result<()> {
         for w in &warnings {
             errln!("warning: {w}");
         }
-        if t.noise_range().1 == 0.0 {
-            bail!(
-                "'{}' knows its score only at σ = 0; the probability-flow likelihood needs s(x, σ) at every noise level \
-                 (Gaussians and mixtures, or a trained model with --model)",
-                t.name()
-            );
-        }
-        let range = langevin::sample::target_sigma_range(t.as_ref()).unwrap_or([(1e-3, "default"), (50.0, "default")]);
-        (lib::likelihood(t.as_ref(), data.view(), &Prior::of(t.as_ref()), range, &o, 0.0)?, t.name())
+        (lib::likelihood_of_target(t.as_ref(), data.view(), &o)?, t.name())
     } else {
         let dir = a.model.as_ref().expect("checked");
         let device = crate::train::device(&a.device)?;

@@ -32,7 +32,8 @@ def analyze(target: Target, starts: int = 64, seed: int = 0, samples: Optional[n
 def train(data: Any, out: str, objective: Optional[str] = None, steps: Optional[int] = None,
           batch: Optional[int] = None, lr: Optional[float] = None, width: Optional[int] = None,
           depth: Optional[int] = None, seed: Optional[int] = None, heldout_fraction: float = 0.1,
-          resume: bool = False, threads: Optional[int] = None) -> str: ...
+          resume: bool = False, threads: Optional[int] = None, labels: Optional[Sequence[int]] = None,
+          conditional: bool = False, cond_drop: Optional[float] = None) -> str: ...
 def generate(run: str, n: int = 10000, sampler: Optional[str] = None, steps: Optional[int] = None, seed: int = 0,
              class_: Optional[str] = None, guidance: float = 0.0, threads: Optional[int] = None) -> Tuple[np.ndarray, str]: ...
 def posterior(x: np.ndarray, y: Sequence[float], model: str = "logistic", sampler: str = "sgld", chains: int = 4,
@@ -40,3 +41,8 @@ def posterior(x: np.ndarray, y: Sequence[float], model: str = "logistic", sample
               step_size: Optional[float] = None, batch: int = 128, decay: Optional[float] = None,
               prior_std: float = 10.0, noise_std: float = 1.0, standardize: bool = False, seed: int = 0,
               threads: Optional[int] = None) -> Tuple[np.ndarray, str]: ...
+def likelihood(of: Any, data: np.ndarray, schedule: Optional[str] = None, sigma_min: Optional[float] = None,
+               sigma_max: Optional[float] = None, t_eps: Optional[float] = None, solver: Optional[str] = None,
+               rtol: Optional[float] = None, atol: Optional[float] = None, max_steps: Optional[int] = None,
+               probes: Optional[int] = None, seed: int = 0, dequantize: bool = False,
+               threads: Optional[int] = None) -> str: ...

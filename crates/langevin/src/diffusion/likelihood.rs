@@ -446,6 +446,25 @@ pub fn dequantize(data: ArrayView2<f32>, seed: u64) -> Result<Array2<f32>> {
     Ok(out)
 }
 
+/// The probability-flow likelihood of `data` under a target that knows its perturbed scores
+/// s(x, σ) at every σ (Gaussians and mixtures): its own σ range (or 1e-3 … 50) and prior, no
+/// offset. What `langevin likelihood --target` and the Python package call.
+pub fn likelihood_of_target(
+    target: &dyn Target,
+    data: ArrayView2<f32>,
+    o: &LikelihoodOptions,
+) -> Result<LikelihoodReport> {
+    if target.noise_range().1 == 0.0 {
+        return Err(crate::Error::msg(format!(
+            "'{}' knows its score only at σ = 0; the probability-flow likelihood needs s(x, σ) at every noise level \
+             (Gaussians and mixtures, or a trained model)",
+            target.name()
+        )));
+    }
+    let range = crate::sample::target_sigma_range(target).unwrap_or([(1e-3, "default"), (50.0, "default")]);
+    likelihood(target, data, &Prior::of(target), range, o, 0.0)
+}
+
 /// The log-likelihood of `data` under `target`'s probability flow, with its report: the prior
 /// from the target's moments (or `prior`), σ range from `range` unless given, the closed form
 /// beside it for Gaussian mixtures. `offset` is added to every value (e.g. −Σ ln std of a
