@@ -39,26 +39,16 @@ out = {"peer": "langevin-python", "version": lv.__version__, "workload": "ula-nc
        "particles": N, "steps": STEPS, "particle_steps_per_second": rate,
        "microseconds_per_small_call": small, "microseconds_per_small_call_python_score": pyscore}
 try:
+    import os
+
     import jax
-    import jax.numpy as jnp
 
-    def ula(x, key):
-        def body(i, c):
-            x, key = c
-            key, sub = jax.random.split(key)
-            d = jnp.stack([jnp.sum((x - m) ** 2, 1) for m in (5.0, -5.0)])
-            w = jax.nn.softmax(jnp.log(jnp.array([[0.8], [0.2]])) - 0.5 * d, axis=0)
-            s = -(x - 5.0) * w[0][:, None] - (x + 5.0) * w[1][:, None]
-            return x + 0.1 * s + jnp.sqrt(0.2) * jax.random.normal(sub, x.shape), key
-        return jax.lax.fori_loop(0, STEPS, body, (x, key))[0]
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    import ula_jax  # the JAX peer of `bench/run.sh`, run here in the same process
 
-    f = jax.jit(ula)
-    x0 = jax.random.uniform(jax.random.PRNGKey(0), (N, 2), minval=-8, maxval=8)
-    f(x0, jax.random.PRNGKey(1)).block_until_ready()
-    a = time.perf_counter()
-    f(x0, jax.random.PRNGKey(2)).block_until_ready()
+    seconds, _ = ula_jax.run(N, STEPS)
     out["jax_version"] = jax.__version__
-    out["jax_particle_steps_per_second"] = N * STEPS / (time.perf_counter() - a)
+    out["jax_particle_steps_per_second"] = N * STEPS / seconds
 except ImportError:
     out["jax"] = "not installed in this environment"
 print(json.dumps(out))
