@@ -649,31 +649,9 @@ fn train(
         in_pool(&p, || -> langevin::Result<String> {
             // Built-in sets as `langevin train --data NAME` draws them (the same points).
             use langevin_learn::data::{self, Labels};
-            let real = source == "digits" && x.is_none();
-            let (x, labels) = match x {
-                Some(x) => {
-                    let l = labels.map(|v| Labels::from_values(&v, "labels")).transpose()?;
-                    (x, l)
-                }
-                None if real => {
-                    let (x, l) = data::digits()?;
-                    (x, conditional.then(|| Labels::components(l, 10, "the digit of each image")))
-                }
-                None => {
-                    let mut rng = langevin::rng::LaneRng::new(seed.unwrap_or(0), 0xDA7A);
-                    let (x, l) = data::generate_labeled(&source, 20_000, &mut rng)?;
-                    let labels = if conditional {
-                        let k = data::builtin_classes(&source).ok_or_else(|| {
-                            langevin::Error::msg(format!(
-                                "conditional=True: the data set {source} has no component labels; train it without"
-                            ))
-                        })?;
-                        Some(Labels::components(l, k, format!("the components of {source}")))
-                    } else {
-                        None
-                    };
-                    (x, labels)
-                }
+            let (x, labels, real) = match x {
+                Some(x) => (x, labels.map(|v| Labels::from_values(&v, "labels")).transpose()?, false),
+                None => data::builtin(&source, 20_000, seed.unwrap_or(0), conditional)?,
             };
             let rows = x.nrows() - data::heldout_count(x.nrows(), heldout_fraction);
             let (net, tc) = recipe.configs(labels.is_some(), rows, x.ncols())?;

@@ -4,7 +4,6 @@ use crate::progress::Progress;
 use anyhow::{Result, anyhow, bail};
 use candle_core::Device;
 use clap::Args;
-use langevin::rng::LaneRng;
 use langevin_learn::checkpoint::{RunConfig, RunDir, RunLock, new_labeled_run};
 use langevin_learn::data;
 use langevin_learn::fit::{CheckpointEvery, Flow, MetricsLog, Observer, StopFlag, fit};
@@ -256,27 +255,18 @@ fn prepare(a: &TrainArgs, dev: &Device) -> Result<(Trainer, Option<RunLock>)> {
             (None, None) => None,
         };
         (x, labels, dropped)
-    } else if real {
-        if a.rows.is_some() {
+    } else {
+        if real && a.rows.is_some() {
             bail!("--rows applies to the generated data sets; {source} is real data, used whole");
         }
-        let (x, l) = data::digits()?;
-        let labels = conditional.then(|| data::Labels::components(l, 10, "the digit of each image"));
-        (x, labels, 0)
-    } else {
         let rows = a.rows.unwrap_or(20_000);
         if rows < 10 {
             bail!("--rows {rows}: at least 10 rows are needed");
         }
-        let (x, l) = data::generate_labeled(&source, rows, &mut LaneRng::new(seed, 0xDA7A))?;
-        let labels = if conditional {
-            let k = data::builtin_classes(&source).ok_or_else(|| {
-                anyhow!("--conditional: the data set {source} has no component labels; train it without --conditional")
-            })?;
-            Some(data::Labels::components(l, k, format!("the components of {source}")))
-        } else {
-            None
-        };
+        if conditional && !real && data::builtin_classes(&source).is_none() {
+            bail!("--conditional: the data set {source} has no component labels; train it without --conditional");
+        }
+        let (x, labels, _) = data::builtin(&source, rows, seed, conditional)?;
         (x, labels, 0)
     };
     let held = data::heldout_count(x.nrows(), a.heldout_fraction.unwrap_or(0.1));

@@ -72,6 +72,28 @@ pub fn builtin_classes(name: &str) -> Option<usize> {
     }
 }
 
+/// A built-in data set as `train` draws it: the real sets whole (`digits`), the generated ones
+/// with `rows` points from the seed's data stream; with `conditional`, the set's own labels
+/// (digits, components). Returns the rows, the labels and whether the set is real data. The
+/// command line and the Python package both load built-in sets through it, so the same request
+/// gives the same points.
+pub fn builtin(source: &str, rows: usize, seed: u64, conditional: bool) -> Result<(Array2<f32>, Option<Labels>, bool)> {
+    if source == "digits" {
+        let (x, l) = digits()?;
+        return Ok((x, conditional.then(|| Labels::components(l, 10, "the digit of each image")), true));
+    }
+    let (x, l) = generate_labeled(source, rows, &mut LaneRng::new(seed, 0xDA7A))?;
+    let labels = if conditional {
+        let k = builtin_classes(source).ok_or_else(|| {
+            Error::msg(format!("the data set {source} has no component labels; train it without labels"))
+        })?;
+        Some(Labels::components(l, k, format!("the components of {source}")))
+    } else {
+        None
+    };
+    Ok((x, labels, false))
+}
+
 /// `n` points of the built-in data set `name` with the component each was drawn from: the moon,
 /// circle or spiral arm (0, 1), the Gaussian of `8-gaussians` (0..7, counter-clockwise from
 /// angle 0), the black square of `checkerboard` (0..7, column-major from the left), the arm of

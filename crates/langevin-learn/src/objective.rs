@@ -304,14 +304,9 @@ impl Objective {
         }
     }
 
-    /// One training example's noise level and loss weight on F: σ (∞ is allowed for flow
-    /// matching's t → 1, where the network's input is the noise itself), weight. Draws many
-    /// examples faster through [`Objective::sampler`].
-    pub fn draw(&self, ladder: &[f64], rng: &mut LaneRng) -> (f64, f64) {
-        self.sampler(ladder).draw(rng)
-    }
-
-    /// What draws the examples' noise levels for a run over `ladder` (its tables built once).
+    /// What draws the examples' noise levels and loss weights on F for a run over `ladder`
+    /// (σ = ∞ is allowed for flow matching's t → 1, where the network's input is the noise
+    /// itself); its tables are built once, here.
     pub fn sampler(&self, ladder: &[f64]) -> SigmaSampler {
         let (lo, hi) = (ladder[ladder.len() - 1], ladder[0]);
         let schedule = self.schedule(lo, hi);

@@ -292,11 +292,6 @@ pub fn bias_add_rows_into(h: &[f32], b: &[f32], out: &mut [f32]) {
     add_rows(h, b, out)
 }
 
-/// g ⊙ silu′(h + b) into `out` (the gradient through [`bias_silu_rows_into`]), on this thread.
-pub fn bias_silu_grad_rows_into(h: &[f32], b: &[f32], g: &[f32], out: &mut [f32]) {
-    bias_silu_grad_rows(h, b, g, out)
-}
-
 /// In place h ← h + b, then act = silu(h) and sig = σ(h): the forward pass that keeps what its
 /// backward ([`silu_grad_saved_into`]) needs, so the backward pass computes no exponential.
 #[multiversion::multiversion(targets(
