@@ -558,142 +558,488 @@ fn analyze(
     target.map(rep)
 }
 
-/// Train a model on the rows of `data` (or a built-in data set by name) into the run directory
-/// `out`, as `langevin train` does; returns a JSON summary.
+/// Train a model into the run directory `out`, as `langevin train` does; returns a JSON
+/// summary. `data`: a float array (rows), a built-in data set's name or a .csv/.npy file's
+/// path; `options`: the command line's training flags by name (checked by the Python layer);
+/// `labels`: integers, one per row, or a label file's path; `progress(step, total, loss)` is
+/// called from the calling thread about ten times a second. Ctrl-C (or a KeyboardInterrupt
+/// raised by `progress`) stops after the current step, saves a checkpoint and returns with
+/// `"interrupted": true`.
 #[pyfunction]
-#[pyo3(signature = (data, out, objective=None, steps=None, batch=None, lr=None, width=None, depth=None, seed=None, heldout_fraction=0.1, resume=false, threads=None, labels=None, conditional=false, cond_drop=None))]
-#[allow(clippy::too_many_arguments)]
+#[pyo3(signature = (data, out, options, labels=None, progress=None, threads=None))]
 fn train(
     py: Python<'_>,
-    data: &Bound<'_, PyAny>,
+    data: Option<&Bound<'_, PyAny>>,
     out: PathBuf,
-    objective: Option<&str>,
-    steps: Option<usize>,
-    batch: Option<usize>,
-    lr: Option<f64>,
-    width: Option<usize>,
-    depth: Option<usize>,
-    seed: Option<u64>,
-    heldout_fraction: f64,
-    resume: bool,
+    options: std::collections::HashMap<String, Bound<'_, PyAny>>,
+    labels: Option<&Bound<'_, PyAny>>,
+    progress: Option<Py<PyAny>>,
     threads: Option<usize>,
-    labels: Option<Vec<i64>>,
-    conditional: bool,
-    cond_drop: Option<f64>,
 ) -> PyResult<String> {
     use langevin_learn::checkpoint::RunDir;
+    use langevin_learn::data::{self, Labels};
+    use langevin_learn::ladder::LadderOptions;
+    use langevin_learn::objective::Objective;
+    let o = Opts(&options);
     let dev = candle_core::Device::Cpu;
     let run = RunDir::new(&out);
     let p = pool(threads)?;
-    if resume {
-        if objective.is_some()
-            || batch.is_some()
-            || lr.is_some()
-            || width.is_some()
-            || depth.is_some()
-            || seed.is_some()
-            || labels.is_some()
-            || conditional
-            || cond_drop.is_some()
-        {
+    let every = o.u("checkpoint_every")?.unwrap_or(1000);
+    if every == 0 {
+        return Err(PyValueError::new_err("checkpoint_every must be at least 1"));
+    }
+    let steps = o.u("steps")?;
+    if o.b("resume")? {
+        let given: Vec<&str> = options
+            .keys()
+            .map(|k| k.as_str())
+            .filter(|k| !["resume", "steps", "checkpoint_every"].contains(k))
+            .collect();
+        if !given.is_empty() || data.is_some() || labels.is_some() {
+            return Err(PyValueError::new_err(format!(
+                "resume=True continues a run with its saved settings; give only steps (to train longer), not {}",
+                if given.is_empty() { "data or labels".to_string() } else { given.join(", ") }
+            )));
+        }
+        if !out.is_dir() {
+            return Err(PyValueError::new_err(format!(
+                "{}: no such run directory to resume; train a new run there without resume=True",
+                out.display()
+            )));
+        }
+        return watched(py, &p, progress, move |w| {
+            let lock = run.lock()?;
+            let t = run.resume(&dev, steps)?;
+            finish(&run, t, lock, every, w)
+        });
+    }
+    // What the data are: an array, a file, a built-in set, or a teacher's pairs (reflow).
+    enum Source {
+        Array(Array2<f32>),
+        File(PathBuf),
+        Builtin(String),
+        Reflow(PathBuf),
+    }
+    let reflow: Option<PathBuf> = o.get("reflow").map(|v| v.extract()).transpose().map_err(|_| {
+        PyTypeError::new_err("reflow: the path of a trained flow-matching or diffusion run (the teacher)")
+    })?;
+    let source = match (data, reflow) {
+        (Some(_), Some(_)) => {
             return Err(PyValueError::new_err(
-                "resume=True continues a run with its saved settings; give only steps (to train longer)",
+                "reflow= trains on the teacher's ODE pairs: give data=None (the student has no data of its own)",
             ));
         }
-        let res = py.detach(|| {
-            in_pool(&p, || -> langevin::Result<String> {
-                let _lock = run.lock()?;
-                let mut t = run.resume(&dev, steps)?;
-                finish(&run, &mut t)
-            })
-        });
-        return res.map_err(value_err);
-    }
-    let (x, source) = if let Ok(name) = data.extract::<String>() {
-        (None, name)
-    } else {
-        let x = rows_f32(data, "data")?;
-        check_finite(x.view(), "data")?;
-        (Some(x), "array".to_string())
+        (None, Some(r)) => Source::Reflow(r),
+        (None, None) => {
+            return Err(PyValueError::new_err("data: an array of rows, a built-in data set's name or a .csv/.npy file"));
+        }
+        (Some(d), None) => {
+            if let Ok(s) = d.extract::<String>() {
+                let lower = s.to_ascii_lowercase();
+                if lower.ends_with(".csv") || lower.ends_with(".npy") {
+                    Source::File(PathBuf::from(s))
+                } else if std::path::Path::new(&s).is_file() {
+                    return Err(PyValueError::new_err(format!(
+                        "data {s:?}: a file, but only .csv and .npy files are read (or pass a NumPy array)"
+                    )));
+                } else {
+                    Source::Builtin(s)
+                }
+            } else {
+                let x = rows_f32(d, "data")?;
+                check_finite(x.view(), "data")?;
+                Source::Array(x)
+            }
+        }
     };
-    let objective = objective
-        .map(|o| langevin_learn::objective::Objective::from_name(o, None, None))
-        .transpose()
-        .map_err(value_err)?;
-    if labels.is_some() && x.is_none() {
+    if o.get("reflow_steps").is_some() && !matches!(source, Source::Reflow(_)) {
+        return Err(PyValueError::new_err("reflow_steps applies with reflow=RUN"));
+    }
+    let conditional = o.b("conditional")?;
+    let label_col = o.s("label")?;
+    // Labels given as integers (one per row) or as a file.
+    let label_values: Option<(Vec<i64>, String)> = match labels {
+        None => None,
+        Some(l) => {
+            if let Ok(p) = l.extract::<PathBuf>() {
+                let v = data::read_labels(&p).map_err(value_err)?;
+                Some((v, p.display().to_string()))
+            } else {
+                let v: Vec<i64> = l.extract().map_err(|_| {
+                    PyTypeError::new_err("labels: a 1-D array of integers (one per row) or a label file's path")
+                })?;
+                Some((v, "labels".to_string()))
+            }
+        }
+    };
+    match &source {
+        Source::Array(_) => {
+            if conditional {
+                return Err(PyValueError::new_err(
+                    "conditional=True uses a built-in data set's labels; for an array give labels=",
+                ));
+            }
+            if label_col.is_some() {
+                return Err(PyValueError::new_err("label= names a column of a data file; for an array give labels="));
+            }
+        }
+        Source::File(_) => {
+            if conditional {
+                return Err(PyValueError::new_err(
+                    "conditional=True uses a built-in data set's labels; for a file give label=COLUMN or labels=",
+                ));
+            }
+            if label_col.is_some() && label_values.is_some() {
+                return Err(PyValueError::new_err(
+                    "give the labels once: label=COLUMN (a column of the data file) or labels=, not both",
+                ));
+            }
+        }
+        Source::Builtin(_) => {
+            if label_col.is_some() || label_values.is_some() {
+                return Err(PyValueError::new_err(
+                    "label= and labels= are for arrays and data files; a built-in data set has its own: use conditional=True",
+                ));
+            }
+        }
+        Source::Reflow(_) => {
+            for k in ["label", "conditional", "cond_drop", "minibatch_ot", "drop_nonfinite", "keep_constant"] {
+                if options.contains_key(k) {
+                    return Err(PyValueError::new_err(format!(
+                        "{k} does not apply with reflow: the student's data are the teacher's ODE pairs"
+                    )));
+                }
+            }
+            if labels.is_some() {
+                return Err(PyValueError::new_err(
+                    "labels does not apply with reflow: the student's data are the teacher's ODE pairs",
+                ));
+            }
+        }
+    }
+    let labeled = conditional || label_col.is_some() || label_values.is_some();
+    if o.get("cond_drop").is_some() && !labeled {
         return Err(PyValueError::new_err(
-            "labels= goes with an array of data; a built-in data set brings its own labels with conditional=True",
+            "cond_drop applies to class-conditional training (labels=, label= or conditional=True)",
         ));
     }
-    if let (Some(l), Some(x)) = (&labels, &x)
-        && l.len() != x.nrows()
+    let mut objective = o.s("objective")?;
+    if matches!(source, Source::Reflow(_)) {
+        match objective.as_deref() {
+            None | Some("flow-matching") => objective = Some("flow-matching".into()),
+            Some(other) => {
+                return Err(PyValueError::new_err(format!(
+                    "reflow trains a flow-matching student; drop objective={other:?} (or give \"flow-matching\")"
+                )));
+            }
+        }
+    }
+    let objective = Objective::with_prediction(
+        objective.as_deref().unwrap_or(langevin_learn::train::DEFAULT_OBJECTIVE),
+        o.s("sde")?.as_deref(),
+        o.s("weighting")?.as_deref(),
+        o.s("prediction")?.as_deref(),
+    )
+    .map_err(value_err)?;
+    let minibatch_ot = o.b("minibatch_ot")?;
+    if let Some(path) = o.s("path")?
+        && path != "ot"
     {
         return Err(PyValueError::new_err(format!(
-            "labels has {} entries for {} data rows: give one label per row",
-            l.len(),
-            x.nrows()
+            "path={path:?}: the only flow-matching path is \"ot\" (the Gaussian VP paths are objective=\"dsm\")"
         )));
     }
+    if (minibatch_ot || o.get("path").is_some()) && objective != Objective::FlowMatching {
+        return Err(PyValueError::new_err("minibatch_ot and path apply to objective=\"flow-matching\""));
+    }
     let recipe = langevin_learn::train::Recipe {
-        objective,
+        objective: Some(objective),
         steps,
-        batch,
-        lr,
-        width,
-        depth,
-        seed,
-        cond_drop,
-        ..Default::default()
+        batch: o.u("batch")?,
+        lr: o.f("lr")?,
+        warmup: o.u("warmup")?,
+        weight_decay: o.f("weight_decay")?,
+        clip: o.f("clip")?,
+        ema: o.f("ema")?,
+        seed: o.u64("seed")?,
+        decay: o
+            .s("lr_decay")?
+            .as_deref()
+            .map(langevin_learn::train::LrDecay::from_name)
+            .transpose()
+            .map_err(value_err)?,
+        cond_drop: o.f("cond_drop")?,
+        minibatch_ot,
+        width: o.u("width")?,
+        depth: o.u("depth")?,
+        fourier: o.u("fourier")?,
     };
-    let res = py.detach(|| {
-        in_pool(&p, || -> langevin::Result<String> {
-            // Built-in sets as `langevin train --data NAME` draws them (the same points).
-            use langevin_learn::data::{self, Labels};
-            let (x, labels, real) = match x {
-                Some(x) => (x, labels.map(|v| Labels::from_values(&v, "labels")).transpose()?, false),
-                None => data::builtin(&source, 20_000, seed.unwrap_or(0), conditional)?,
-            };
-            let rows = x.nrows() - data::heldout_count(x.nrows(), heldout_fraction);
-            let (net, tc) = recipe.configs(labels.is_some(), rows, x.ncols())?;
-            let new = langevin_learn::checkpoint::new_labeled_run(
-                &x,
-                labels.as_ref(),
-                real,
-                &source,
-                0,
-                heldout_fraction,
-                &langevin_learn::ladder::LadderOptions::default(),
-                net,
-                tc,
-                &dev,
-            )?;
-            run.check_new()?;
-            let _lock = run.lock()?;
-            run.start(&new)?;
-            let mut t = new.trainer;
-            finish(&run, &mut t)
-        })
-    });
-    res.map_err(value_err)
+    let ladder = LadderOptions { sigma_max: o.f("sigma_max")?, sigma_min: o.f("sigma_min")?, levels: o.u("levels")? };
+    let heldout_fraction = o.f("heldout_fraction")?.unwrap_or(0.1);
+    let rows = o.u("rows")?;
+    if rows.is_some() && matches!(source, Source::Array(_) | Source::File(_)) {
+        return Err(PyValueError::new_err(
+            "rows applies to built-in data sets and reflow; arrays and files are used whole",
+        ));
+    }
+    if let Some(r) = rows
+        && r < 10
+    {
+        return Err(PyValueError::new_err(format!("rows={r}: at least 10 rows are needed")));
+    }
+    let keep_constant = o.b("keep_constant")?;
+    let drop_nonfinite = o.b("drop_nonfinite")?;
+    let seed = recipe.seed.unwrap_or(0);
+    let reflow_steps = o.u("reflow_steps")?.unwrap_or(50);
+    watched(py, &p, progress, move |w| {
+        let (x, labels, real, name, dropped) = match source {
+            Source::Reflow(teacher) => {
+                let teacher = Arc::new(langevin_learn::checkpoint::TrainedModel::load(&teacher, &dev)?);
+                let n = rows.unwrap_or(20_000);
+                let (net, tc) =
+                    recipe.configs(false, n - data::heldout_count(n, heldout_fraction), teacher.config.dim)?;
+                let new = langevin_learn::reflow::new_reflow_run(
+                    &teacher,
+                    n,
+                    reflow_steps,
+                    heldout_fraction,
+                    &ladder,
+                    net,
+                    tc,
+                    &dev,
+                )?;
+                let lock = run.begin(&new)?;
+                return finish(&run, new.trainer, lock, every, w);
+            }
+            Source::Array(x) => {
+                let l = label_values.map(|(v, what)| Labels::from_values(&v, what)).transpose()?;
+                (x, l, false, "array".to_string(), 0)
+            }
+            Source::File(path) => {
+                let (x, values, dropped) = data::read_labeled(&path, label_col.as_deref(), drop_nonfinite)?;
+                let l = match (values, label_values) {
+                    (Some(v), _) => Some(Labels::from_values(
+                        &v,
+                        format!("column '{}' of {}", label_col.as_deref().unwrap_or(""), path.display()),
+                    )?),
+                    (None, Some((v, what))) => {
+                        if dropped > 0 {
+                            return Err(langevin::Error::msg(format!(
+                                "{dropped} data rows were dropped for NaN or inf, so the rows of the labels no longer \
+                                 line up; clean the data, or put the labels in a column of the data file and use label="
+                            )));
+                        }
+                        Some(Labels::from_values(&v, what)?)
+                    }
+                    (None, None) => None,
+                };
+                (x, l, false, path.display().to_string(), dropped)
+            }
+            Source::Builtin(name) => {
+                let real = data::REAL.iter().any(|(n, _)| *n == name);
+                if real && rows.is_some() {
+                    return Err(langevin::Error::msg(format!(
+                        "rows applies to the generated data sets; {name} is real data, used whole"
+                    )));
+                }
+                if conditional && !real && data::builtin_classes(&name).is_none() {
+                    return Err(langevin::Error::msg(format!(
+                        "conditional=True: the data set {name} has no component labels; train it without conditional"
+                    )));
+                }
+                let (x, l, real) = data::builtin(&name, rows.unwrap_or(20_000), seed, conditional)?;
+                (x, l, real, name, 0)
+            }
+        };
+        if let Some(l) = &labels
+            && l.per_row.len() != x.nrows()
+        {
+            return Err(langevin::Error::msg(format!(
+                "labels has {} entries for {} data rows: give one label per row",
+                l.per_row.len(),
+                x.nrows()
+            )));
+        }
+        let n = x.nrows() - data::heldout_count(x.nrows(), heldout_fraction);
+        let (net, tc) = recipe.configs(labels.is_some(), n, x.ncols())?;
+        let new = langevin_learn::checkpoint::new_labeled_run(
+            &x,
+            labels.as_ref(),
+            keep_constant || real,
+            &name,
+            dropped,
+            heldout_fraction,
+            &ladder,
+            net,
+            tc,
+            &dev,
+        )?;
+        let lock = run.begin(&new)?;
+        finish(&run, new.trainer, lock, every, w)
+    })
 }
 
-/// Train `t` to its configured steps with the CLI's observers (metrics log, checkpoints).
+/// Options passed by name, read with their types (a wrong type names the option).
+struct Opts<'a, 'py>(&'a std::collections::HashMap<String, Bound<'py, PyAny>>);
+
+impl<'py> Opts<'_, 'py> {
+    fn get(&self, k: &str) -> Option<&Bound<'py, PyAny>> {
+        self.0.get(k).filter(|v| !v.is_none())
+    }
+    fn f(&self, k: &str) -> PyResult<Option<f64>> {
+        self.get(k).map(|v| v.extract::<f64>().map_err(|_| PyTypeError::new_err(format!("{k}: a number")))).transpose()
+    }
+    fn u(&self, k: &str) -> PyResult<Option<usize>> {
+        self.get(k)
+            .map(|v| v.extract::<usize>().map_err(|_| PyTypeError::new_err(format!("{k}: a whole number"))))
+            .transpose()
+    }
+    fn u64(&self, k: &str) -> PyResult<Option<u64>> {
+        self.get(k)
+            .map(|v| v.extract::<u64>().map_err(|_| PyTypeError::new_err(format!("{k}: a whole number"))))
+            .transpose()
+    }
+    fn b(&self, k: &str) -> PyResult<bool> {
+        Ok(self
+            .get(k)
+            .map(|v| v.extract::<bool>().map_err(|_| PyTypeError::new_err(format!("{k}: True or False"))))
+            .transpose()?
+            .unwrap_or(false))
+    }
+    fn s(&self, k: &str) -> PyResult<Option<String>> {
+        self.get(k)
+            .map(|v| {
+                if let Ok(i) = v.extract::<i64>() {
+                    return Ok(i.to_string()); // a column number
+                }
+                v.extract::<String>().map_err(|_| PyTypeError::new_err(format!("{k}: a name")))
+            })
+            .transpose()
+    }
+}
+
+/// What the training thread shows the calling thread: the step, the last loss, and the flag
+/// that stops it.
+#[derive(Default)]
+struct Watch {
+    stop: std::sync::atomic::AtomicBool,
+    step: std::sync::atomic::AtomicUsize,
+    total: std::sync::atomic::AtomicUsize,
+    loss: AtomicU64,
+}
+
+impl langevin_learn::fit::Observer for &Watch {
+    fn observe(
+        &mut self,
+        _t: &langevin_learn::train::Trainer,
+        st: &langevin_learn::train::StepStats,
+        until: usize,
+    ) -> langevin::Result<langevin_learn::fit::Flow> {
+        self.step.store(st.step, Ordering::Relaxed);
+        self.total.store(until, Ordering::Relaxed);
+        self.loss.store(st.loss.to_bits(), Ordering::Relaxed);
+        Ok(if self.stop.load(Ordering::SeqCst) {
+            langevin_learn::fit::Flow::Stop
+        } else {
+            langevin_learn::fit::Flow::Continue
+        })
+    }
+}
+
+/// Run `work` on a thread of its own (in the pool) while this thread, the one Python calls
+/// from, watches it: it releases the GIL between looks, calls `progress(step, total, loss)` when
+/// the step moved and checks for Ctrl-C (Python runs signal handlers on the main thread
+/// only). Ctrl-C or a KeyboardInterrupt from `progress` sets the stop flag: the work ends after
+/// its current step and reports `"interrupted": true`. Another exception from `progress` stops
+/// it the same way and is raised once the work has ended (and checkpointed).
+fn watched(
+    py: Python<'_>,
+    p: &Option<rayon::ThreadPool>,
+    progress: Option<Py<PyAny>>,
+    work: impl FnOnce(&Watch) -> langevin::Result<serde_json::Value> + Send,
+) -> PyResult<String> {
+    let watch = Watch::default();
+    let main = std::thread::current();
+    let mut interrupted = false;
+    let mut raised: Option<PyErr> = None;
+    let mut shown = usize::MAX;
+    let result = std::thread::scope(|s| {
+        let h = s.spawn(|| {
+            let r = in_pool(p, || work(&watch));
+            main.unpark();
+            r
+        });
+        loop {
+            let done = h.is_finished();
+            let step = watch.step.load(Ordering::Relaxed);
+            if let Some(cb) = &progress
+                && step != shown
+                && step > 0
+                && raised.is_none()
+            {
+                shown = step;
+                let loss = f64::from_bits(watch.loss.load(Ordering::Relaxed));
+                if let Err(e) = cb.call1(py, (step, watch.total.load(Ordering::Relaxed), loss)) {
+                    watch.stop.store(true, Ordering::SeqCst);
+                    if e.is_instance_of::<pyo3::exceptions::PyKeyboardInterrupt>(py) {
+                        interrupted = true;
+                    } else {
+                        raised = Some(e);
+                    }
+                }
+            }
+            if done {
+                break h.join();
+            }
+            if let Err(e) = py.check_signals() {
+                watch.stop.store(true, Ordering::SeqCst);
+                if e.is_instance_of::<pyo3::exceptions::PyKeyboardInterrupt>(py) {
+                    interrupted = true;
+                } else if raised.is_none() {
+                    raised = Some(e);
+                }
+            }
+            py.detach(|| std::thread::park_timeout(std::time::Duration::from_millis(100)));
+        }
+    });
+    let result = result.map_err(|_| PyValueError::new_err("internal error: the training thread panicked"))?;
+    if let Some(e) = raised {
+        return Err(e);
+    }
+    let mut v = result.map_err(value_err)?;
+    v["interrupted"] = serde_json::json!(interrupted && v["stopped"].as_bool().unwrap_or(false));
+    if let Some(m) = v.as_object_mut() {
+        m.remove("stopped");
+    }
+    Ok(v.to_string())
+}
+
+/// Train `t` to its configured steps with the CLI's observers (metrics log, checkpoints) and
+/// the watcher's; the lock is held until the end.
 fn finish(
     run: &langevin_learn::checkpoint::RunDir,
-    t: &mut langevin_learn::train::Trainer,
-) -> langevin::Result<String> {
+    mut t: langevin_learn::train::Trainer,
+    _lock: langevin_learn::checkpoint::RunLock,
+    every: usize,
+    w: &Watch,
+) -> langevin::Result<serde_json::Value> {
     use langevin_learn::fit::{CheckpointEvery, MetricsLog, fit};
     let total = t.config.steps;
     let mut log = MetricsLog::open(run, 100, 1000)?;
-    let mut ckpt = CheckpointEvery::new(run.clone(), 1000);
-    let s = fit(t, total, &mut [&mut log, &mut ckpt])?;
+    let mut ckpt = CheckpointEvery::new(run.clone(), every);
+    let mut watch = w;
+    let s = fit(&mut t, total, &mut [&mut log, &mut ckpt, &mut watch])?;
+    let heldout = match s.heldout_loss {
+        Some(h) => h,
+        None => t.heldout_loss()?.0,
+    };
     Ok(serde_json::json!({
         "steps": t.step,
         "seconds": s.seconds,
-        "heldout_loss": s.heldout_loss,
+        "heldout_loss": heldout,
         "out": run.file("").display().to_string(),
-    })
-    .to_string())
+        "stopped": s.stopped,
+    }))
 }
 
 /// Samples from a trained run: (float32 (n, d) in the data's units, report as JSON).

@@ -284,7 +284,7 @@ fn prepare(a: &TrainArgs, dev: &Device) -> Result<(Trainer, Option<RunLock>)> {
         train,
         dev,
     )?;
-    start(a, &run, new)
+    start(&run, new)
 }
 
 /// The network and training configs the flags ask for, with the defaults of the objective's
@@ -353,22 +353,12 @@ fn prepare_reflow(a: &TrainArgs, dev: &Device, run: &RunDir) -> Result<(Trainer,
         train,
         dev,
     )?;
-    start(a, run, new)
+    start(run, new)
 }
 
 /// Write a new run into --out under its lock (nothing left behind when that fails).
-fn start(a: &TrainArgs, run: &RunDir, new: langevin_learn::checkpoint::NewRun) -> Result<(Trainer, Option<RunLock>)> {
-    let existed = a.out.exists();
-    run.check_new()?;
-    let lock = run.lock()?;
-    if let Err(e) = run.start(&new) {
-        if !existed {
-            // Nothing of ours may be left where nothing was (a full disk during creation).
-            drop(lock);
-            let _ = std::fs::remove_dir_all(&a.out);
-        }
-        return Err(e.into());
-    }
+fn start(run: &RunDir, new: langevin_learn::checkpoint::NewRun) -> Result<(Trainer, Option<RunLock>)> {
+    let lock = run.begin(&new)?;
     Ok((new.trainer, Some(lock)))
 }
 

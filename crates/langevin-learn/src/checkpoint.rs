@@ -177,6 +177,9 @@ pub fn new_labeled_run(
             return Err(Error::invalid(field, format!("`{field}` must be at least 1 (the network's size)")));
         }
     }
+    if train.steps == 0 {
+        return Err(Error::invalid("steps", "`steps` must be at least 1"));
+    }
     if train.warmup >= train.steps {
         return Err(Error::invalid(
             "warmup",
@@ -205,7 +208,7 @@ pub fn new_labeled_run(
              drop that column{}",
             c + 1,
             if constant.len() < x.ncols() {
-                " (or, for images with blank pixels, keep such columns: `--keep-constant`)"
+                " (or, for images with blank pixels, keep such columns: `--keep-constant`, in Python keep_constant=True)"
             } else {
                 ""
             }
@@ -329,6 +332,22 @@ impl RunDir {
             }
             Err(std::fs::TryLockError::Error(e)) => Err(file_err(&p, format!("cannot lock the run directory: {e}"))),
         }
+    }
+
+    /// Check, lock and [`RunDir::start`] a new run: the lock is held until the returned guard
+    /// is dropped. When creation fails (a full disk), nothing is left where nothing was.
+    pub fn begin(&self, new: &NewRun) -> Result<RunLock> {
+        let existed = self.path.exists();
+        self.check_new()?;
+        let lock = self.lock()?;
+        if let Err(e) = self.start(new) {
+            if !existed {
+                drop(lock);
+                let _ = std::fs::remove_dir_all(&self.path);
+            }
+            return Err(e);
+        }
+        Ok(lock)
     }
 
     /// Start a new run in this directory: the data split, the first checkpoint (step 0), and

@@ -141,23 +141,95 @@ def analyze(target: Target, **kwargs: Any) -> dict:
     return json.loads(_native.analyze(target, **kwargs))
 
 
-def train(data: Union[np.ndarray, str], out: Union[str, os.PathLike], **kwargs: Any) -> dict:
-    """Train a score model on the rows of ``data`` (or a built-in data set by name, e.g.
-    "moons", "digits") into the run directory ``out``, as ``langevin train`` does (the same
-    files; the same defaults: EDM, 40,000 steps of 1,024, cosine decay). Keywords:
-    ``objective`` ("edm", "ncsn", "dsm", "flow-matching"), ``steps``, ``batch``, ``lr``,
-    ``width``, ``depth``, ``seed``, ``heldout_fraction`` (0.1), ``resume`` (continue ``out``),
-    ``threads``; class-conditional models: ``labels`` (one integer per row of an array) or
-    ``conditional=True`` (a built-in set's own labels), ``cond_drop`` (0.1, the label dropout of
-    classifier-free guidance). Returns a summary dict."""
-    _check_keys("train", kwargs, ("objective", "steps", "batch", "lr", "width", "depth", "seed",
-                                  "heldout_fraction", "resume", "threads", "labels", "conditional", "cond_drop"))
-    if kwargs.get("labels") is not None:
-        lab = np.asarray(kwargs["labels"])
-        if lab.ndim != 1 or not np.issubdtype(lab.dtype, np.integer):
-            raise TypeError("labels: a 1-D array of integers, one per row")
-        kwargs["labels"] = [int(v) for v in lab]
-    return json.loads(_native.train(data, os.fspath(out), **kwargs))
+_TRAIN_KEYS = ("objective", "sde", "weighting", "prediction", "path", "minibatch_ot", "steps", "batch", "lr",
+               "warmup", "lr_decay", "weight_decay", "clip", "ema", "width", "depth", "fourier", "sigma_max",
+               "sigma_min", "levels", "rows", "heldout_fraction", "label", "labels", "conditional", "cond_drop",
+               "keep_constant", "drop_nonfinite", "seed", "reflow", "reflow_steps", "resume", "checkpoint_every",
+               "progress", "threads")
+
+
+def _progress_printer() -> Callable[[int, int, float], None]:
+    """A progress display: tqdm's (notebook widget or terminal) when tqdm is installed, else one
+    line on stderr rewritten in place."""
+    try:
+        from tqdm.auto import tqdm  # optional
+    except Exception:  # noqa: BLE001 - any failure to import means: no tqdm
+        tqdm = None
+    state: dict = {}
+
+    def show(step: int, total: int, loss: float) -> None:
+        if tqdm is not None:
+            bar = state.get("bar")
+            if bar is None:
+                bar = state["bar"] = tqdm(total=total, initial=step, unit="step", desc="train")
+            bar.update(step - bar.n)
+            bar.set_postfix(loss=f"{loss:.4f}", refresh=False)
+            if step >= total:
+                bar.close()
+        else:
+            import sys
+            end = "\n" if step >= total else ""
+            sys.stderr.write(f"\rtrain: step {step}/{total}, loss {loss:.4f}{end}")
+            sys.stderr.flush()
+
+    return show
+
+
+def train(data: Union[np.ndarray, str, os.PathLike, None], out: Union[str, os.PathLike], **kwargs: Any) -> dict:
+    """Train a score model into the run directory ``out``, as ``langevin train`` does (the same
+    files, the same defaults: EDM, 40,000 steps of 1,024, cosine decay), so a run trained here is
+    usable by the command line and back.
+
+    ``data``: an array of rows (float32 or float64), a built-in data set by name ("moons",
+    "digits", ...), or the path of a .csv / .npy file (one sample per row); ``None`` with
+    ``reflow=``. Keywords (the command line's flags; ``None`` keeps the default):
+
+    - the objective: ``objective`` ("edm", "ncsn", "dsm", "flow-matching"), ``sde``,
+      ``weighting``, ``prediction`` (dsm), ``path`` and ``minibatch_ot`` (flow matching);
+      ``reflow`` (a trained run: a flow-matching student on its ODE pairs; ``rows`` pairs) and
+      ``reflow_steps``;
+    - optimization: ``steps``, ``batch``, ``lr``, ``warmup``, ``lr_decay`` ("cosine",
+      "constant"), ``weight_decay``, ``clip``, ``ema``, ``seed``; the network: ``width``,
+      ``depth``, ``fourier``; the NCSN ladder: ``sigma_max``, ``sigma_min``, ``levels``;
+    - data: ``rows`` (built-in sets), ``heldout_fraction`` (0.1), ``keep_constant``,
+      ``drop_nonfinite`` (files);
+    - class-conditional models: ``labels`` (integers, one per row, or a label file's path),
+      ``label`` (a column of the data file, by header name or 1-based number),
+      ``conditional=True`` (a built-in set's own labels), ``cond_drop`` (0.1);
+    - ``resume=True`` continues ``out`` (give only ``steps``, the new total);
+      ``checkpoint_every`` (1,000); ``threads``;
+    - ``progress``: True (the default: a tqdm bar when tqdm is installed, else a line on
+      stderr), False, or a function ``f(step, total, loss)``.
+
+    Ctrl-C stops after the current step, writes a checkpoint and returns (``"interrupted":
+    True`` in the summary; continue with ``resume=True``). Returns a summary dict: ``steps``,
+    ``seconds``, ``heldout_loss``, ``out``, ``interrupted``."""
+    _check_keys("train", kwargs, _TRAIN_KEYS)
+    threads = kwargs.pop("threads", None)
+    progress = kwargs.pop("progress", True)
+    if progress is True:
+        progress = _progress_printer()
+    elif progress is False or progress is None:
+        progress = None
+    elif not callable(progress):
+        raise TypeError("progress: True, False or a function f(step, total, loss)")
+    labels = kwargs.pop("labels", None)
+    if labels is not None:
+        if isinstance(labels, (str, os.PathLike)):
+            labels = os.fspath(labels)
+        else:
+            lab = np.asarray(labels)
+            if lab.ndim != 1 or not np.issubdtype(lab.dtype, np.integer):
+                raise TypeError("labels: a 1-D array of integers (one per row) or a label file's path")
+            labels = [int(v) for v in lab]
+    if isinstance(data, os.PathLike):
+        data = os.fspath(data)
+    if kwargs.get("reflow") is not None:
+        reflow = kwargs["reflow"]
+        kwargs["reflow"] = os.fspath(reflow["out"] if isinstance(reflow, dict) else reflow)
+    options = {k: v for k, v in kwargs.items() if v is not None}
+    return json.loads(_native.train(data, os.fspath(out), options, labels=labels, progress=progress,
+                                    threads=threads))
 
 
 def generate(run: Union[str, os.PathLike, dict], **kwargs: Any) -> Tuple[np.ndarray, dict]:
