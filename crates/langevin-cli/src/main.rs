@@ -12,6 +12,7 @@ mod field;
 mod flags;
 mod generate;
 mod likelihood;
+mod merge;
 mod plot;
 mod plot_cmd;
 mod posterior;
@@ -60,6 +61,8 @@ struct Cli {
 enum Command {
     /// Draw samples from a target: the Langevin family (ULA, MALA, annealed, BAOAB) or a diffusion sampler (pc, ode, ddim, edm, dpmpp-2m, ...).
     Sample(Box<sample::SampleArgs>),
+    /// Join the shards of a `sample --shard K/N` run into the whole run's samples and report.
+    Merge(merge::MergeArgs),
     /// Train on a built-in 2-D data set, generate with plain and annealed Langevin, compare, plot.
     Quickstart(quickstart::QuickstartArgs),
     /// Learn a score model from data: NCSN over a noise ladder, continuous-time DSM, EDM or flow matching.
@@ -122,6 +125,7 @@ fn main() -> ExitCode {
     }
     let result = match cli.command {
         Command::Sample(a) => sample::run(&a, cli.quiet),
+        Command::Merge(a) => merge::run(&a, cli.quiet),
         Command::Eval(a) => eval::run(&a, cli.quiet),
         Command::Likelihood(a) => likelihood::run(&a, cli.quiet),
         Command::CompareSamplers(a) => compare::run(&a, cli.quiet),

@@ -11,6 +11,7 @@ use langevin::sampler::{AnnealOptions, Init, RunResult, Scheme};
 use langevin::target::{Target, load_target};
 use serde_json::{Value, json};
 use std::path::PathBuf;
+use std::sync::Arc;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum SamplerKind {
@@ -176,6 +177,63 @@ pub struct SampleArgs {
     /// Recording interval for --trajectory (default: 1/100 of the run).
     #[arg(long, value_name = "K")]
     pub record_every: Option<usize>,
+    /// Run shard K of N (from 0): a contiguous range of the run's blocks of particles, so the
+    /// N shards' outputs joined by `langevin merge` are the whole run, bit for bit (for job
+    /// arrays: one task per shard, the same flags and seed everywhere).
+    #[arg(long, value_name = "K/N", value_parser = parse_shard)]
+    pub shard: Option<langevin::sampler::Shard>,
+}
+
+/// `--shard K/N`.
+fn parse_shard(s: &str) -> std::result::Result<langevin::sampler::Shard, String> {
+    let bad = || format!("'{s}' is not K/N (shard K of N, numbered from 0, e.g. 3/64)");
+    let (k, n) = s.split_once('/').ok_or_else(bad)?;
+    let index: usize = k.trim().parse().map_err(|_| bad())?;
+    let count: usize = n.trim().parse().map_err(|_| bad())?;
+    if count == 0 || index >= count {
+        return Err(format!(
+            "shard {index}/{count}: K must be below N (shards are numbered 0 to N-1) and N at least 1"
+        ));
+    }
+    Ok(langevin::sampler::Shard { index, count })
+}
+
+/// The flags of this `sample` command that decide its samples (everything but the output
+/// files, --shard, --quiet and --threads), as given: a shard's report keeps them, so `merge`
+/// can check that the shards agree and redo the whole run's report.
+fn settings_argv() -> Vec<String> {
+    let args: Vec<String> = std::env::args().collect();
+    let start = args.iter().position(|a| a == "sample").map_or(args.len(), |i| i + 1);
+    let with_value = ["--out", "--report", "--trajectory", "--record-every", "--shard", "--threads"];
+    let mut kept = Vec::new();
+    let mut i = start;
+    while i < args.len() {
+        let t = &args[i];
+        if with_value.contains(&t.as_str()) {
+            i += 2;
+            continue;
+        }
+        if t == "-q" || t == "--quiet" || with_value.iter().any(|f| t.starts_with(&format!("{f}="))) {
+            i += 1;
+            continue;
+        }
+        kept.push(t.clone());
+        i += 1;
+    }
+    kept
+}
+
+/// FNV-1a over the samples' bytes: a shard's report names its file's contents, so `merge`
+/// notices a file overwritten by another run.
+pub fn checksum(x: ndarray::ArrayView2<f32>) -> String {
+    let mut h: u64 = 0xcbf29ce484222325;
+    for v in x.iter() {
+        for b in v.to_bits().to_le_bytes() {
+            h ^= b as u64;
+            h = h.wrapping_mul(0x100000001b3);
+        }
+    }
+    format!("{h:016x}")
 }
 
 fn check_flags(a: &SampleArgs) -> Result<()> {
@@ -303,15 +361,7 @@ pub fn run(a: &SampleArgs, quiet: bool) -> Result<()> {
         &[("target", report::spec_file(Some(&a.target))), ("init", report::spec_file(a.init.as_deref()))],
         &[("out", a.out.as_deref()), ("report", a.report.as_deref()), ("trajectory", a.trajectory.as_deref())],
     )?;
-    let target = match a.temperature {
-        Some(kt) => target.at_temperature(kt).ok_or_else(|| {
-            anyhow::anyhow!(
-                "--temperature applies to Boltzmann targets p ∝ exp(−U/kT); '{}' has no temperature (it is sampled as U = −log p at kT = 1)",
-                target.name()
-            )
-        })?,
-        None => target,
-    };
+    let target = at_temperature(a, target)?;
     let t: &dyn Target = target.as_ref();
     let mut opts = options(a)?;
     // The run's length (the library's defaults) sizes the progress bar and the default
@@ -325,6 +375,26 @@ pub fn run(a: &SampleArgs, quiet: bool) -> Result<()> {
     let opts = SampleOptions { progress: Some(progress.counter.clone()), ..opts };
     let out = sample(t, &opts)?;
     progress.finish();
+    let extra = match a.shard {
+        Some(_) => {
+            vec![("settings", json!(settings_argv())), ("samples_checksum", json!(checksum(out.run.samples.view())))]
+        }
+        None => vec![],
+    };
+    write_outputs(a, t, &opts, &out, &warnings, &extra, quiet)
+}
+
+/// Write what `a` asks for of a finished (or merged) run: samples, trajectory, the report
+/// (with `extra` keys), the summary and late warnings.
+pub fn write_outputs(
+    a: &SampleArgs,
+    t: &dyn Target,
+    opts: &SampleOptions,
+    out: &langevin::sample::Sampled,
+    warnings: &[String],
+    extra: &[(&str, Value)],
+    quiet: bool,
+) -> Result<()> {
     let result = &out.run;
 
     if let Some(p) = &a.out {
@@ -338,7 +408,10 @@ pub fn run(a: &SampleArgs, quiet: bool) -> Result<()> {
     rep.insert("command".into(), json!("sample"));
     rep.insert("version".into(), json!(env!("CARGO_PKG_VERSION")));
     rep.insert("target_spec".into(), json!(a.target));
-    let mut all_warnings = warnings.clone();
+    for (k, v) in extra {
+        rep.insert((*k).into(), v.clone());
+    }
+    let mut all_warnings = warnings.to_vec();
     all_warnings.extend(late.iter().cloned());
     rep.insert("warnings".into(), json!(all_warnings));
     if let Some(p) = &a.out {
@@ -363,8 +436,21 @@ pub fn run(a: &SampleArgs, quiet: bool) -> Result<()> {
     Ok(())
 }
 
+/// The target at --temperature, when given.
+pub fn at_temperature(a: &SampleArgs, target: Arc<dyn Target>) -> Result<Arc<dyn Target>> {
+    Ok(match a.temperature {
+        Some(kt) => target.at_temperature(kt).ok_or_else(|| {
+            anyhow::anyhow!(
+                "--temperature applies to Boltzmann targets p ∝ exp(−U/kT); '{}' has no temperature (it is sampled as U = −log p at kT = 1)",
+                target.name()
+            )
+        })?,
+        None => target,
+    })
+}
+
 /// Flags → the library's options.
-fn options(a: &SampleArgs) -> Result<SampleOptions> {
+pub fn options(a: &SampleArgs) -> Result<SampleOptions> {
     let mass = match &a.mass {
         Some(m) => m
             .split(',')
@@ -404,6 +490,11 @@ fn options(a: &SampleArgs) -> Result<SampleOptions> {
         Some(Step::Value(v)) => StepSize::Given(v),
     };
     let record_every = a.trajectory.as_ref().and(a.record_every);
+    if a.shard.is_some() && a.trajectory.is_some() {
+        anyhow::bail!(
+            "--trajectory is not recorded in shards (merge joins samples and reports); record on one machine"
+        );
+    }
     let init = a.init.as_deref().map(Init::parse).transpose()?;
     let opts = SampleOptions {
         sampler,
@@ -415,6 +506,7 @@ fn options(a: &SampleArgs) -> Result<SampleOptions> {
         thin: a.thin,
         record_every,
         seed: a.seed,
+        shard: a.shard,
         ..Default::default()
     };
     Ok(opts)

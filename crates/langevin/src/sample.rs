@@ -24,13 +24,13 @@
 
 use crate::analysis::{self, Stiffness};
 use crate::diagnostics;
-use crate::diffusion::{DiffusionConfig, DiffusionOptions, DiffusionReport, Method, run_diffusion};
+use crate::diffusion::{DiffusionConfig, DiffusionOptions, DiffusionReport, DiffusionStats, Method, run_diffusion};
 use crate::error::Result;
 use crate::invalid_field;
 use crate::metrics;
 use crate::rng::LaneRng;
 use crate::sampler::{
-    self, AnnealConfig, AnnealOptions, Init, Mala, RunConfig, RunResult, Scheme, Ula, Underdamped, run_annealed,
+    self, AnnealConfig, AnnealOptions, Init, Mala, RunConfig, RunResult, Scheme, Shard, Ula, Underdamped, run_annealed,
 };
 use crate::target::Target;
 use ndarray::ArrayView2;
@@ -202,6 +202,9 @@ pub struct SampleOptions {
     pub progress: Option<Arc<AtomicU64>>,
     /// Set to stop early (the call then returns an error).
     pub cancel: Option<Arc<AtomicBool>>,
+    /// Run one shard of the particles (see [`Shard`]): the output holds its rows, the report
+    /// its figures and, under `shard`, what [`merge`] needs to rebuild the whole run.
+    pub shard: Option<Shard>,
 }
 
 impl Default for Sampler {
@@ -438,8 +441,57 @@ pub struct SampleReport {
     /// ESS and R-hat (with at least 4 kept draws per chain).
     #[serde(flatten, skip_serializing_if = "Option::is_none")]
     pub chains: Option<ChainDiagnostics>,
+    /// What a shard ran (a shard's report only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub shard: Option<ShardReport>,
     /// Problems worth a look.
     pub warnings: Vec<String>,
+}
+
+/// A shard's part of a run: where its rows go and the run's counters over them, enough for
+/// [`merge`] to rebuild the whole run's result and report.
+#[derive(Clone, Debug, PartialEq, Serialize, serde::Deserialize)]
+pub struct ShardReport {
+    /// This shard (from 0).
+    pub index: usize,
+    /// Shards in the run.
+    pub count: usize,
+    /// Particles of the whole run.
+    pub particles_total: usize,
+    /// The shard's particles: `first .. end` of the whole run's.
+    pub first: usize,
+    /// One past the shard's last particle.
+    pub end: usize,
+    /// Kept draws per particle.
+    pub draws: usize,
+    /// Accepted proposals after warm-up (MALA).
+    pub accepted: u64,
+    /// Proposals after warm-up (MALA).
+    pub proposed: u64,
+    /// Particle-steps done.
+    pub particle_steps: u64,
+    /// Particles per block (the whole run's blocks).
+    pub block_size: usize,
+    /// τ after warm-up (the pilot's adaptation: the same in every shard).
+    pub step_size: f64,
+    /// The pilot's mean acceptance in the last warm-up window.
+    pub warmup_acceptance: Option<f64>,
+    /// ⟨m v²⟩ per degree of freedom over this shard's draws.
+    pub kinetic_temperature: Option<f64>,
+    /// Diffusion samplers: the statistics of the shard's block with the most score evaluations
+    /// (NFE, accepted and rejected steps, the σ at every step).
+    pub diffusion: Option<(usize, usize, usize, Vec<f64>)>,
+}
+
+/// One shard's output for [`merge`]: its samples (draw-major, as [`RunResult::samples`]) and
+/// report.
+pub struct ShardPart {
+    /// The shard's samples.
+    pub samples: ndarray::Array2<f32>,
+    /// Its report's `shard` record.
+    pub shard: ShardReport,
+    /// Its wall-clock seconds.
+    pub seconds: f64,
 }
 
 /// Samples, settings, report.
@@ -521,6 +573,12 @@ fn check(opts: &SampleOptions) -> Result<()> {
         }
         _ => {}
     }
+    if opts.shard.is_some() && opts.record_every.is_some() {
+        return Err(invalid_field!(
+            "record_every",
+            "trajectories are not recorded in shards (merge joins samples and reports); record on one machine"
+        ));
+    }
     if let StepSize::Given(v) = opts.step_size
         && !(v.is_finite() && v > 0.0)
     {
@@ -598,14 +656,192 @@ pub fn diffusion_config(
 
 /// Sample `target` as `opts` says. See the module documentation.
 pub fn sample(target: &dyn Target, opts: &SampleOptions) -> Result<Sampled> {
+    sample_or_merge(target, opts, None)
+}
+
+/// The whole run that the shards `parts` of `sample(target, opts)` make, as if it had run in
+/// one piece: the samples bit for bit (rows in particle order, draw by draw) and the report
+/// recomputed over all of them (moments, mode weights, ESS and R-hat over all chains,
+/// acceptance from the summed counts; seconds summed over the shards). The parts must be every
+/// shard of one run, once each, in any order; `opts` are the run's options without `shard`.
+pub fn merge(target: &dyn Target, opts: &SampleOptions, parts: &[ShardPart]) -> Result<Sampled> {
+    if opts.shard.is_some() {
+        return Err(invalid_field!("shard", "merge takes the options of the whole run, without `shard`"));
+    }
+    if parts.is_empty() {
+        return Err(invalid_field!("shard", "no shards to merge"));
+    }
+    let count = parts[0].shard.count;
+    let mut order: Vec<Option<usize>> = vec![None; count];
+    for (i, p) in parts.iter().enumerate() {
+        let s = &p.shard;
+        if s.count != count {
+            return Err(invalid_field!(
+                "shard",
+                "the shards come from runs cut differently: shard {}/{} beside shard {}/{count}",
+                s.index,
+                s.count,
+                parts[0].shard.index
+            ));
+        }
+        if s.index >= count {
+            return Err(invalid_field!("shard", "shard {}/{count} is out of range", s.index));
+        }
+        if let Some(j) = order[s.index] {
+            return Err(invalid_field!(
+                "shard",
+                "shard {}/{count} is given twice (inputs {} and {})",
+                s.index,
+                j + 1,
+                i + 1
+            ));
+        }
+        order[s.index] = Some(i);
+    }
+    let missing: Vec<String> = (0..count).filter(|k| order[*k].is_none()).map(|k| k.to_string()).collect();
+    if !missing.is_empty() {
+        return Err(invalid_field!(
+            "shard",
+            "shard{} {} of {count} missing: merge needs every shard of the run",
+            if missing.len() > 1 { "s" } else { "" },
+            missing.join(", ")
+        ));
+    }
+    let sorted: Vec<&ShardPart> = order.iter().map(|i| &parts[i.expect("checked")]).collect();
+    sample_or_merge(target, opts, Some(&sorted))
+}
+
+/// The run of the shards `parts` (sorted by index): checked against each other and the
+/// resolved settings, rows in particle order draw by draw.
+fn merged_run(parts: &[&ShardPart], particles: usize, dim: usize) -> Result<(RunResult, Option<DiffusionStats>)> {
+    let s0 = &parts[0].shard;
+    let mut end = 0;
+    for p in parts {
+        let s = &p.shard;
+        let same = s.particles_total == s0.particles_total
+            && s.draws == s0.draws
+            && s.block_size == s0.block_size
+            && s.step_size.to_bits() == s0.step_size.to_bits()
+            && s.warmup_acceptance.map(f64::to_bits) == s0.warmup_acceptance.map(f64::to_bits);
+        if !same {
+            return Err(invalid_field!(
+                "shard",
+                "shard {} disagrees with shard 0 on the run's particles, draws, blocks or adapted step size: the shards come from different runs",
+                s.index
+            ));
+        }
+        if s.first != end || s.end <= s.first {
+            return Err(invalid_field!(
+                "shard",
+                "shard {} holds particles {}..{} but the shards before it end at {end}: the shards come from different runs",
+                s.index,
+                s.first,
+                s.end
+            ));
+        }
+        if p.samples.dim() != ((s.end - s.first) * s.draws, dim) {
+            return Err(invalid_field!(
+                "shard",
+                "shard {} has {} × {} samples but its report says {} particles × {} draws in {dim} dimensions: a truncated or foreign file",
+                s.index,
+                p.samples.nrows(),
+                p.samples.ncols(),
+                s.end - s.first,
+                s.draws
+            ));
+        }
+        end = s.end;
+    }
+    if end != particles || s0.particles_total != particles {
+        return Err(invalid_field!(
+            "shard",
+            "the shards hold {end} particles but the run has {particles}: the shards come from another run (or the options differ)"
+        ));
+    }
+    let draws = s0.draws;
+    let mut samples = ndarray::Array2::zeros((draws * particles, dim));
+    for k in 0..draws {
+        for p in parts {
+            let len = p.shard.end - p.shard.first;
+            samples
+                .slice_mut(ndarray::s![k * particles + p.shard.first..k * particles + p.shard.end, ..])
+                .assign(&p.samples.slice(ndarray::s![k * len..(k + 1) * len, ..]));
+        }
+    }
+    // The block with the most evaluations, the last of equals (as the whole run picks it).
+    let stats = parts
+        .iter()
+        .filter_map(|p| p.shard.diffusion.as_ref())
+        .map(|(nfe, accepted, rejected, sig)| DiffusionStats {
+            nfe: *nfe,
+            accepted: *accepted,
+            rejected: *rejected,
+            step_sigmas: sig.clone(),
+        })
+        .max_by_key(|s| s.nfe);
+    let kinetic = s0.kinetic_temperature.map(|_| {
+        parts
+            .iter()
+            .map(|p| p.shard.kinetic_temperature.unwrap_or(0.0) * (p.shard.end - p.shard.first) as f64)
+            .sum::<f64>()
+            / particles as f64
+    });
+    let run = RunResult {
+        samples,
+        draws,
+        trajectory: None,
+        accepted: parts.iter().map(|p| p.shard.accepted).sum(),
+        proposed: parts.iter().map(|p| p.shard.proposed).sum(),
+        warmup_acceptance: s0.warmup_acceptance,
+        step_size: s0.step_size,
+        seconds: parts.iter().map(|p| p.seconds).sum(),
+        particle_steps: match &stats {
+            Some(st) => (particles * st.accepted) as u64,
+            None => parts.iter().map(|p| p.shard.particle_steps).sum(),
+        },
+        block_size: s0.block_size,
+        kinetic_temperature: kinetic,
+    };
+    Ok((run, stats))
+}
+
+/// A shard's record for its report: where its rows go in the whole run.
+fn shard_report(
+    shard: Shard,
+    particles: usize,
+    run: &RunResult,
+    block: usize,
+    stats: Option<&DiffusionStats>,
+) -> Result<ShardReport> {
+    let blocks = shard.blocks(particles.div_ceil(block), block)?;
+    let first = blocks.start * block;
+    Ok(ShardReport {
+        index: shard.index,
+        count: shard.count,
+        particles_total: particles,
+        first,
+        end: (blocks.end * block).min(particles),
+        draws: run.draws,
+        accepted: run.accepted,
+        proposed: run.proposed,
+        particle_steps: run.particle_steps,
+        block_size: block,
+        step_size: run.step_size,
+        warmup_acceptance: run.warmup_acceptance,
+        kinetic_temperature: run.kinetic_temperature,
+        diffusion: stats.map(|s| (s.nfe, s.accepted, s.rejected, s.step_sigmas.clone())),
+    })
+}
+
+fn sample_or_merge(target: &dyn Target, opts: &SampleOptions, parts: Option<&[&ShardPart]>) -> Result<Sampled> {
     check(opts)?;
     let mut notes = Vec::new();
     let mut schedule_notes = Vec::new();
     if opts.sampler == Sampler::Exact {
-        return exact(target, opts);
+        return exact(target, opts, parts);
     }
     if let Sampler::Diffusion { method, options } = &opts.sampler {
-        return diffusion(target, opts, *method, options);
+        return diffusion(target, opts, *method, options, parts);
     }
     // Annealing schedule first: its σ₁ sets the default start.
     let anneal = match &opts.sampler {
@@ -688,12 +924,14 @@ pub fn sample(target: &dyn Target, opts: &SampleOptions) -> Result<Sampled> {
         },
         progress: opts.progress.clone(),
         cancel: opts.cancel.clone(),
+        shard: opts.shard,
         ..Default::default()
     };
-    if anneal.is_none() {
+    if anneal.is_none() && parts.is_none() {
         check_start(target, &init, particles, opts.seed)?;
     }
     let run = match &opts.sampler {
+        _ if parts.is_some() => merged_run(parts.expect("merging"), particles, target.dim())?.0,
         Sampler::Ula { noise } => sampler::run(&Ula::new(target, *noise), &init, &cfg)?,
         Sampler::Mala { .. } => sampler::run(&Mala::new(target), &init, &cfg)?,
         Sampler::Underdamped { scheme, mass, friction } => {
@@ -720,7 +958,10 @@ pub fn sample(target: &dyn Target, opts: &SampleOptions) -> Result<Sampled> {
         notes,
         schedule_notes,
     };
-    let report = report(target, opts, &run, &resolved, rule)?;
+    let mut report = report(target, opts, &run, &resolved, rule)?;
+    if let Some(s) = opts.shard {
+        report.shard = Some(shard_report(s, particles, &run, run.block_size, None)?);
+    }
     Ok(Sampled { run, resolved, report })
 }
 
@@ -779,7 +1020,8 @@ fn report(
         }
         None => None,
     };
-    let chains = (run.draws >= 4).then(|| ChainDiagnostics::of(run.samples.view(), r.particles));
+    let here = run.samples.nrows() / run.draws.max(1);
+    let chains = (run.draws >= 4).then(|| ChainDiagnostics::of(run.samples.view(), here));
     let mut warnings = Vec::new();
     if let Some(rate) = run.acceptance_rate()
         && rate < 0.05
@@ -801,7 +1043,7 @@ fn report(
         sampler: o.sampler.name(),
         target: t.name(),
         dim: t.dim(),
-        particles: r.particles,
+        particles: here,
         steps: r.warmup + r.steps,
         warmup: r.warmup,
         thin: o.thin,
@@ -845,12 +1087,19 @@ fn report(
         warmup_acceptance: run.acceptance_rate().map(|_| run.warmup_acceptance),
         statistics: Statistics::of(run.samples.view(), t),
         chains,
+        shard: None,
         warnings,
     })
 }
 
 /// A diffusion sampler: start from N(mean, (σ_max² + var) I), run, report.
-fn diffusion(target: &dyn Target, opts: &SampleOptions, method: Method, options: &DiffusionOptions) -> Result<Sampled> {
+fn diffusion(
+    target: &dyn Target,
+    opts: &SampleOptions,
+    method: Method,
+    options: &DiffusionOptions,
+    parts: Option<&[&ShardPart]>,
+) -> Result<Sampled> {
     let (dc, mut notes) = diffusion_config(target, method, options, opts.steps)?;
     let schedule_notes = notes.clone();
     let init = match &opts.init {
@@ -883,9 +1132,18 @@ fn diffusion(target: &dyn Target, opts: &SampleOptions, method: Method, options:
         block_size: opts.block_size,
         progress: opts.progress.clone(),
         cancel: opts.cancel.clone(),
+        shard: opts.shard,
         ..Default::default()
     };
-    let (run, stats) = run_diffusion(target, &dc, &init, &cfg)?;
+    let (run, stats) = match parts {
+        Some(p) => {
+            let (run, stats) = merged_run(p, particles, target.dim())?;
+            let stats =
+                stats.ok_or_else(|| invalid_field!("shard", "the shards were not run by a diffusion sampler"))?;
+            (run, stats)
+        }
+        None => run_diffusion(target, &dc, &init, &cfg)?,
+    };
     let report_d = DiffusionReport::new(&dc, &stats, schedule_notes.clone());
     let resolved = Resolved {
         particles,
@@ -901,24 +1159,38 @@ fn diffusion(target: &dyn Target, opts: &SampleOptions, method: Method, options:
     };
     let mut report = report(target, opts, &run, &resolved, None)?;
     report.diffusion = Some(report_d);
+    if let Some(s) = opts.shard {
+        report.shard = Some(shard_report(s, particles, &run, run.block_size, Some(&stats))?);
+    }
     Ok(Sampled { run, resolved, report })
 }
 
 /// Exact i.i.d. draws. Particle i is not independent of N here: exact samplers draw from one
 /// stream (they need no steps, so a larger run is cheap to take a prefix of).
-fn exact(t: &dyn Target, o: &SampleOptions) -> Result<Sampled> {
+fn exact(t: &dyn Target, o: &SampleOptions, parts: Option<&[&ShardPart]>) -> Result<Sampled> {
     let n = o.particles.unwrap_or(10_000);
     if n == 0 {
         return Err(invalid_field!("particles", "`particles` must be at least 1"));
     }
+    // Shards of exact draws: blocks as a stationary sampler's would be; one stream, so shard k
+    // draws the particles up to its end and keeps its own.
+    let block = crate::sampler::auto_block_size(n, t.dim());
+    let range = match o.shard {
+        Some(s) => {
+            let b = s.blocks(n.div_ceil(block), block)?;
+            b.start * block..(b.end * block).min(n)
+        }
+        None => 0..n,
+    };
     let start = Instant::now();
-    let Some(samples) = t.sample_exact(n, &mut LaneRng::new(o.seed, 0)) else {
+    let Some(samples) = t.sample_exact(range.end, &mut LaneRng::new(o.seed, 0)) else {
         return Err(invalid_field!(
             "sampler",
             "target '{}' cannot be sampled exactly (only Gaussians, mixtures, 1-D targets and some built-ins can); use ULA, MALA or annealed Langevin",
             t.name()
         ));
     };
+    let samples = if range.start > 0 { samples.slice(ndarray::s![range.start.., ..]).to_owned() } else { samples };
     let seconds = start.elapsed().as_secs_f64();
     let run = RunResult {
         samples,
@@ -930,8 +1202,12 @@ fn exact(t: &dyn Target, o: &SampleOptions) -> Result<Sampled> {
         step_size: 0.0,
         seconds,
         particle_steps: 0,
-        block_size: n,
+        block_size: if o.shard.is_some() { block } else { n },
         kinetic_temperature: None,
+    };
+    let run = match parts {
+        Some(p) => RunResult { block_size: n, ..merged_run(p, n, t.dim())?.0 },
+        None => run,
     };
     let resolved = Resolved {
         particles: n,
@@ -945,7 +1221,10 @@ fn exact(t: &dyn Target, o: &SampleOptions) -> Result<Sampled> {
         notes: vec![],
         schedule_notes: vec![],
     };
-    let report = report(t, o, &run, &resolved, None)?;
+    let mut report = report(t, o, &run, &resolved, None)?;
+    if let Some(s) = o.shard {
+        report.shard = Some(shard_report(s, n, &run, block, None)?);
+    }
     Ok(Sampled { run, resolved, report })
 }
 

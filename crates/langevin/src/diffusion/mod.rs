@@ -39,7 +39,7 @@ use crate::error::Result;
 use crate::field::Score;
 use crate::invalid_field;
 use crate::particles::Particles;
-use crate::sampler::blocks::{block_size, map_blocks};
+use crate::sampler::blocks::{block_size, map_blocks_in};
 use crate::sampler::{Init, RunConfig, RunResult};
 use ndarray::{Array2, Array3};
 use serde::Serialize;
@@ -573,7 +573,7 @@ pub fn run_diffusion<S: Score<Block> + ?Sized>(
     }
     let block = block_size(n, d, score.batch_hint(), cfg.block_size)?;
     let every = cfg.record_every;
-    let blocks = map_blocks(n, d, block, cfg.seed, init, |_first, mut x, rng| {
+    let blocks = map_blocks_in(n, d, block, cfg.shard, cfg.seed, init, |_first, mut x, rng| {
         let mut frames = Vec::new();
         if every.is_some() {
             x.append_rows(&mut frames);
@@ -611,7 +611,8 @@ pub fn run_diffusion<S: Score<Block> + ?Sized>(
         }
         Ok((x, frames, stats, recorded))
     })?;
-    let mut samples = Array2::zeros((n, d));
+    let n_here: usize = blocks.iter().map(|b| b.0.len()).sum();
+    let mut samples = Array2::zeros((n_here, d));
     let mut first = 0;
     for (x, ..) in &blocks {
         x.write_rows(samples.slice_mut(ndarray::s![first..first + x.len(), ..]));
@@ -621,7 +622,7 @@ pub fn run_diffusion<S: Score<Block> + ?Sized>(
     // fewest, plus the final state.
     let trajectory = every.map(|_| {
         let n_frames = blocks.iter().map(|b| b.3).min().unwrap_or(1);
-        let mut traj = Array3::zeros((n_frames, n, d));
+        let mut traj = Array3::zeros((n_frames, n_here, d));
         let mut first = 0;
         for (x, frames, _, rec) in &blocks {
             let len = x.len();
@@ -649,7 +650,7 @@ pub fn run_diffusion<S: Score<Block> + ?Sized>(
             warmup_acceptance: None,
             step_size: 0.0,
             seconds: start.elapsed().as_secs_f64(),
-            particle_steps: (n * steps) as u64,
+            particle_steps: (n_here * steps) as u64,
             block_size: block,
             kinetic_temperature: None,
         },

@@ -10,7 +10,7 @@
 //! x ← x + α_i s(x, σ_i) + √(2α_i) z (the convention of the official NCSN code), T steps per
 //! level, and optionally a final denoising step x ← x + σ_L² s(x, σ_L) (Tweedie's formula).
 
-use super::blocks::{block_size, map_blocks};
+use super::blocks::{block_size, map_blocks_in};
 use super::{Init, RunConfig, RunResult};
 use crate::block::Block;
 use crate::error::{Error, Param, Result, Suggestion};
@@ -261,7 +261,7 @@ pub fn run_annealed<S: Score<Block> + ?Sized>(
     let total = anneal.total_steps();
     let block = block_size(n, d, score.batch_hint(), cfg.block_size)?;
     let every = cfg.record_every;
-    let blocks = map_blocks(n, d, block, cfg.seed, init, |_first, mut x, rng| {
+    let blocks = map_blocks_in(n, d, block, cfg.shard, cfg.seed, init, |_first, mut x, rng| {
         let mut frames = Vec::new();
         if every.is_some() {
             x.append_rows(&mut frames);
@@ -287,7 +287,8 @@ pub fn run_annealed<S: Score<Block> + ?Sized>(
         }
         Ok((x, frames))
     })?;
-    let mut samples = Array2::zeros((n, d));
+    let n_here: usize = blocks.iter().map(|b| b.0.len()).sum();
+    let mut samples = Array2::zeros((n_here, d));
     let mut first = 0;
     for (x, _) in &blocks {
         x.write_rows(samples.slice_mut(ndarray::s![first..first + x.len(), ..]));
@@ -295,7 +296,7 @@ pub fn run_annealed<S: Score<Block> + ?Sized>(
     }
     let trajectory = every.map(|k| {
         let n_frames = total / k + 1 + usize::from(anneal.denoise || !total.is_multiple_of(k));
-        let mut traj = Array3::zeros((n_frames, n, d));
+        let mut traj = Array3::zeros((n_frames, n_here, d));
         let mut first = 0;
         for (x, frames) in &blocks {
             let len = x.len();
@@ -319,7 +320,7 @@ pub fn run_annealed<S: Score<Block> + ?Sized>(
         warmup_acceptance: None,
         step_size: anneal.eps,
         seconds: start.elapsed().as_secs_f64(),
-        particle_steps: (n * total) as u64,
+        particle_steps: (n_here * total) as u64,
         block_size: block,
         kinetic_temperature: None,
     })

@@ -37,6 +37,42 @@ pub fn block_size(particles: usize, dim: usize, hint: usize, requested: Option<u
     }
 }
 
+/// One of `count` parts of a run (a job-array task, an MPI rank): shard `index` runs a
+/// contiguous range of the run's blocks, so the shards' outputs, concatenated in order, are the
+/// run's output bit for bit (every per-block computation, adaptive solvers included, sees the
+/// same particles as in the whole run).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Shard {
+    /// This shard, from 0.
+    pub index: usize,
+    /// How many shards the run is cut into.
+    pub count: usize,
+}
+
+impl Shard {
+    /// The blocks (of `n_blocks`) this shard runs: `[n_blocks·k/N, n_blocks·(k+1)/N)`, so the
+    /// shards differ by at most one block. Errors name a shard that is out of range or a run
+    /// with fewer blocks than shards.
+    pub fn blocks(&self, n_blocks: usize, block: usize) -> Result<std::ops::Range<usize>> {
+        let Shard { index: k, count: n } = *self;
+        if n == 0 || k >= n {
+            return Err(invalid_field!(
+                "shard",
+                "shard {k}/{n}: the index must be below the count (shards are numbered 0 to {})",
+                n.saturating_sub(1)
+            ));
+        }
+        if n > n_blocks {
+            return Err(invalid_field!(
+                "shard",
+                "a run of {n_blocks} blocks of {block} particles cannot be cut into {n} shards; \
+                 use at most {n_blocks} shards, or more particles"
+            ));
+        }
+        Ok(n_blocks * k / n..n_blocks * (k + 1) / n)
+    }
+}
+
 /// Positions of particles `first .. first + len` from `init`, with their random streams.
 pub(crate) fn start_block(d: usize, first: usize, len: usize, seed: u64, init: &Init) -> (Block, ParticleRng) {
     let mut x = Block::zeros(d, len);
@@ -57,6 +93,23 @@ where
     T: Send,
     F: Fn(usize, Block, &mut ParticleRng) -> Result<T> + Sync,
 {
+    map_blocks_in(n, d, block, None, seed, init, f)
+}
+
+/// [`map_blocks`] on the blocks of one shard of the run (all blocks when `shard` is None).
+pub fn map_blocks_in<T, F>(
+    n: usize,
+    d: usize,
+    block: usize,
+    shard: Option<Shard>,
+    seed: u64,
+    init: &Init,
+    f: F,
+) -> Result<Vec<T>>
+where
+    T: Send,
+    F: Fn(usize, Block, &mut ParticleRng) -> Result<T> + Sync,
+{
     if n == 0 {
         return Err(invalid_field!("particles", "`particles` must be at least 1"));
     }
@@ -64,7 +117,11 @@ where
         return Err(invalid_field!("block_size", "`block_size` must be at least 1"));
     }
     init.check(d, n)?;
-    let results: Vec<Result<T>> = (0..n.div_ceil(block))
+    let blocks = match shard {
+        Some(s) => s.blocks(n.div_ceil(block), block)?,
+        None => 0..n.div_ceil(block),
+    };
+    let results: Vec<Result<T>> = blocks
         .into_par_iter()
         .map(|b| {
             let first = b * block;

@@ -8,10 +8,12 @@
 //! gets one large block per step (step-major) through its batch hint.
 //!
 //! Warm-up with step-size adaptation runs in short windows: all blocks advance a few steps, the
-//! mean acceptance probability over all particles (summed in block order, so deterministic)
-//! updates the step size by dual averaging, and so on.
+//! mean acceptance probability over the pilot (the blocks holding the first [`PILOT`]
+//! particles, summed in block order, so deterministic) updates the step size by dual
+//! averaging, and so on. A [`Shard`] runs a contiguous range of the blocks, and the pilot
+//! beside them during warm-up when it is not among them, so its step sizes are the whole run's.
 
-use super::blocks::{block_size, start_block};
+use super::blocks::{Shard, block_size, start_block};
 use super::{DualAveraging, Init, MarkovKernel, StepInfo};
 use crate::error::{Error, Result};
 use crate::invalid_field;
@@ -43,9 +45,12 @@ pub struct RunConfig {
     /// Initial step size τ.
     pub step_size: f64,
     /// Adapt the step size during warm-up towards this acceptance rate (Metropolized kernels
-    /// only; an error for others). The acceptance is pooled over all chains to set one step
-    /// size, so with adaptation a run's chains are not independent of how many there are.
+    /// only; an error for others). The acceptance is pooled over the pilot's chains (the
+    /// blocks holding the first [`PILOT`] particles) to set one step size, so with adaptation
+    /// a run's chains are not independent of how many there are.
     pub adapt: Option<f64>,
+    /// Run only this shard's blocks of the `particles` (the output holds its rows alone).
+    pub shard: Option<Shard>,
     /// Counter of particle-steps done, for progress display.
     pub progress: Option<Arc<AtomicU64>>,
     /// Set to stop the run early (it then returns an error).
@@ -66,6 +71,7 @@ impl Default for RunConfig {
             block_size: None,
             step_size: 0.01,
             adapt: None,
+            shard: None,
             progress: None,
             cancel: None,
             max_output_bytes: 8 << 30,
@@ -109,6 +115,9 @@ impl RunResult {
         (self.proposed > 0).then(|| self.accepted as f64 / self.proposed as f64)
     }
 }
+
+/// Particles whose acceptance sets the adapted step size (the blocks that hold them).
+pub const PILOT: usize = 4096;
 
 struct Worker<S> {
     state: S,
@@ -170,45 +179,50 @@ pub fn run<K: MarkovKernel>(kernel: &K, init: &Init, cfg: &RunConfig) -> Result<
     }
     init.check(d, n)?;
     let total = cfg.warmup + cfg.steps;
+    let block = block_size(n, d, kernel.batch_hint(), cfg.block_size)?;
+    let n_blocks = n.div_ceil(block);
+    let own = match cfg.shard {
+        Some(s) => s.blocks(n_blocks, block)?,
+        None => 0..n_blocks,
+    };
+    let lo = own.start * block;
+    let n_here = (own.end * block).min(n) - lo;
     let draws = cfg.thin.map_or(1, |t| cfg.steps / t);
     let frames = cfg.record_every.map_or(0, |k| total / k + 2);
-    let bytes = (draws as u64 + frames as u64).saturating_mul(n as u64).saturating_mul(d as u64).saturating_mul(4);
+    let bytes = (draws as u64 + frames as u64).saturating_mul(n_here as u64).saturating_mul(d as u64).saturating_mul(4);
     // Everything the run holds: the particles' state (positions, scores, proposals and noise;
     // at most six arrays of N × d), the kept draws twice (while they are gathered into one
     // array), the trajectory frames, and a few scalars per particle.
-    let state = crate::mem::product(&[n, d, 4, 6]) + crate::mem::product(&[n, 64]);
-    let kept = crate::mem::product(&[draws, n, d, 4, 2]) + crate::mem::product(&[frames, n, d, 4]);
-    crate::mem::check(state + kept, format!("a run of {n} particles in {d} dimensions"), "particles")?;
+    let state = crate::mem::product(&[n_here, d, 4, 6]) + crate::mem::product(&[n_here, 64]);
+    let kept = crate::mem::product(&[draws, n_here, d, 4, 2]) + crate::mem::product(&[frames, n_here, d, 4]);
+    crate::mem::check(state + kept, format!("a run of {n_here} particles in {d} dimensions"), "particles")?;
     if bytes > cfg.max_output_bytes {
         return Err(invalid_field!(
             "thin",
-            "keeping {draws} draws and {frames} trajectory frames of {n} particles in {d} dimensions needs {:.1} GiB; \
+            "keeping {draws} draws and {frames} trajectory frames of {n_here} particles in {d} dimensions needs {:.1} GiB; \
              raise `thin` or `record_every`, or use fewer particles",
             bytes as f64 / (1u64 << 30) as f64
         ));
     }
-    let block = block_size(n, d, kernel.batch_hint(), cfg.block_size)?;
-    let n_blocks = n.div_ceil(block);
 
     // Initialize every block; each particle from its own stream.
-    let mut workers: Vec<Worker<K::State>> = (0..n_blocks)
-        .into_par_iter()
-        .map(|b| {
-            let first = b * block;
-            let len = block.min(n - first);
-            let (x, mut rng) = start_block(d, first, len, cfg.seed, init);
-            // Kept draws and frames are reserved in full up front: growing them by doubling
-            // copied hundreds of megabytes per run (mimalloc's realloc copies where glibc's
-            // remaps), which halved MALA's speed with --thin 1.
-            let mut frames = Vec::with_capacity(frames * len * d);
-            if cfg.record_every.is_some() {
-                x.append_rows(&mut frames);
-            }
-            let state = kernel.init(x, &mut rng)?;
-            let kept = Vec::with_capacity(draws * len * d);
-            Ok(Worker { state, rng, first, kept, frames, accepted: 0, accept_prob: 0.0, kinetic: 0.0 })
-        })
-        .collect::<Result<_>>()?;
+    let make = |b: usize, keep: bool| -> Result<Worker<K::State>> {
+        let first = b * block;
+        let len = block.min(n - first);
+        let (x, mut rng) = start_block(d, first, len, cfg.seed, init);
+        // Kept draws and frames are reserved in full up front: growing them by doubling
+        // copied hundreds of megabytes per run (mimalloc's realloc copies where glibc's
+        // remaps), which halved MALA's speed with --thin 1.
+        let mut frames = Vec::with_capacity(if keep { frames * len * d } else { 0 });
+        if keep && cfg.record_every.is_some() {
+            x.append_rows(&mut frames);
+        }
+        let state = kernel.init(x, &mut rng)?;
+        let kept = Vec::with_capacity(if keep { draws * len * d } else { 0 });
+        Ok(Worker { state, rng, first, kept, frames, accepted: 0, accept_prob: 0.0, kinetic: 0.0 })
+    };
+    let mut workers: Vec<Worker<K::State>> =
+        own.clone().into_par_iter().map(|b| make(b, true)).collect::<Result<_>>()?;
 
     let first_bad = AtomicUsize::new(usize::MAX);
     let mut step_size = cfg.step_size;
@@ -218,24 +232,43 @@ pub fn run<K: MarkovKernel>(kernel: &K, init: &Init, cfg: &RunConfig) -> Result<
     if cfg.warmup > 0 {
         match cfg.adapt {
             Some(target) => {
+                let pilot = 0..n_blocks.min(PILOT.min(n).div_ceil(block));
+                let pilot_particles = (pilot.end * block).min(n);
+                // The pilot's blocks that this shard does not run: run beside it, not kept.
+                let mut extra: Vec<Worker<K::State>> = pilot
+                    .clone()
+                    .filter(|b| !own.contains(b))
+                    .collect::<Vec<_>>()
+                    .into_par_iter()
+                    .map(|b| make(b, false))
+                    .collect::<Result<_>>()?;
                 let window = (cfg.warmup / 100).clamp(1, 10);
                 let mut da = DualAveraging::new(step_size, target);
                 let mut t = 0;
                 while t < cfg.warmup {
                     let end = (t + window).min(cfg.warmup);
-                    segment(
-                        kernel,
-                        &mut workers,
-                        Span { from: t, to: end, step_size, sampling: false },
-                        cfg,
-                        &first_bad,
-                    )?;
-                    let prob: f64 = workers.iter().map(|w| w.accept_prob).sum();
-                    workers.iter_mut().for_each(|w| {
+                    let span = Span { from: t, to: end, step_size, sampling: false };
+                    segment(kernel, &mut workers, span, cfg, &first_bad)?;
+                    if !extra.is_empty() {
+                        let quiet = RunConfig { record_every: None, progress: None, ..cfg.clone() };
+                        segment(kernel, &mut extra, span, &quiet, &first_bad)?;
+                    }
+                    // Summed in block order over the pilot, wherever its blocks ran.
+                    let mut prob = 0.0;
+                    let mut j = 0;
+                    for b in pilot.clone() {
+                        if own.contains(&b) {
+                            prob += workers[b - own.start].accept_prob;
+                        } else {
+                            prob += extra[j].accept_prob;
+                            j += 1;
+                        }
+                    }
+                    workers.iter_mut().chain(extra.iter_mut()).for_each(|w| {
                         w.accept_prob = 0.0;
                         w.accepted = 0;
                     });
-                    let mean = prob / (n * (end - t)) as f64;
+                    let mean = prob / (pilot_particles * (end - t)) as f64;
                     warmup_acceptance = Some(mean);
                     step_size = da.update(mean);
                     t = end;
@@ -268,13 +301,13 @@ pub fn run<K: MarkovKernel>(kernel: &K, init: &Init, cfg: &RunConfig) -> Result<
     }
     let kinetic_temperature = kernel
         .kinetic_sum(&workers[0].state)
-        .map(|_| workers.iter().map(|w| w.kinetic).sum::<f64>() / (draws * n * d) as f64);
-    let mut samples = Array2::zeros((draws * n, d));
+        .map(|_| workers.iter().map(|w| w.kinetic).sum::<f64>() / (draws * n_here * d) as f64);
+    let mut samples = Array2::zeros((draws * n_here, d));
     for w in &workers {
         let len = kernel.position(&w.state).len();
         for k in 0..draws {
             let src = &w.kept[k * len * d..(k + 1) * len * d];
-            let rows = k * n + w.first..k * n + w.first + len;
+            let rows = k * n_here + w.first - lo..k * n_here + w.first - lo + len;
             samples.slice_mut(ndarray::s![rows, ..]).as_slice_mut().expect("standard layout").copy_from_slice(src);
         }
     }
@@ -282,7 +315,7 @@ pub fn run<K: MarkovKernel>(kernel: &K, init: &Init, cfg: &RunConfig) -> Result<
         let recorded = total / every + 1;
         let last_recorded = total.is_multiple_of(every);
         let n_frames = recorded + usize::from(!last_recorded);
-        let mut traj = Array3::zeros((n_frames, n, d));
+        let mut traj = Array3::zeros((n_frames, n_here, d));
         for w in workers.iter_mut() {
             let pos = kernel.position(&w.state);
             let len = pos.len();
@@ -291,7 +324,7 @@ pub fn run<K: MarkovKernel>(kernel: &K, init: &Init, cfg: &RunConfig) -> Result<
             }
             for f in 0..n_frames {
                 let src = &w.frames[f * len * d..(f + 1) * len * d];
-                traj.slice_mut(ndarray::s![f, w.first..w.first + len, ..])
+                traj.slice_mut(ndarray::s![f, w.first - lo..w.first - lo + len, ..])
                     .as_slice_mut()
                     .expect("standard layout")
                     .copy_from_slice(src);
@@ -300,7 +333,7 @@ pub fn run<K: MarkovKernel>(kernel: &K, init: &Init, cfg: &RunConfig) -> Result<
         traj
     });
     let accepted: u64 = workers.iter().map(|w| w.accepted).sum();
-    let proposed = if K::Info::METROPOLIZED { (n * cfg.steps) as u64 } else { 0 };
+    let proposed = if K::Info::METROPOLIZED { (n_here * cfg.steps) as u64 } else { 0 };
     Ok(RunResult {
         samples,
         draws,
@@ -310,7 +343,7 @@ pub fn run<K: MarkovKernel>(kernel: &K, init: &Init, cfg: &RunConfig) -> Result<
         warmup_acceptance,
         step_size,
         seconds: start.elapsed().as_secs_f64(),
-        particle_steps: (n * total) as u64,
+        particle_steps: (n_here * total) as u64,
         block_size: block,
         kinetic_temperature,
     })

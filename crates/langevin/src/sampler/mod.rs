@@ -19,9 +19,12 @@
 //! Randomness is per particle ([`crate::rng::ParticleRng`]): particle i's start and noise are a
 //! function of (seed, i, step) only, so the first 1,000 particles of a 100,000-particle run are
 //! the 1,000-particle run, bit for bit, for any block size and thread count. The one place
-//! where particles interact is MALA's warm-up adaptation, which pools the acceptance of all
-//! chains to set one step size (as Stan and BlackJAX's window adaptation do for one chain);
-//! with adaptation on, a prefix of a run is the smaller run only if the step size is fixed.
+//! where particles interact is MALA's warm-up adaptation, which pools the acceptance of the
+//! chains in the blocks holding the first 4,096 particles (the pilot) to set one step size (as
+//! Stan and BlackJAX's window adaptation do for one chain); with adaptation on, a prefix of a
+//! run is the smaller run only if the step size is fixed. A [`Shard`] of a run (a contiguous
+//! range of its blocks, the pilot run beside it during warm-up) is that part of the run, bit
+//! for bit, for every sampler.
 
 mod annealed;
 pub(crate) mod blocks;
@@ -33,7 +36,7 @@ mod underdamped;
 
 pub use crate::ladder::{GAMMA_CAP, Ladder, contraction_step_ratio, ncsnv2_gamma, ncsnv2_step_ratio, variance_ratio};
 pub use annealed::{AnnealConfig, AnnealOptions, AnnealStep, annealed_langevin, run_annealed};
-pub use blocks::{auto_block_size, block_size, map_blocks};
+pub use blocks::{Shard, auto_block_size, block_size, map_blocks, map_blocks_in};
 pub use driver::{RunConfig, RunResult, run};
 pub use init::Init;
 pub use mala::{DualAveraging, Mala, MalaInfo};
