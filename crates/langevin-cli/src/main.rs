@@ -7,6 +7,8 @@ mod animate;
 mod bench;
 mod compare;
 mod diffusion_flags;
+#[cfg(feature = "mpi")]
+mod distributed;
 mod eval;
 mod field;
 mod flags;
@@ -124,6 +126,9 @@ fn main() -> ExitCode {
         return ExitCode::FAILURE;
     }
     let result = match cli.command {
+        #[cfg(feature = "mpi")]
+        Command::Sample(a) => distributed::run(&a, cli.quiet),
+        #[cfg(not(feature = "mpi"))]
         Command::Sample(a) => sample::run(&a, cli.quiet),
         Command::Merge(a) => merge::run(&a, cli.quiet),
         Command::Eval(a) => eval::run(&a, cli.quiet),
@@ -142,6 +147,8 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) if e.downcast_ref::<out::StdoutFailed>().is_some_and(|f| f.is_broken_pipe()) => ExitCode::from(141),
+        #[cfg(feature = "mpi")]
+        Err(e) if e.downcast_ref::<distributed::ReportedElsewhere>().is_some() => ExitCode::FAILURE,
         Err(e) if e.downcast_ref::<train::Interrupted>().is_some() => {
             errln!("{e}");
             ExitCode::from(130)

@@ -86,7 +86,7 @@ impl SamplerKind {
     }
 }
 
-#[derive(Args, Debug)]
+#[derive(Args, Debug, Clone)]
 #[command(allow_negative_numbers = true)]
 pub struct SampleArgs {
     /// Target: a built-in name (see `langevin targets`), `name:key=value,...`, or a .toml file.
@@ -201,7 +201,7 @@ fn parse_shard(s: &str) -> std::result::Result<langevin::sampler::Shard, String>
 /// The flags of this `sample` command that decide its samples (everything but the output
 /// files, --shard, --quiet and --threads), as given: a shard's report keeps them, so `merge`
 /// can check that the shards agree and redo the whole run's report.
-fn settings_argv() -> Vec<String> {
+pub fn settings_argv() -> Vec<String> {
     let args: Vec<String> = std::env::args().collect();
     let start = args.iter().position(|a| a == "sample").map_or(args.len(), |i| i + 1);
     let with_value = ["--out", "--report", "--trajectory", "--record-every", "--shard", "--threads"];
@@ -352,6 +352,27 @@ fn check_flags(a: &SampleArgs) -> Result<()> {
 }
 
 pub fn run(a: &SampleArgs, quiet: bool) -> Result<()> {
+    let c = compute(a, a.shard, quiet)?;
+    let extra = match a.shard {
+        Some(_) => {
+            vec![("settings", json!(settings_argv())), ("samples_checksum", json!(checksum(c.out.run.samples.view())))]
+        }
+        None => vec![],
+    };
+    write_outputs(a, c.target.as_ref(), &c.opts, &c.out, &c.warnings, &extra, quiet)
+}
+
+/// A finished run with what it ran on.
+pub struct Computed {
+    pub target: Arc<dyn Target>,
+    pub warnings: Vec<String>,
+    pub opts: SampleOptions,
+    pub out: langevin::sample::Sampled,
+}
+
+/// Check the flags and outputs, load the target and run the sampler (`shard` of the run, or
+/// all of it); warnings are printed as they come.
+pub fn compute(a: &SampleArgs, shard: Option<langevin::sampler::Shard>, quiet: bool) -> Result<Computed> {
     check_flags(a)?;
     let (target, warnings) = load_target(&a.target)?;
     for w in &warnings {
@@ -364,6 +385,7 @@ pub fn run(a: &SampleArgs, quiet: bool) -> Result<()> {
     let target = at_temperature(a, target)?;
     let t: &dyn Target = target.as_ref();
     let mut opts = options(a)?;
+    opts.shard = shard;
     // The run's length (the library's defaults) sizes the progress bar and the default
     // recording interval, 1/100 of the run.
     let steps = planned_steps(t, &opts)?;
@@ -375,13 +397,7 @@ pub fn run(a: &SampleArgs, quiet: bool) -> Result<()> {
     let opts = SampleOptions { progress: Some(progress.counter.clone()), ..opts };
     let out = sample(t, &opts)?;
     progress.finish();
-    let extra = match a.shard {
-        Some(_) => {
-            vec![("settings", json!(settings_argv())), ("samples_checksum", json!(checksum(out.run.samples.view())))]
-        }
-        None => vec![],
-    };
-    write_outputs(a, t, &opts, &out, &warnings, &extra, quiet)
+    Ok(Computed { target, warnings, opts: SampleOptions { progress: None, ..opts }, out })
 }
 
 /// Write what `a` asks for of a finished (or merged) run: samples, trajectory, the report
