@@ -26,6 +26,10 @@ if ! cargo build --release -q -p langevin-cli --features mpi --target-dir target
   echo "mpi: the build with --features mpi failed"
   exit 1
 fi
+if ! cargo clippy -q -p langevin-cli --features mpi --target-dir target/mpi -- -D warnings; then
+  echo "mpi: clippy found problems in the MPI code"
+  exit 1
+fi
 single="$root/target/release/langevin"
 if [ ! -x "$single" ]; then
   cargo build --release -q -p langevin-cli || exit 1

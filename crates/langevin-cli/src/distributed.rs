@@ -127,14 +127,14 @@ pub fn run(a: &SampleArgs, quiet: bool) -> Result<()> {
         parts.push(ShardPart { samples, shard, seconds: 0.0 });
     }
     let opts = langevin::sample::SampleOptions { shard: None, ..c.opts.clone() };
-    let written = merge(c.target.as_ref(), &opts, &parts).and_then(|mut merged| {
+    let written = merge(c.target.as_ref(), &opts, &parts).map(|mut merged| {
         // The run's wall-clock time on rank 0 (the shards ran side by side).
         let seconds = started.elapsed().as_secs_f64();
         merged.run.seconds = seconds;
         merged.report.seconds = seconds;
         merged.report.particle_steps_per_second = merged.run.particle_steps as f64 / seconds;
         merged.report.threads = rayon::current_num_threads() * size;
-        Ok(merged)
+        merged
     });
     let result = written.map_err(anyhow::Error::from).and_then(|merged| {
         let extra = [("mpi_ranks", json!(size)), ("samples_checksum", json!(checksum(merged.run.samples.view())))];
