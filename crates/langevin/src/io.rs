@@ -358,6 +358,7 @@ pub fn output_kind(path: &Path) -> Result<(PathBuf, OutputKind)> {
 /// exists (after links), the resolved location for one that a write will create.
 #[derive(Clone, Debug, PartialEq, Eq)]
 enum Identity {
+    #[cfg_attr(not(unix), allow(dead_code))]
     Inode(u64, u64),
     Planned(PathBuf),
 }

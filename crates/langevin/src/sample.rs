@@ -38,7 +38,7 @@ use rayon::prelude::*;
 use serde::Serialize;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64};
-use std::time::Instant;
+use web_time::Instant;
 
 /// A sampler, as a value.
 #[derive(Clone, Debug, PartialEq)]

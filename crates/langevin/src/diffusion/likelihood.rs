@@ -477,7 +477,7 @@ pub fn likelihood(
     o: &LikelihoodOptions,
     offset: f64,
 ) -> Result<LikelihoodReport> {
-    let start = std::time::Instant::now();
+    let start = web_time::Instant::now();
     let d = target.dim();
     let mut notes = Vec::new();
     let kind = o.schedule.unwrap_or(super::ScheduleKind::Ve);

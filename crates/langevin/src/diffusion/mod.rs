@@ -44,7 +44,7 @@ use crate::sampler::{Init, RunConfig, RunResult};
 use ndarray::{Array2, Array3};
 use serde::Serialize;
 use std::sync::atomic::Ordering;
-use std::time::Instant;
+use web_time::Instant;
 
 /// A diffusion sampler.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -21,7 +21,7 @@ use crate::particles::Particles;
 use crate::target::Target;
 use ndarray::{Array2, Array3};
 use std::sync::atomic::Ordering;
-use std::time::Instant;
+use web_time::Instant;
 
 /// What the user fixed; the rest is derived from the target.
 #[derive(Clone, Debug, Default, PartialEq)]

@@ -73,8 +73,9 @@ impl Shard {
     }
 }
 
-/// Positions of particles `first .. first + len` from `init`, with their random streams.
-pub(crate) fn start_block(d: usize, first: usize, len: usize, seed: u64, init: &Init) -> (Block, ParticleRng) {
+/// Positions of particles `first .. first + len` from `init`, with their random streams (what
+/// every runner starts a block from; a caller stepping a kernel itself starts here too).
+pub fn start_block(d: usize, first: usize, len: usize, seed: u64, init: &Init) -> (Block, ParticleRng) {
     let mut x = Block::zeros(d, len);
     let mut rng = ParticleRng::new(seed, first, x.stride());
     init.fill(&mut x, first, &mut rng);

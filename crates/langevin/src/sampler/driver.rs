@@ -22,7 +22,7 @@ use ndarray::{Array2, Array3};
 use rayon::prelude::*;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::time::Instant;
+use web_time::Instant;
 
 /// How to run a sampler.
 #[derive(Clone, Debug)]

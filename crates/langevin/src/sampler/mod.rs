@@ -36,12 +36,12 @@ mod underdamped;
 
 pub use crate::ladder::{GAMMA_CAP, Ladder, contraction_step_ratio, ncsnv2_gamma, ncsnv2_step_ratio, variance_ratio};
 pub use annealed::{AnnealConfig, AnnealOptions, AnnealStep, annealed_langevin, run_annealed};
-pub use blocks::{Shard, auto_block_size, block_size, map_blocks, map_blocks_in};
+pub use blocks::{Shard, auto_block_size, block_size, map_blocks, map_blocks_in, start_block};
 pub use driver::{RunConfig, RunResult, run};
 pub use init::Init;
-pub use mala::{DualAveraging, Mala, MalaInfo};
-pub use ula::{Ula, UlaInfo};
-pub use underdamped::{Scheme, Underdamped, UnderdampedInfo};
+pub use mala::{DualAveraging, Mala, MalaInfo, MalaState};
+pub use ula::{Ula, UlaInfo, UlaState};
+pub use underdamped::{Scheme, Underdamped, UnderdampedInfo, UnderdampedState};
 
 use crate::block::Block;
 use crate::error::{Param, Result, Suggestion};
