@@ -330,8 +330,12 @@ impl Playground {
             Chain::Frames { sigmas, n_frames, .. } => (Some(sigmas[self.step]), self.step + 1 >= *n_frames),
             _ => (None, false),
         };
+        let fnv = x.iter().fold(0xcbf29ce484222325u64, |h, v| {
+            v.to_bits().to_le_bytes().iter().fold(h, |h, b| (h ^ *b as u64).wrapping_mul(0x100000001b3))
+        });
         json!({
             "step": self.step,
+            "positions_fnv": format!("{fnv:016x}"),
             "sigma": sigma,
             "finished": done,
             "acceptance": (self.proposed > 0).then(|| self.accepted as f64 / self.proposed as f64),
