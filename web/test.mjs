@@ -40,6 +40,7 @@ await page.goto(`${base}?test=1`);
 await page.waitForFunction(() => document.title === 'done', null, { timeout: 120000 });
 console.log(`page loaded and ran the presets in ${Date.now() - t0} ms`);
 const results = JSON.parse(await page.textContent('#results'));
+for (const p of results.presets) console.log(`     ${p.id}: ${p.ms_per_step.toFixed(3)} ms per step for ${p.drawn} particles (${p.sampler})`);
 for (const want of answers) {
   const got = results.presets.find((p) => p.id === want.id);
   if (!got) { check(false, `${want.id}: not run in the page`); continue; }
