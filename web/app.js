@@ -225,17 +225,23 @@ function fromHash() {
 }
 
 // Mixture editing: drag a mean; the run restarts from the new mixture.
+// Canvas pixels under a pointer event (the canvas may be shown scaled).
+function canvasXY(ev) {
+  const r = view.getBoundingClientRect();
+  return [(ev.clientX - r.left - view.clientLeft) * view.width / view.clientWidth,
+          (ev.clientY - r.top - view.clientTop) * view.height / view.clientHeight];
+}
 function meanAt(ev) {
   if (!config || !config.mixture) return -1;
-  const r = view.getBoundingClientRect(), x = ev.clientX - r.left, y = ev.clientY - r.top;
+  const [x, y] = canvasXY(ev);
   return config.mixture.means.findIndex((m) => Math.hypot(px(m[0]) - x, py(m[1]) - y) < 12);
 }
 view.addEventListener('pointerdown', (ev) => { drag = meanAt(ev); if (drag >= 0) view.setPointerCapture(ev.pointerId); });
 view.addEventListener('pointermove', (ev) => {
   if (drag < 0) return;
-  const r = view.getBoundingClientRect();
-  const x = bounds[0] + (ev.clientX - r.left) / view.width * (bounds[1] - bounds[0]);
-  const y = bounds[2] + (view.height - (ev.clientY - r.top)) / view.height * (bounds[3] - bounds[2]);
+  const [cx, cy] = canvasXY(ev);
+  const x = bounds[0] + cx / view.width * (bounds[1] - bounds[0]);
+  const y = bounds[2] + (view.height - cy) / view.height * (bounds[3] - bounds[2]);
   config.mixture.means[drag] = [+x.toFixed(2), +y.toFixed(2)];
   draw();
 });
@@ -267,6 +273,9 @@ function runTests() {
   $('results').textContent = JSON.stringify({ presets: out, bad_formula: bad });
   $('results').hidden = false;
 }
+
+// For the browser tests: the running configuration and view.
+window.playground = { state: () => ({ config, bounds }) };
 
 async function main() {
   await init();

@@ -102,6 +102,21 @@ const msg = await page.textContent('#notice');
 check(/position|column|at /.test(msg) && n2 > n1, `bad formula: "${msg.trim()}", the old target still runs (step ${n1} → ${n2})`);
 await page.click('#play');
 await page.selectOption('#target', '@mixture'); await page.dispatchEvent('#target', 'change');
+// Drag the first mean to (1, -2): the mixture and its run follow.
+{
+  const { bounds: b, config: c } = await page.evaluate(() => window.playground.state());
+  const box = await page.locator('#view').boundingBox();
+  check(Math.abs(box.width - box.height) < 2, `the canvas is shown square (${box.width} × ${box.height})`);
+  const at = (x, y) => [box.x + (x - b[0]) / (b[1] - b[0]) * box.width, box.y + box.height - (y - b[2]) / (b[3] - b[2]) * box.height];
+  const [x0, y0] = at(c.mixture.means[0][0], c.mixture.means[0][1]);
+  const [x1, y1] = at(1, -2);
+  await page.mouse.move(x0, y0); await page.mouse.down();
+  await page.mouse.move((x0 + x1) / 2, (y0 + y1) / 2); await page.mouse.move(x1, y1); await page.mouse.up();
+  const moved = JSON.parse(await page.inputValue('#covs')).means[0];
+  const running = (await page.evaluate(() => window.playground.state())).config.mixture.means[0];
+  check(Math.hypot(moved[0] - 1, moved[1] + 2) < 0.3 && JSON.stringify(running) === JSON.stringify(moved),
+    `dragging a mean moves the mixture: ${JSON.stringify(moved)}`);
+}
 const goodCovs = await page.inputValue('#covs');
 await page.fill('#covs', '{"weights":[0.5,0.5],"means":[[-3,0],[3,0]],"covs":[1,[[1,2],[2,1]]]}');
 await page.dispatchEvent('#covs', 'change');
