@@ -791,7 +791,9 @@ fn train(
     let drop_nonfinite = o.b("drop_nonfinite")?;
     let seed = recipe.seed.unwrap_or(0);
     let reflow_steps = o.u("reflow_steps")?.unwrap_or(50);
+    let image_size = o.u("image_size")?;
     watched(py, &p, progress, move |w| {
+        let mut shape = None;
         let (x, labels, real, name, dropped) = match source {
             Source::Reflow(teacher) => {
                 let teacher = Arc::new(langevin_learn::checkpoint::TrainedModel::load(&teacher, &dev)?);
@@ -835,7 +837,22 @@ fn train(
                 };
                 (x, l, false, path.display().to_string(), dropped)
             }
+            Source::Builtin(name) if langevin_learn::images::is_image_source(&name) => {
+                let set = langevin_learn::images::load(&name, image_size, rows.unwrap_or(20_000), seed)?;
+                if conditional && set.labels.is_none() {
+                    return Err(langevin::Error::msg(format!(
+                        "conditional=True: {name} has no labels (a folder has them with one subfolder per class)"
+                    )));
+                }
+                shape = Some(set.shape);
+                (set.x, if conditional { set.labels } else { None }, true, name, 0)
+            }
             Source::Builtin(name) => {
+                if image_size.is_some() {
+                    return Err(langevin::Error::msg(
+                        "image_size applies to image data (shapes, mnist:FILE, cifar10:PATH or a folder of images)",
+                    ));
+                }
                 let real = data::REAL.iter().any(|(n, _)| *n == name);
                 if real && rows.is_some() {
                     return Err(langevin::Error::msg(format!(
@@ -862,7 +879,7 @@ fn train(
         }
         let n = x.nrows() - data::heldout_count(x.nrows(), heldout_fraction);
         let (net, tc) = recipe.configs(labels.is_some(), n, x.ncols())?;
-        let new = langevin_learn::checkpoint::new_labeled_run(
+        let mut new = langevin_learn::checkpoint::new_labeled_run(
             &x,
             labels.as_ref(),
             keep_constant || real,
@@ -874,6 +891,7 @@ fn train(
             tc,
             &dev,
         )?;
+        new.config.data.image = shape;
         let lock = run.begin(&new)?;
         finish(&run, new.trainer, lock, every, w)
     })

@@ -128,3 +128,15 @@ def test_refused_starts_leave_nothing_behind(tmp_path):
     with pytest.raises(ValueError, match="no such run directory"):
         lv.train(None, tmp_path / "none", resume=True, progress=False)
     assert not (tmp_path / "none").exists()
+
+
+def test_image_data_by_name(tmp_path):
+    s = lv.train("shapes", tmp_path / "img", image_size=16, rows=300, steps=20, seed=1, progress=False)
+    cfg = (tmp_path / "img" / "config.json").read_text()
+    assert '"image"' in cfg and '"channels": 3' in cfg
+    g, _ = lv.generate(s, n=4, steps=3)
+    assert g.shape == (4, 768)
+    with pytest.raises(ValueError, match="16 or 32"):
+        lv.train("shapes", tmp_path / "bad", image_size=20, steps=5, progress=False)
+    with pytest.raises(ValueError, match="applies to image data"):
+        lv.train("moons", tmp_path / "bad", image_size=16, steps=5, progress=False)

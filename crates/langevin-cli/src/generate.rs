@@ -157,6 +157,9 @@ pub struct GenerateArgs {
     /// Recording interval for --trajectory (default: 1/100 of the run).
     #[arg(long, value_name = "K")]
     pub record_every: Option<usize>,
+    /// Image models: a PNG grid of the first 64 samples (pixels from [−1, 1]).
+    #[arg(long, value_name = "FILE.png")]
+    pub grid: Option<PathBuf>,
 }
 
 pub fn run(a: &GenerateArgs, quiet: bool) -> Result<()> {
@@ -173,8 +176,29 @@ pub fn run(a: &GenerateArgs, quiet: bool) -> Result<()> {
     };
     report::guard(
         &[("model", Some(&a.model)), ("init", report::spec_file(a.init.as_deref()))],
-        &[("out", a.out.as_deref()), ("report", a.report.as_deref()), ("trajectory", a.trajectory.as_deref())],
+        &[
+            ("out", a.out.as_deref()),
+            ("report", a.report.as_deref()),
+            ("trajectory", a.trajectory.as_deref()),
+            ("grid", a.grid.as_deref()),
+        ],
     )?;
+    let image = match &a.grid {
+        Some(g) => {
+            if g.extension().and_then(|e| e.to_str()).map(|e| e.to_ascii_lowercase()).as_deref() != Some("png") {
+                bail!("--grid {}: image grids are written as .png", g.display());
+            }
+            let c = langevin_learn::checkpoint::RunDir::new(&a.model).load_config()?;
+            Some(c.data.image.ok_or_else(|| {
+                anyhow::anyhow!(
+                    "--grid draws image models; {} was trained on {}, which are not images (use `plot images --shape` for rows you know to be images)",
+                    a.model.display(),
+                    c.data.source
+                )
+            })?)
+        }
+        None => None,
+    };
     if a.record_every.is_some() && a.trajectory.is_none() {
         bail!("--record-every needs --trajectory FILE.npy");
     }
@@ -271,8 +295,18 @@ pub fn run(a: &GenerateArgs, quiet: bool) -> Result<()> {
     if let (Some(p), Some(tr)) = (&a.trajectory, &g.trajectory) {
         langevin::io::write_trajectory(p, tr.view())?;
     }
+    if let (Some(p), Some(s)) = (&a.grid, image) {
+        crate::plot_cmd::image_grid(&g.samples, (s.height, s.width, s.channels, true), 64, Some("-1,1"), p)?;
+    }
     let Value::Object(mut rep) = serde_json::to_value(&g.report)? else { unreachable!("a struct") };
     rep.insert("command".into(), json!("generate"));
+    if model.config.data.source == "shapes"
+        && let Some(s) = model.config.data.image
+    {
+        // One clean shape of one colour per image (langevin_learn::images::shapes_validity):
+        // 0.9975-1 for the training images, 0.075 for blends of two.
+        rep.insert("shapes_validity".into(), json!(langevin_learn::images::shapes_validity(&g.samples, s.width)));
+    }
     let (mean, cov) = langevin::diagnostics::mean_cov(g.samples.view());
     rep.insert("mean".into(), json!(mean));
     rep.insert("covariance".into(), report::matrix(&cov));

@@ -470,6 +470,18 @@ fn images(samples: &Path, shape: &str, n: usize, range: Option<&str>, out: &Path
     if x.ncols() != h * w * ch {
         bail!("--shape {shape} has {} values per image but the samples have {} columns", h * w * ch, x.ncols());
     }
+    image_grid(&x, (h, w, ch, first), n, range, out)
+}
+
+/// A PNG grid of the first `n` rows of `x` as images of (height, width, channels,
+/// channels-first), values from `range` (LO,HI; default the rows' own range) to 0..255.
+pub fn image_grid(
+    x: &ndarray::Array2<f32>,
+    (h, w, ch, first): (usize, usize, usize, bool),
+    n: usize,
+    range: Option<&str>,
+    out: &Path,
+) -> Result<()> {
     if n == 0 || x.nrows() == 0 {
         bail!("no images to draw (--n {n}, {} rows)", x.nrows());
     }

@@ -87,6 +87,10 @@ pub struct TrainArgs {
     /// Rows drawn from a built-in data set (default 20000).
     #[arg(long, value_name = "N")]
     pub rows: Option<usize>,
+    /// Image data: the side of `shapes` (16 or 32, default 16), or the side a folder's images
+    /// are resized and center-cropped to (default: the first image's smaller side).
+    #[arg(long, value_name = "PIXELS")]
+    pub image_size: Option<usize>,
     /// Fraction of rows held out (default 0.1).
     #[arg(long, value_name = "F")]
     pub heldout_fraction: Option<f64>,
@@ -223,7 +227,27 @@ fn prepare(a: &TrainArgs, dev: &Device) -> Result<(Trainer, Option<RunLock>)> {
     if a.cond_drop.is_some() && !conditional {
         bail!("--cond-drop applies to class-conditional training (--label, --labels or --conditional)");
     }
-    let (x, labels, dropped) = if file {
+    let images = langevin_learn::images::is_image_source(&source);
+    if a.image_size.is_some() && !images {
+        bail!("--image-size applies to image data (shapes, mnist:FILE, cifar10:PATH or a folder of images)");
+    }
+    let mut shape = None;
+    let (x, labels, dropped) = if images {
+        if a.label.is_some() || a.labels.is_some() {
+            bail!("--label and --labels read labels for a table; image data bring their own: use --conditional");
+        }
+        if a.rows.is_some() && source != "shapes" {
+            bail!("--rows applies to the generated data sets; {source} is used whole");
+        }
+        let set = langevin_learn::images::load(&source, a.image_size, a.rows.unwrap_or(20_000), seed)?;
+        if conditional && set.labels.is_none() {
+            bail!(
+                "--conditional: {source} has no labels (a folder has them when its images are in one subfolder per class)"
+            );
+        }
+        shape = Some(set.shape);
+        (set.x, if conditional { set.labels } else { None }, 0)
+    } else if file {
         if a.rows.is_some() {
             bail!("--rows applies to built-in data sets; a file is used whole");
         }
@@ -272,10 +296,11 @@ fn prepare(a: &TrainArgs, dev: &Device) -> Result<(Trainer, Option<RunLock>)> {
     let held = data::heldout_count(x.nrows(), a.heldout_fraction.unwrap_or(0.1));
     let (net, train) = configs(a, conditional, x.nrows() - held, x.ncols())?;
     let ladder = LadderOptions { sigma_max: a.sigma_max, sigma_min: a.sigma_min, levels: a.levels };
-    let new = new_labeled_run(
+    let mut new = new_labeled_run(
         &x,
         labels.as_ref(),
-        a.keep_constant || real,
+        // Images keep their blank pixels (MNIST's border).
+        a.keep_constant || real || images,
         &source,
         dropped,
         a.heldout_fraction.unwrap_or(0.1),
@@ -284,6 +309,7 @@ fn prepare(a: &TrainArgs, dev: &Device) -> Result<(Trainer, Option<RunLock>)> {
         train,
         dev,
     )?;
+    new.config.data.image = shape;
     start(&run, new)
 }
 

@@ -44,6 +44,9 @@ pub struct DataInfo {
     pub heldout_rows: usize,
     /// Rows dropped for NaN or inf.
     pub dropped_rows: usize,
+    /// The images' shape, when the rows are images (for grids of samples).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image: Option<crate::images::ImageShape>,
 }
 
 /// Everything needed to rebuild a run's model and continue it.
@@ -248,6 +251,7 @@ pub fn new_labeled_run(
             train_rows: tr.nrows(),
             heldout_rows: ho.nrows(),
             dropped_rows: dropped,
+            image: None,
         },
         normalization: norm,
         ladder: ladder.clone(),

@@ -19,6 +19,7 @@ pub mod classify;
 pub mod data;
 pub mod fit;
 pub mod generate;
+pub mod images;
 pub mod ladder;
 pub mod likelihood;
 pub mod mlp;

@@ -153,7 +153,17 @@ fn bad_shards_and_bad_merges_are_refused_by_name() {
 fn exact_draws_are_a_prefix_of_a_larger_draw_for_every_target() {
     use langevin::rng::LaneRng;
     let mut checked = Vec::new();
-    for spec in ["ncsn-toy", "gmm40", "gaussian:dim=5,cond=10,rotate=1", "double-well", "banana", "ring", "funnel:dim=4", "many-well:dim=4", "muller-brown"] {
+    for spec in [
+        "ncsn-toy",
+        "gmm40",
+        "gaussian:dim=5,cond=10,rotate=1",
+        "double-well",
+        "banana",
+        "ring",
+        "funnel:dim=4",
+        "many-well:dim=4",
+        "muller-brown",
+    ] {
         let (t, _) = langevin::target::load_target(spec).unwrap();
         let Some(big) = t.sample_exact(1000, &mut LaneRng::new(3, 0)) else { continue };
         let small = t.sample_exact(337, &mut LaneRng::new(3, 0)).unwrap();

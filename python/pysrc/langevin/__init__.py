@@ -144,7 +144,8 @@ def analyze(target: Target, **kwargs: Any) -> dict:
 _TRAIN_KEYS = ("objective", "sde", "weighting", "prediction", "path", "minibatch_ot", "steps", "batch", "lr",
                "warmup", "lr_decay", "weight_decay", "clip", "ema", "width", "depth", "fourier", "sigma_max",
                "sigma_min", "levels", "rows", "heldout_fraction", "label", "labels", "conditional", "cond_drop",
-               "keep_constant", "drop_nonfinite", "seed", "reflow", "reflow_steps", "resume", "checkpoint_every",
+               "keep_constant", "drop_nonfinite", "image_size", "seed", "reflow", "reflow_steps", "resume",
+               "checkpoint_every",
                "progress", "threads")
 
 
@@ -181,8 +182,9 @@ def train(data: Union[np.ndarray, str, os.PathLike, None], out: Union[str, os.Pa
     usable by the command line and back.
 
     ``data``: an array of rows (float32 or float64), a built-in data set by name ("moons",
-    "digits", ...), or the path of a .csv / .npy file (one sample per row); ``None`` with
-    ``reflow=``. Keywords (the command line's flags; ``None`` keeps the default):
+    "digits", ...), the path of a .csv / .npy file (one sample per row), image data ("shapes",
+    "mnist:FILE", "cifar10:PATH" or a folder of PNG/JPEG images, with ``image_size``); ``None``
+    with ``reflow=``. Keywords (the command line's flags; ``None`` keeps the default):
 
     - the objective: ``objective`` ("edm", "ncsn", "dsm", "flow-matching"), ``sde``,
       ``weighting``, ``prediction`` (dsm), ``path`` and ``minibatch_ot`` (flow matching);

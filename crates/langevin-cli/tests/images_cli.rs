@@ -1,0 +1,82 @@
+//! Image data through the binary: `train --data shapes | mnist:FILE | cifar10:PATH | FOLDER`,
+//! `generate --grid`, and their bad inputs.
+
+mod common;
+use common::{langevin, succeeds};
+use std::path::Path;
+
+fn fails(dir: &Path, args: &[&str]) -> String {
+    let out = langevin(dir, args);
+    assert!(!out.status.success(), "langevin {args:?} should fail");
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+#[test]
+fn shapes_and_mnist_train_and_generate_image_grids() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    succeeds(
+        d,
+        &["train", "--data", "shapes", "--image-size", "16", "--rows", "600", "--steps", "40", "--out", "shapes", "-q"],
+    );
+    let cfg: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(d.join("shapes/config.json")).unwrap()).unwrap();
+    assert_eq!(cfg["dim"], 768);
+    assert_eq!(cfg["data"]["image"]["channels"], 3);
+    succeeds(
+        d,
+        &["generate", "--model", "shapes", "--n", "70", "--steps", "5", "--grid", "g.png", "--report", "r.json", "-q"],
+    );
+    let g = image::open(d.join("g.png")).unwrap();
+    // 8 × 8 images of 16 pixels with 2-pixel gaps, scaled up.
+    let side = 8 * (16 + 2) + 2;
+    assert_eq!(g.width() % side as u32, 0);
+    assert_eq!(g.width(), g.height());
+    let r: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(d.join("r.json")).unwrap()).unwrap();
+    let v = r["shapes_validity"].as_f64().unwrap();
+    assert!((0.0..=1.0).contains(&v));
+
+    // An MNIST-format file with its labels beside it: a class-conditional image model.
+    let mut img = vec![0u8, 0, 8, 3, 0, 0, 0, 40, 0, 0, 0, 6, 0, 0, 0, 6];
+    let mut lab = vec![0u8, 0, 8, 1, 0, 0, 0, 40];
+    for i in 0..40u32 {
+        for p in 0..36u32 {
+            img.push(((i * 7 + p * 13) % 256) as u8);
+        }
+        lab.push((i % 2) as u8);
+    }
+    std::fs::write(d.join("tiny-images-idx3-ubyte"), &img).unwrap();
+    std::fs::write(d.join("tiny-labels-idx1-ubyte"), &lab).unwrap();
+    succeeds(
+        d,
+        &["train", "--data", "mnist:tiny-images-idx3-ubyte", "--conditional", "--steps", "20", "--out", "mn", "-q"],
+    );
+    succeeds(d, &["generate", "--model", "mn", "--n", "9", "--class", "1", "--steps", "4", "--grid", "m.png", "-q"]);
+    assert!(image::open(d.join("m.png")).is_ok());
+}
+
+#[test]
+fn bad_image_requests_are_refused_with_the_fix() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    let e = fails(d, &["train", "--data", "shapes", "--image-size", "20", "--out", "x"]);
+    assert!(e.contains("16 or 32"), "{e}");
+    let e = fails(d, &["train", "--data", "moons", "--image-size", "16", "--out", "x"]);
+    assert!(e.contains("applies to image data"), "{e}");
+    let e = fails(d, &["train", "--data", "mnist:nothing-here", "--out", "x"]);
+    assert!(e.contains("nothing-here") && e.contains("cannot read"), "{e}");
+    std::fs::write(d.join("bad.bin"), vec![1u8; 100]).unwrap();
+    let e = fails(d, &["train", "--data", "cifar10:bad.bin", "--out", "x"]);
+    assert!(e.contains("whole number of CIFAR-10 records"), "{e}");
+    std::fs::create_dir(d.join("empty")).unwrap();
+    let e = fails(d, &["train", "--data", "empty", "--out", "x"]);
+    assert!(e.contains("no .png"), "{e}");
+    let e = fails(d, &["train", "--data", "shapes", "--label", "kind", "--out", "x"]);
+    assert!(e.contains("use --conditional"), "{e}");
+    assert!(!d.join("x").exists());
+    succeeds(d, &["train", "--data", "moons", "--steps", "20", "--out", "m", "-q"]);
+    let e = fails(d, &["generate", "--model", "m", "--grid", "g.png"]);
+    assert!(e.contains("not images"), "{e}");
+    let e = fails(d, &["generate", "--model", "m", "--grid", "g.jpg"]);
+    assert!(e.contains(".png"), "{e}");
+}
