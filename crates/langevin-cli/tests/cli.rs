@@ -4,19 +4,10 @@ use std::path::Path;
 use std::process::{Command, Output};
 
 mod common;
-use common::{langevin, write};
+use common::{fails, langevin, write};
 
 fn ok(dir: &Path, args: &[&str]) -> String {
     String::from_utf8_lossy(&common::succeeds(dir, args).stdout).into_owned()
-}
-
-/// Run, expect failure with a non-zero exit, return stderr.
-fn fails(dir: &Path, args: &[&str]) -> String {
-    let out = langevin(dir, args);
-    assert!(!out.status.success(), "langevin {args:?} should fail but succeeded");
-    let err = String::from_utf8_lossy(&out.stderr).into_owned();
-    assert!(!err.contains("panicked"), "a panic instead of an error: {err}");
-    err
 }
 
 fn json(path: &Path) -> serde_json::Value {

@@ -3,16 +3,7 @@
 use std::path::Path;
 
 mod common;
-use common::{langevin, succeeds, write};
-
-fn fails(dir: &Path, args: &[&str]) -> String {
-    let out = langevin(dir, args);
-    assert!(!out.status.success(), "langevin {args:?} should fail but succeeded");
-    let err = String::from_utf8_lossy(&out.stderr).into_owned();
-    assert!(!err.contains("panicked"), "a panic instead of an error: {err}");
-    assert!(err.starts_with("error"), "{err}");
-    err
-}
+use common::{fails, succeeds, write};
 
 fn json(path: &Path) -> serde_json::Value {
     serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()

@@ -2,14 +2,7 @@
 //! `generate --grid`, and their bad inputs.
 
 mod common;
-use common::{langevin, succeeds};
-use std::path::Path;
-
-fn fails(dir: &Path, args: &[&str]) -> String {
-    let out = langevin(dir, args);
-    assert!(!out.status.success(), "langevin {args:?} should fail");
-    String::from_utf8_lossy(&out.stderr).into_owned()
-}
+use common::{fails, succeeds};
 
 #[test]
 fn shapes_and_mnist_train_and_generate_image_grids() {

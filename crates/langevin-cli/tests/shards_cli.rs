@@ -2,7 +2,7 @@
 //! single-machine run's, bit for bit, and every bad input is refused by name.
 
 mod common;
-use common::{langevin, succeeds};
+use common::{fails, succeeds};
 use serde_json::Value;
 use std::path::Path;
 
@@ -17,12 +17,6 @@ fn comparable(mut v: Value) -> Value {
         m.remove(k);
     }
     v
-}
-
-fn fails(dir: &Path, args: &[&str]) -> String {
-    let out = langevin(dir, args);
-    assert!(!out.status.success(), "langevin {args:?} should fail");
-    String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
 /// 1,001 particles (no shard count divides them) in 3 shards, run on different thread

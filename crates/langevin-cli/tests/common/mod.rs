@@ -27,3 +27,13 @@ pub fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
     std::fs::write(&p, text).unwrap();
     p
 }
+
+/// Run, expect failure with an error message (never a panic), return stderr.
+pub fn fails(dir: &Path, args: &[&str]) -> String {
+    let out = langevin(dir, args);
+    assert!(!out.status.success(), "langevin {args:?} should fail but succeeded");
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(!err.contains("panicked"), "a panic instead of an error: {err}");
+    assert!(err.starts_with("error"), "{err}");
+    err
+}
