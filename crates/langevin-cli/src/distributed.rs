@@ -8,7 +8,7 @@
 //! record (a few hundred bytes of JSON). Sampling itself exchanges nothing: MALA's step size
 //! comes from the pilot blocks, which every rank runs.
 
-use crate::sample::{self, SampleArgs, checksum, settings_argv};
+use crate::sample::{self, SampleArgs, settings_argv};
 use anyhow::{Result, anyhow, bail};
 use langevin::sample::{ShardPart, ShardReport, merge};
 use langevin::sampler::Shard;
@@ -30,10 +30,6 @@ impl std::error::Error for ReportedElsewhere {}
 /// Values of at most this many elements go in one message (MPI counts are 32-bit).
 const CHUNK: usize = 1 << 26;
 
-fn fnv(s: &str) -> u64 {
-    s.bytes().fold(0xcbf29ce484222325u64, |h, b| (h ^ b as u64).wrapping_mul(0x100000001b3))
-}
-
 pub fn run(a: &SampleArgs, quiet: bool) -> Result<()> {
     let Some(universe) = mpi::initialize() else {
         bail!("MPI could not be initialized (was it initialized twice?)");
@@ -45,7 +41,7 @@ pub fn run(a: &SampleArgs, quiet: bool) -> Result<()> {
     }
     let started = std::time::Instant::now();
     // Every rank must run the same flags: compare a hash of each rank's.
-    let mine = fnv(&settings_argv().join("\u{1f}"));
+    let mine = langevin::io::fnv1a(settings_argv().join("\u{1f}").bytes());
     let mut hashes = vec![0u64; size];
     world.all_gather_into(&mine, &mut hashes[..]);
     if let Some(r) = hashes.iter().position(|h| *h != hashes[0]) {
@@ -137,7 +133,10 @@ pub fn run(a: &SampleArgs, quiet: bool) -> Result<()> {
         merged
     });
     let result = written.map_err(anyhow::Error::from).and_then(|merged| {
-        let extra = [("mpi_ranks", json!(size)), ("samples_checksum", json!(checksum(merged.run.samples.view())))];
+        let extra = [
+            ("mpi_ranks", json!(size)),
+            ("samples_checksum", json!(langevin::io::checksum(merged.run.samples.view()))),
+        ];
         sample::write_outputs(a, c.target.as_ref(), &opts, &merged, &[], &extra, quiet)
     });
     let mut ok = u8::from(result.is_ok());

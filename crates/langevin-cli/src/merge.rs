@@ -1,7 +1,7 @@
 //! `langevin merge`: join the shards of a `sample --shard K/N` run into the whole run's samples
 //! and report, checking that they are every shard of one run.
 
-use crate::sample::{SampleArgs, at_temperature, checksum, options, write_outputs};
+use crate::sample::{SampleArgs, at_temperature, options, write_outputs};
 use anyhow::{Context, Result, anyhow, bail};
 use clap::{Args, Parser};
 use langevin::sample::{ShardPart, ShardReport, merge};
@@ -87,7 +87,7 @@ pub fn run(m: &MergeArgs, quiet: bool) -> Result<()> {
         }
         used[i] = true;
         let samples = langevin::io::read_matrix(&m.shards[i])?;
-        if v.get("samples_checksum").and_then(|c| c.as_str()) != Some(checksum(samples.view()).as_str()) {
+        if v.get("samples_checksum").and_then(|c| c.as_str()) != Some(langevin::io::checksum(samples.view()).as_str()) {
             bail!(
                 "{} does not hold the samples its report {} describes (checksum differs): it was overwritten or truncated; run shard {}/{} again",
                 m.shards[i].display(),

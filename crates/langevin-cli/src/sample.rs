@@ -223,19 +223,6 @@ pub fn settings_argv() -> Vec<String> {
     kept
 }
 
-/// FNV-1a over the samples' bytes: a shard's report names its file's contents, so `merge`
-/// notices a file overwritten by another run.
-pub fn checksum(x: ndarray::ArrayView2<f32>) -> String {
-    let mut h: u64 = 0xcbf29ce484222325;
-    for v in x.iter() {
-        for b in v.to_bits().to_le_bytes() {
-            h ^= b as u64;
-            h = h.wrapping_mul(0x100000001b3);
-        }
-    }
-    format!("{h:016x}")
-}
-
 fn check_flags(a: &SampleArgs) -> Result<()> {
     let annealing_flags = [
         ("--sigma-max", a.sigma_max.is_some()),
@@ -355,7 +342,10 @@ pub fn run(a: &SampleArgs, quiet: bool) -> Result<()> {
     let c = compute(a, a.shard, quiet)?;
     let extra = match a.shard {
         Some(_) => {
-            vec![("settings", json!(settings_argv())), ("samples_checksum", json!(checksum(c.out.run.samples.view())))]
+            vec![
+                ("settings", json!(settings_argv())),
+                ("samples_checksum", json!(langevin::io::checksum(c.out.run.samples.view()))),
+            ]
         }
         None => vec![],
     };

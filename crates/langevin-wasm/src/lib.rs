@@ -228,63 +228,70 @@ impl Playground {
 
     /// Advance `k` steps (a recorded schedule: `k` frames, stopping at its end). A step that
     /// produces NaN or inf stops the run with a message naming the step and a step size.
-    pub fn advance(&mut self, k: usize) {
+    pub fn advance(&mut self, mut k: usize) {
         if self.stopped.is_some() {
             return;
         }
         let t = self.target.as_ref();
         let tau = self.step_size;
-        for _ in 0..k {
-            let bad = match &mut self.chain {
-                Chain::Ula(s, noise) => {
-                    let kern = Ula::new(t, *noise);
-                    let r = kern.step(s, tau, &mut self.rng);
-                    r.err()
-                        .map(|e| e.to_string())
-                        .or_else(|| kern.position(s).first_non_finite().map(|i| format!("particle {i}")))
+        // One kernel per call (not per step); each returns the first problem of a step, if any.
+        let nonfinite = |b: &Block| b.first_non_finite().map(|i| format!("particle {i}"));
+        let mut bad = None;
+        match &mut self.chain {
+            Chain::Ula(s, noise) => {
+                let kern = Ula::new(t, *noise);
+                while bad.is_none() && k > 0 {
+                    bad = match kern.step(s, tau, &mut self.rng) {
+                        Ok(_) => nonfinite(kern.position(s)),
+                        Err(e) => Some(e.to_string()),
+                    };
+                    self.step += 1;
+                    k -= 1;
                 }
-                Chain::Mala(s) => {
-                    let kern = Mala::new(t);
-                    match kern.step(s, tau, &mut self.rng) {
+            }
+            Chain::Mala(s) => {
+                let kern = Mala::new(t);
+                while bad.is_none() && k > 0 {
+                    bad = match kern.step(s, tau, &mut self.rng) {
                         Ok(info) => {
                             self.accepted += info.accepted() as u64;
                             self.proposed += kern.position(s).len() as u64;
-                            kern.position(s).first_non_finite().map(|i| format!("particle {i}"))
+                            nonfinite(kern.position(s))
                         }
                         Err(e) => Some(e.to_string()),
-                    }
+                    };
+                    self.step += 1;
+                    k -= 1;
                 }
-                Chain::Baoab(s) => match Underdamped::new(t, Scheme::Baoab, &[1.0], self.friction) {
-                    Ok(kern) => {
-                        let r = kern.step(s, tau, &mut self.rng);
-                        r.err()
-                            .map(|e| e.to_string())
-                            .or_else(|| kern.position(s).first_non_finite().map(|i| format!("particle {i}")))
-                    }
-                    Err(e) => Some(e.to_string()),
-                },
-                Chain::Frames { n_frames, .. } => {
-                    if self.step + 1 >= *n_frames {
-                        return;
-                    }
-                    None
-                }
-            };
-            self.step += 1;
-            if let Some(what) = bad {
-                let hint = match &self.stiffness {
-                    Some(s) => format!(
-                        "; the stability limit is about 2/λ_max = {:.3e}: try {:.3e}",
-                        s.max_stable_step, s.recommended_step
-                    ),
-                    None => format!("; try {:.3e}", tau / 10.0),
-                };
-                self.stopped = Some(format!(
-                    "diverged at step {} ({what} left the finite numbers): step size {tau:.3e} is too large{hint}",
-                    self.step
-                ));
-                return;
             }
+            Chain::Baoab(s) => match Underdamped::new(t, Scheme::Baoab, &[1.0], self.friction) {
+                Ok(kern) => {
+                    while bad.is_none() && k > 0 {
+                        bad = match kern.step(s, tau, &mut self.rng) {
+                            Ok(_) => nonfinite(kern.position(s)),
+                            Err(e) => Some(e.to_string()),
+                        };
+                        self.step += 1;
+                        k -= 1;
+                    }
+                }
+                Err(e) => bad = Some(e.to_string()),
+            },
+            // A recorded schedule: k frames on, stopping at its last.
+            Chain::Frames { n_frames, .. } => self.step = (self.step + k).min(*n_frames - 1),
+        }
+        if let Some(what) = bad {
+            let hint = match &self.stiffness {
+                Some(s) => format!(
+                    "; the stability limit is about 2/λ_max = {:.3e}: try {:.3e}",
+                    s.max_stable_step, s.recommended_step
+                ),
+                None => format!("; try {:.3e}", tau / 10.0),
+            };
+            self.stopped = Some(format!(
+                "diverged at step {} ({what} left the finite numbers): step size {tau:.3e} is too large{hint}",
+                self.step
+            ));
         }
     }
 
@@ -330,12 +337,9 @@ impl Playground {
             Chain::Frames { sigmas, n_frames, .. } => (Some(sigmas[self.step]), self.step + 1 >= *n_frames),
             _ => (None, false),
         };
-        let fnv = x.iter().fold(0xcbf29ce484222325u64, |h, v| {
-            v.to_bits().to_le_bytes().iter().fold(h, |h, b| (h ^ *b as u64).wrapping_mul(0x100000001b3))
-        });
         json!({
             "step": self.step,
-            "positions_fnv": format!("{fnv:016x}"),
+            "positions_fnv": langevin::io::checksum(x.view()),
             "sigma": sigma,
             "finished": done,
             "acceptance": (self.proposed > 0).then(|| self.accepted as f64 / self.proposed as f64),

@@ -543,6 +543,17 @@ pub fn write_trajectory(path: &Path, a: ArrayView3<f32>) -> Result<()> {
 }
 
 /// Write a JSON value (pretty-printed) atomically.
+/// FNV-1a (64-bit) of a byte stream: a cheap fingerprint, not a cryptographic hash.
+pub fn fnv1a(bytes: impl IntoIterator<Item = u8>) -> u64 {
+    bytes.into_iter().fold(0xcbf29ce484222325u64, |h, b| (h ^ b as u64).wrapping_mul(0x100000001b3))
+}
+
+/// FNV-1a over the little-endian bytes of `x`'s values, as 16 hex digits: names a sample
+/// file's contents (shard reports) or a set of positions (the playground's tests).
+pub fn checksum(x: ndarray::ArrayView2<f32>) -> String {
+    format!("{:016x}", fnv1a(x.iter().flat_map(|v| v.to_bits().to_le_bytes())))
+}
+
 pub fn write_json(path: &Path, value: &serde_json::Value) -> Result<()> {
     write_atomic(path, |w| {
         serde_json::to_writer_pretty(&mut *w, value).map_err(std::io::Error::other)?;

@@ -242,6 +242,8 @@ pub fn run<K: MarkovKernel>(kernel: &K, init: &Init, cfg: &RunConfig) -> Result<
                     .into_par_iter()
                     .map(|b| make(b, false))
                     .collect::<Result<_>>()?;
+                // The pilot's extra blocks record nothing and count no progress.
+                let quiet = RunConfig { record_every: None, progress: None, ..cfg.clone() };
                 let window = (cfg.warmup / 100).clamp(1, 10);
                 let mut da = DualAveraging::new(step_size, target);
                 let mut t = 0;
@@ -250,7 +252,6 @@ pub fn run<K: MarkovKernel>(kernel: &K, init: &Init, cfg: &RunConfig) -> Result<
                     let span = Span { from: t, to: end, step_size, sampling: false };
                     segment(kernel, &mut workers, span, cfg, &first_bad)?;
                     if !extra.is_empty() {
-                        let quiet = RunConfig { record_every: None, progress: None, ..cfg.clone() };
                         segment(kernel, &mut extra, span, &quiet, &first_bad)?;
                     }
                     // Summed in block order over the pilot, wherever its blocks ran.
