@@ -703,7 +703,7 @@ fn train(
             }
         }
         Source::Reflow(_) => {
-            for k in ["label", "conditional", "cond_drop", "minibatch_ot", "drop_nonfinite", "keep_constant"] {
+            for k in ["label", "conditional", "cond_drop", "minibatch_ot", "drop_nonfinite", "keep_constant", "model", "preset"] {
                 if options.contains_key(k) {
                     return Err(PyValueError::new_err(format!(
                         "{k} does not apply with reflow: the student's data are the teacher's ODE pairs"
@@ -752,7 +752,7 @@ fn train(
     if (minibatch_ot || o.get("path").is_some()) && objective != Objective::FlowMatching {
         return Err(PyValueError::new_err("minibatch_ot and path apply to objective=\"flow-matching\""));
     }
-    let recipe = langevin_learn::train::Recipe {
+    let mut recipe = langevin_learn::train::Recipe {
         objective: Some(objective),
         steps,
         batch: o.u("batch")?,
@@ -773,7 +773,10 @@ fn train(
         width: o.u("width")?,
         depth: o.u("depth")?,
         fourier: o.u("fourier")?,
+        unet: None,
+        flip: o.b("flip")?,
     };
+    let (model, preset) = (o.s("model")?, o.s("preset")?);
     let ladder = LadderOptions { sigma_max: o.f("sigma_max")?, sigma_min: o.f("sigma_min")?, levels: o.u("levels")? };
     let heldout_fraction = o.f("heldout_fraction")?.unwrap_or(0.1);
     let rows = o.u("rows")?;
@@ -877,6 +880,10 @@ fn train(
                 x.nrows()
             )));
         }
+        if name == "digits" {
+            shape = Some(langevin_learn::images::ImageShape { channels: 1, height: 8, width: 8 });
+        }
+        recipe.unet = langevin_learn::unet::requested(model.as_deref(), preset.as_deref(), shape)?;
         let n = x.nrows() - data::heldout_count(x.nrows(), heldout_fraction);
         let (net, tc) = recipe.configs(labels.is_some(), n, x.ncols())?;
         let mut new = langevin_learn::checkpoint::new_labeled_run(

@@ -170,11 +170,24 @@ fn classify(run: &Path, class: Option<&str>, x: &Array2<f32>, seed: u64) -> Resu
     let c = Classifier::train(&xt, &tr, k, &ClassifierConfig { seed, ..Default::default() })?;
     let heldout_accuracy = c.accuracy(&xh, &ho)?;
     let fractions = c.fractions(x)?;
+    // The Fréchet distance between Gaussians fitted to the classifier's features (its last
+    // hidden layer) of the samples and of the run's held-out rows: FID's form in the feature
+    // space of this small classifier, not Inception's (so not comparable with published FIDs).
+    // Beside it, the same distance from as many training rows as samples to the held-out rows:
+    // what real data score.
+    let (fs, fh) = (c.features(x)?, c.features(&xh)?);
+    let frechet = metrics::frechet_distance(fs.view(), fh.view());
+    let m = x.nrows().min(xt.nrows());
+    let real_rows = xt.slice(ndarray::s![..m, ..]).to_owned();
+    let frechet_real = metrics::frechet_distance(c.features(&real_rows)?.view(), fh.view());
     let mut out = json!({
         "run": run.display().to_string(),
         "classes": info.classes,
         "heldout_accuracy": heldout_accuracy,
         "fractions": fractions,
+        "frechet_distance": frechet,
+        "frechet_distance_real": frechet_real,
+        "frechet_features": format!("the last hidden layer ({} features) of the classifier", fs.ncols()),
     });
     if let Some(w) = want {
         out["class"] = json!(info.classes[w]);
@@ -195,6 +208,11 @@ fn print_summary(rep: &Value, to_stderr: bool) -> Result<()> {
             "classifier held-out accuracy {:.3}; fractions per class {}",
             c["heldout_accuracy"].as_f64().unwrap_or(f64::NAN),
             report::short(&f)
+        ));
+        lines.push(format!(
+            "fréchet    {:.4} in the classifier's features (training rows: {:.4}; not FID)",
+            c["frechet_distance"].as_f64().unwrap_or(f64::NAN),
+            c["frechet_distance_real"].as_f64().unwrap_or(f64::NAN)
         ));
         if let Some(acc) = c.get("accuracy").and_then(|v| v.as_f64()) {
             lines.push(format!(

@@ -157,9 +157,16 @@ pub struct GenerateArgs {
     /// Recording interval for --trajectory (default: 1/100 of the run).
     #[arg(long, value_name = "K")]
     pub record_every: Option<usize>,
-    /// Image models: a PNG grid of the first 64 samples (pixels from [−1, 1]).
+    /// Image models: a PNG grid of the first 64 samples.
     #[arg(long, value_name = "FILE.png")]
     pub grid: Option<PathBuf>,
+    /// Image models: an animated GIF of the reverse process, noise to images, for the first 16
+    /// samples (about 50 frames, the last held).
+    #[arg(long, value_name = "FILE.gif")]
+    pub gif: Option<PathBuf>,
+    /// Image models: one PNG per sample in this folder (sample-00000.png, ...).
+    #[arg(long, value_name = "DIR")]
+    pub png_dir: Option<PathBuf>,
 }
 
 pub fn run(a: &GenerateArgs, quiet: bool) -> Result<()> {
@@ -181,24 +188,41 @@ pub fn run(a: &GenerateArgs, quiet: bool) -> Result<()> {
             ("report", a.report.as_deref()),
             ("trajectory", a.trajectory.as_deref()),
             ("grid", a.grid.as_deref()),
+            ("gif", a.gif.as_deref()),
         ],
     )?;
-    let image = match &a.grid {
-        Some(g) => {
-            if g.extension().and_then(|e| e.to_str()).map(|e| e.to_ascii_lowercase()).as_deref() != Some("png") {
+    let ext = |p: &std::path::Path| p.extension().and_then(|e| e.to_str()).map(|e| e.to_ascii_lowercase());
+    let picture_flag = [("--grid", &a.grid), ("--gif", &a.gif), ("--png-dir", &a.png_dir)]
+        .into_iter()
+        .find_map(|(f, p)| p.as_ref().map(|_| f));
+    let image = match picture_flag {
+        Some(flag) => {
+            if let Some(g) = &a.grid
+                && ext(g).as_deref() != Some("png")
+            {
                 bail!("--grid {}: image grids are written as .png", g.display());
             }
+            if let Some(g) = &a.gif
+                && ext(g).as_deref() != Some("gif")
+            {
+                bail!("--gif {}: the reverse process is written as a .gif", g.display());
+            }
             let c = langevin_learn::checkpoint::RunDir::new(&a.model).load_config()?;
-            Some(c.data.image.ok_or_else(|| {
+            let shape = c.data.image.ok_or_else(|| {
                 anyhow::anyhow!(
-                    "--grid draws image models; {} was trained on {}, which are not images (use `plot images --shape` for rows you know to be images)",
+                    "{flag} draws image models; {} was trained on {}, which are not images (use `plot images --shape` for rows you know to be images)",
                     a.model.display(),
                     c.data.source
                 )
-            })?)
+            })?;
+            let (lo, hi) = langevin_learn::images::pixel_range(&c.data.source);
+            Some((shape, format!("{lo},{hi}")))
         }
         None => None,
     };
+    if a.gif.is_some() && a.trajectory.is_some() {
+        bail!("--gif records the reverse process itself; give --gif or --trajectory, not both");
+    }
     if a.record_every.is_some() && a.trajectory.is_none() {
         bail!("--record-every needs --trajectory FILE.npy");
     }
@@ -260,13 +284,16 @@ pub fn run(a: &GenerateArgs, quiet: bool) -> Result<()> {
     // The class and guidance are checked before anything runs.
     lib::conditioned(&model, &GenerateOptions { class: a.class.clone(), guidance, ..Default::default() })?;
     let init = a.init.as_deref().map(Init::parse).transpose()?;
-    let record_every = a.trajectory.as_ref().map(|_| a.record_every.unwrap_or(1.max(model.config.ladder.levels())));
+    let mut record_every = a.trajectory.as_ref().map(|_| a.record_every.unwrap_or(1.max(model.config.ladder.levels())));
     let dopts = a.diffusion.options(a.sigma_min, a.sigma_max, a.steps, a.no_denoise)?;
     let steps = match sampler {
         GenSampler::Annealed => model.config.ladder.levels() * a.steps_per_level.unwrap_or(100),
         GenSampler::Ula => a.steps.unwrap_or(model.config.ladder.levels() * a.steps_per_level.unwrap_or(100)),
         s => lib::resolve_diffusion(&model.config, Method::from_name(s.name())?, &dopts)?.0.planned_steps(),
     };
+    if a.gif.is_some() {
+        record_every = Some((steps / 50).max(1));
+    }
     let progress = Progress::start((steps * a.n) as u64, "particle-steps", quiet);
     let opts = GenerateOptions {
         n: a.n,
@@ -295,8 +322,17 @@ pub fn run(a: &GenerateArgs, quiet: bool) -> Result<()> {
     if let (Some(p), Some(tr)) = (&a.trajectory, &g.trajectory) {
         langevin::io::write_trajectory(p, tr.view())?;
     }
-    if let (Some(p), Some(s)) = (&a.grid, image) {
-        crate::plot_cmd::image_grid(&g.samples, (s.height, s.width, s.channels, true), 64, Some("-1,1"), p)?;
+    if let Some((s, range)) = &image {
+        let layout = (s.height, s.width, s.channels, true);
+        if let Some(p) = &a.grid {
+            crate::plot_cmd::image_grid(&g.samples, layout, 64, Some(range), p)?;
+        }
+        if let (Some(p), Some(tr)) = (&a.gif, &g.trajectory) {
+            reverse_gif(tr, &g.samples, layout, range, p)?;
+        }
+        if let Some(dir) = &a.png_dir {
+            one_png_per_sample(&g.samples, layout, range, dir)?;
+        }
     }
     let Value::Object(mut rep) = serde_json::to_value(&g.report)? else { unreachable!("a struct") };
     rep.insert("command".into(), json!("generate"));
@@ -309,7 +345,10 @@ pub fn run(a: &GenerateArgs, quiet: bool) -> Result<()> {
     }
     let (mean, cov) = langevin::diagnostics::mean_cov(g.samples.view());
     rep.insert("mean".into(), json!(mean));
-    rep.insert("covariance".into(), report::matrix(&cov));
+    // An image's covariance has (pixels × channels)² entries: left out above 64 dimensions.
+    if model.config.dim <= 64 {
+        rep.insert("covariance".into(), report::matrix(&cov));
+    }
     if let Some(p) = &a.out {
         rep.insert("out".into(), report::path(p));
     }
@@ -327,6 +366,73 @@ pub fn run(a: &GenerateArgs, quiet: bool) -> Result<()> {
             a.out.as_ref().map(|p| format!("; wrote {}", p.display())).unwrap_or_default()
         );
         if a.report.as_ref().is_some_and(|p| p.as_os_str() == "-") { errln!("{line}") } else { outln!("{line}")? }
+    }
+    Ok(())
+}
+
+/// The reverse process as a GIF: each recorded frame of the first 16 samples as a grid, the
+/// final samples held for a second.
+fn reverse_gif(
+    trajectory: &ndarray::Array3<f32>,
+    samples: &ndarray::Array2<f32>,
+    layout: (usize, usize, usize, bool),
+    range: &str,
+    out: &std::path::Path,
+) -> Result<()> {
+    use anyhow::Context;
+    let n = samples.nrows().min(16);
+    let mut frames: Vec<image::RgbImage> = Vec::new();
+    for f in 0..trajectory.dim().0 {
+        let x = trajectory.slice(ndarray::s![f, ..n, ..]).to_owned();
+        frames.push(crate::plot_cmd::grid_picture(&x, layout, n, Some(range))?);
+    }
+    frames.push(crate::plot_cmd::grid_picture(
+        &samples.slice(ndarray::s![..n, ..]).to_owned(),
+        layout,
+        n,
+        Some(range),
+    )?);
+    let mut gif = Vec::new();
+    {
+        let mut enc = image::codecs::gif::GifEncoder::new_with_speed(&mut gif, 10);
+        enc.set_repeat(image::codecs::gif::Repeat::Infinite).context("encoding the GIF")?;
+        let last = frames.len() - 1;
+        for (i, f) in frames.into_iter().enumerate() {
+            let ms = if i == last { 1500 } else { 80 };
+            let rgba = image::DynamicImage::ImageRgb8(f).to_rgba8();
+            let frame = image::Frame::from_parts(rgba, 0, 0, image::Delay::from_numer_denom_ms(ms, 1));
+            enc.encode_frame(frame).context("encoding the GIF")?;
+        }
+    }
+    langevin::io::write_atomic(out, |o| std::io::Write::write_all(o, &gif))?;
+    Ok(())
+}
+
+/// One PNG per sample (at the image's own size) in `dir`, created if needed.
+fn one_png_per_sample(
+    samples: &ndarray::Array2<f32>,
+    (h, w, ch, _): (usize, usize, usize, bool),
+    range: &str,
+    dir: &std::path::Path,
+) -> Result<()> {
+    use anyhow::Context;
+    let (lo, hi) = range
+        .split_once(',')
+        .and_then(|(a, b)| Some((a.parse::<f64>().ok()?, b.parse::<f64>().ok()?)))
+        .context("pixel range")?;
+    std::fs::create_dir_all(dir).with_context(|| format!("--png-dir {}: cannot create the folder", dir.display()))?;
+    for (i, row) in samples.rows().into_iter().enumerate() {
+        let img = image::RgbImage::from_fn(w as u32, h as u32, |x, y| {
+            let px = |c: usize| {
+                let c = if ch == 1 { 0 } else { c };
+                let v = row[c * h * w + y as usize * w + x as usize] as f64;
+                (255.0 * ((v - lo) / (hi - lo)).clamp(0.0, 1.0)).round() as u8
+            };
+            image::Rgb([px(0), px(1), px(2)])
+        });
+        let mut buf = Vec::new();
+        img.write_to(&mut std::io::Cursor::new(&mut buf), image::ImageFormat::Png).context("encoding PNG")?;
+        langevin::io::write_atomic(&dir.join(format!("sample-{i:05}.png")), |o| std::io::Write::write_all(o, &buf))?;
     }
     Ok(())
 }

@@ -477,11 +477,25 @@ fn images(samples: &Path, shape: &str, n: usize, range: Option<&str>, out: &Path
 /// channels-first), values from `range` (LO,HI; default the rows' own range) to 0..255.
 pub fn image_grid(
     x: &ndarray::Array2<f32>,
-    (h, w, ch, first): (usize, usize, usize, bool),
+    layout: (usize, usize, usize, bool),
     n: usize,
     range: Option<&str>,
     out: &Path,
 ) -> Result<()> {
+    let img = grid_picture(x, layout, n, range)?;
+    let mut buf = Vec::new();
+    img.write_to(&mut std::io::Cursor::new(&mut buf), image::ImageFormat::Png).context("encoding PNG")?;
+    langevin::io::write_atomic(out, |o| o.write_all(&buf))?;
+    Ok(())
+}
+
+/// The grid of [`image_grid`] as a picture (scaled up to about 512 pixels).
+pub fn grid_picture(
+    x: &ndarray::Array2<f32>,
+    (h, w, ch, first): (usize, usize, usize, bool),
+    n: usize,
+    range: Option<&str>,
+) -> Result<image::RgbImage> {
     if n == 0 || x.nrows() == 0 {
         bail!("no images to draw (--n {n}, {} rows)", x.nrows());
     }
@@ -536,9 +550,5 @@ pub fn image_grid(
             }
         }
     }
-    let img = image::imageops::resize(&img, gw as u32 * scale, gh as u32 * scale, image::imageops::FilterType::Nearest);
-    let mut buf = Vec::new();
-    img.write_to(&mut std::io::Cursor::new(&mut buf), image::ImageFormat::Png).context("encoding PNG")?;
-    langevin::io::write_atomic(out, |o| o.write_all(&buf))?;
-    Ok(())
+    Ok(image::imageops::resize(&img, gw as u32 * scale, gh as u32 * scale, image::imageops::FilterType::Nearest))
 }

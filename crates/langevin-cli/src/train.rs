@@ -66,6 +66,18 @@ pub struct TrainArgs {
     /// Decay of the weights' exponential moving average (default 0.999).
     #[arg(long, value_name = "D")]
     pub ema: Option<f64>,
+    /// The network: mlp (the default; for tables and 2-D data) or unet (for images: shapes,
+    /// digits, mnist:FILE, cifar10:PATH or a folder of images; batches of 64 at lr 1e-3 by default).
+    #[arg(long, value_name = "NET", value_parser = ["mlp", "unet"])]
+    pub model: Option<String>,
+    /// The U-Net's size: tiny (32 channels, 3 levels, for CPU demos; the default), small (64
+    /// channels, 4 levels) or cifar (DDPM's CIFAR-10 network, 35.7 M parameters).
+    #[arg(long, value_name = "NAME", value_parser = ["tiny", "small", "cifar"])]
+    pub preset: Option<String>,
+    /// With --model unet: mirror each training image left to right with probability ½ (for
+    /// data whose mirror image is as likely, like photographs; not for digits or text).
+    #[arg(long)]
+    pub flip: bool,
     /// Hidden width of the MLP (default 128; 256 for data of more than 16 dimensions, except ncsn).
     #[arg(long, value_name = "N")]
     pub width: Option<usize>,
@@ -174,11 +186,32 @@ pub use langevin_learn::train::DEFAULT_OBJECTIVE;
 pub fn device(name: &str) -> Result<Device> {
     match name {
         "cpu" => Ok(Device::Cpu),
-        n if n == "cuda" || n.starts_with("cuda:") => {
-            bail!("--device {n}: this build has no CUDA support (CUDA builds are their own target); use --device cpu")
-        }
+        n if n == "cuda" || n.starts_with("cuda:") => cuda(n),
         other => bail!("unknown --device '{other}'; use cpu or cuda[:N]"),
     }
+}
+
+/// The GPU of `--device cuda[:N]` in a build with CUDA support.
+#[cfg(feature = "cuda")]
+fn cuda(n: &str) -> Result<Device> {
+    let ordinal = match n.strip_prefix("cuda:") {
+        None => 0,
+        Some(i) => i.parse::<usize>().map_err(|_| anyhow!("--device {n}: the GPU's number must be a whole number"))?,
+    };
+    Device::new_cuda(ordinal).map_err(|e| {
+        anyhow!(
+            "--device {n}: no usable NVIDIA GPU {ordinal} ({e}); check `nvidia-smi` on this machine, or use --device cpu"
+        )
+    })
+}
+
+/// `--device cuda` in a build without CUDA support.
+#[cfg(not(feature = "cuda"))]
+fn cuda(n: &str) -> Result<Device> {
+    bail!(
+        "--device {n}: this build has no CUDA support; build the CUDA binary with scripts/cuda-build.sh \
+         (docs/IMAGES.md), or use --device cpu"
+    )
 }
 
 /// What a finished (or already complete) training run reports.
@@ -294,7 +327,12 @@ fn prepare(a: &TrainArgs, dev: &Device) -> Result<(Trainer, Option<RunLock>)> {
         (x, labels, 0)
     };
     let held = data::heldout_count(x.nrows(), a.heldout_fraction.unwrap_or(0.1));
-    let (net, train) = configs(a, conditional, x.nrows() - held, x.ncols())?;
+    if source == "digits" {
+        // The built-in digits are 8 × 8 grey images (values 0..16).
+        shape = Some(langevin_learn::images::ImageShape { channels: 1, height: 8, width: 8 });
+    }
+    let unet = langevin_learn::unet::requested(a.model.as_deref(), a.preset.as_deref(), shape)?;
+    let (net, train) = configs(a, conditional, x.nrows() - held, x.ncols(), unet)?;
     let ladder = LadderOptions { sigma_max: a.sigma_max, sigma_min: a.sigma_min, levels: a.levels };
     let mut new = new_labeled_run(
         &x,
@@ -316,7 +354,13 @@ fn prepare(a: &TrainArgs, dev: &Device) -> Result<(Trainer, Option<RunLock>)> {
 /// The network and training configs the flags ask for, with the defaults of the objective's
 /// recipe (see [`DEFAULT_OBJECTIVE`]); `rows`: the training rows (a default batch is no
 /// larger).
-fn configs(a: &TrainArgs, conditional: bool, rows: usize, dim: usize) -> Result<(NetConfig, TrainConfig)> {
+fn configs(
+    a: &TrainArgs,
+    conditional: bool,
+    rows: usize,
+    dim: usize,
+    unet: Option<langevin_learn::unet::UnetConfig>,
+) -> Result<(NetConfig, TrainConfig)> {
     if (a.minibatch_ot || a.path.is_some()) && objective(a)? != Objective::FlowMatching {
         bail!("--minibatch-ot and --path apply to --objective flow-matching");
     }
@@ -336,6 +380,8 @@ fn configs(a: &TrainArgs, conditional: bool, rows: usize, dim: usize) -> Result<
         width: a.width,
         depth: a.depth,
         fourier: a.fourier,
+        unet,
+        flip: a.flip,
     };
     Ok(recipe.configs(conditional, rows, dim)?)
 }
@@ -352,6 +398,9 @@ fn prepare_reflow(a: &TrainArgs, dev: &Device, run: &RunDir) -> Result<(Trainer,
         ("--minibatch-ot", a.minibatch_ot),
         ("--drop-nonfinite", a.drop_nonfinite),
         ("--keep-constant", a.keep_constant),
+        ("--model", a.model.is_some()),
+        ("--flip", a.flip),
+        ("--preset", a.preset.is_some()),
     ] {
         if set {
             bail!("{flag} does not apply with --reflow: the student's data are the teacher's ODE pairs");
@@ -366,8 +415,13 @@ fn prepare_reflow(a: &TrainArgs, dev: &Device, run: &RunDir) -> Result<(Trainer,
     let mut b = a.clone();
     b.objective = Some("flow-matching".into());
     let rows = a.rows.unwrap_or(20_000);
-    let (net, train) =
-        configs(&b, false, rows - data::heldout_count(rows, a.heldout_fraction.unwrap_or(0.1)), teacher.config.dim)?;
+    let (net, train) = configs(
+        &b,
+        false,
+        rows - data::heldout_count(rows, a.heldout_fraction.unwrap_or(0.1)),
+        teacher.config.dim,
+        None,
+    )?;
     let ladder = LadderOptions { sigma_max: a.sigma_max, sigma_min: a.sigma_min, levels: a.levels };
     let new = langevin_learn::reflow::new_reflow_run(
         &teacher,
@@ -431,6 +485,23 @@ fn check_restated(a: &TrainArgs, c: &RunConfig) -> Result<()> {
         bail!(
             "--cond-drop {p} differs from the run's saved {}: a resumed run continues with its saved settings; drop --cond-drop",
             c.train.cond_drop
+        );
+    }
+    if a.flip && !c.train.flip {
+        bail!("--flip: the run was trained without flips, and a resumed run keeps its settings; drop --flip");
+    }
+    let saved_model = if c.net.unet.is_some() { "unet" } else { "mlp" };
+    if let Some(m) = a.model.as_deref()
+        && m != saved_model
+    {
+        bail!("--model {m} differs from the run's saved {saved_model}: a resumed run keeps its network; drop --model");
+    }
+    if let Some(p) = a.preset.as_deref()
+        && c.net.unet.as_ref().map(|u| u.preset.as_str()) != Some(p)
+    {
+        bail!(
+            "--preset {p} differs from the run's network ({}): a resumed run keeps its network; drop --preset",
+            c.net.unet.as_ref().map_or("an MLP".to_string(), |u| format!("U-Net preset {}", u.preset))
         );
     }
     let checks: [(&str, Option<String>, String, bool); 16] = [

@@ -153,6 +153,17 @@ fn labels_from_a_csv_column_train_resume_and_judge() {
     let e = json(&d.join("e.json"));
     assert!(e["classifier"]["heldout_accuracy"].as_f64().unwrap() > 0.95, "{}", e["classifier"]);
     assert!(e["classifier"]["accuracy"].as_f64().unwrap() > 0.9, "{}", e["classifier"]);
+    // The Fréchet distance in the classifier's features: samples of class 7 alone are far from
+    // the held-out rows of both classes; the training rows (both classes) are as close as real
+    // data are.
+    let (fd, real) = (
+        e["classifier"]["frechet_distance"].as_f64().unwrap(),
+        e["classifier"]["frechet_distance_real"].as_f64().unwrap(),
+    );
+    assert!(fd > 10.0 * real, "one class: {fd} vs real {real}");
+    succeeds(d, &["eval", "--samples", "r/train.npy", "--classifier", "r", "--report", "t.json", "-q"]);
+    let t = json(&d.join("t.json"));
+    assert!(t["classifier"]["frechet_distance"].as_f64().unwrap() < 2.0 * real.max(1e-3), "{}", t["classifier"]);
 }
 
 /// Every refusal names the problem and the fix, and exits non-zero.

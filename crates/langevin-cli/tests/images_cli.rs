@@ -73,3 +73,86 @@ fn bad_image_requests_are_refused_with_the_fix() {
     let e = fails(d, &["generate", "--model", "m", "--grid", "g.jpg"]);
     assert!(e.contains(".png"), "{e}");
 }
+
+/// The U-Net through the binary: a class-conditional run on the built-in digits (8 × 8 grey
+/// images, mapped to [−1, 1] by one affine map for all pixels), generation with a grid, and
+/// the requests it cannot serve, each refused with the fix and nothing left behind.
+#[test]
+fn unet_trains_generates_and_refuses_what_it_cannot_take() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    succeeds(
+        d,
+        &[
+            "train",
+            "--data",
+            "digits",
+            "--model",
+            "unet",
+            "--conditional",
+            "--steps",
+            "3",
+            "--batch",
+            "8",
+            "--out",
+            "u",
+            "-q",
+        ],
+    );
+    let cfg: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(d.join("u/config.json")).unwrap()).unwrap();
+    assert_eq!(cfg["net"]["unet"]["preset"], "tiny");
+    assert_eq!(cfg["net"]["unet"]["channels"], 1);
+    assert_eq!(cfg["data"]["image"]["height"], 8);
+    assert_eq!(cfg["normalization"]["mean"][0], 8.0);
+    assert_eq!(cfg["normalization"]["std"][63], 8.0);
+    assert_eq!(cfg["train"]["batch"], 8);
+    succeeds(
+        d,
+        &[
+            "generate", "--model", "u", "--n", "4", "--class", "3", "--steps", "3", "--grid", "g.png", "--out",
+            "s.npy", "-q",
+        ],
+    );
+    assert!(image::open(d.join("g.png")).is_ok());
+    let e = fails(d, &["train", "--resume", "--out", "u", "--preset", "small", "--steps", "5"]);
+    assert!(e.contains("--preset small differs") && e.contains("tiny"), "{e}");
+
+    let e = fails(d, &["train", "--data", "moons", "--model", "unet", "--out", "x"]);
+    assert!(e.contains("needs images") && e.contains("MLP"), "{e}");
+    let e = fails(d, &["train", "--data", "shapes", "--preset", "small", "--out", "x"]);
+    assert!(e.contains("add --model unet"), "{e}");
+    let e = fails(d, &["train", "--data", "shapes", "--model", "unet", "--width", "64", "--out", "x"]);
+    assert!(e.contains("preset"), "{e}");
+    // 10 × 10 images: the tiny preset halves twice, so the sides must be multiples of 4.
+    std::fs::create_dir(d.join("pngs")).unwrap();
+    for i in 0..12u8 {
+        image::RgbImage::from_fn(10, 10, |x, y| image::Rgb([i * 20, (x * 25) as u8, (y * 25) as u8]))
+            .save(d.join(format!("pngs/{i}.png")))
+            .unwrap();
+    }
+    let e = fails(d, &["train", "--data", "pngs", "--model", "unet", "--out", "x"]);
+    assert!(e.contains("multiples of 4") && e.contains("10 × 10") && e.contains("--image-size"), "{e}");
+    succeeds(
+        d,
+        &[
+            "train",
+            "--data",
+            "pngs",
+            "--image-size",
+            "8",
+            "--model",
+            "unet",
+            "--steps",
+            "2",
+            "--batch",
+            "4",
+            "--out",
+            "p",
+            "-q",
+        ],
+    );
+    let e = fails(d, &["train", "--data", "shapes", "--model", "unet", "--device", "cuda", "--out", "x"]);
+    assert!(e.contains("no CUDA support") && e.contains("cuda-build"), "{e}");
+    assert!(!d.join("x").exists());
+}

@@ -147,7 +147,7 @@ pub fn new_labeled_run(
     heldout_fraction: f64,
     ladder: &LadderOptions,
     mut net: NetConfig,
-    train: TrainConfig,
+    mut train: TrainConfig,
     device: &Device,
 ) -> Result<NewRun> {
     if let Some(l) = labels {
@@ -196,6 +196,10 @@ pub fn new_labeled_run(
     // A column without spread has no score to learn (the density is a wall along it), and if
     // every column is one the noise levels from the data's spread are all zero. Images have
     // blank border pixels: those are kept when asked (the network learns to put them back).
+    // A U-Net sees images in [−1, 1] (DDPM's convention) by one affine map for all pixels: a
+    // per-pixel standardization would make the same shape look different at different
+    // positions, which undoes what convolutions share. Blank pixels are then no problem.
+    let unet = net.unet.is_some();
     let constant: Vec<usize> = (0..x.ncols())
         .filter(|&c| {
             let col = x.column(c);
@@ -203,7 +207,7 @@ pub fn new_labeled_run(
         })
         .collect();
     if let Some(&c) = constant.first()
-        && (!keep_constant || constant.len() == x.ncols())
+        && (!(keep_constant || unet) || constant.len() == x.ncols())
     {
         let first = x[[0, c]];
         return Err(Error::msg(format!(
@@ -238,8 +242,15 @@ pub fn new_labeled_run(
             100.0 * heldout_fraction
         )));
     }
-    let norm = Normalization::fit(&train_raw);
+    let norm = if unet { Normalization::range(&train_raw) } else { Normalization::fit(&train_raw) };
     let (tr, ho) = (norm.apply(&train_raw), norm.apply(&heldout_raw));
+    if unet && let crate::objective::Objective::Edm { sigma_data, .. } = &mut train.objective {
+        // EDM's σ_data is the data's standard deviation: 1 for standardized tables, measured
+        // here for images in [−1, 1] (EDM uses 0.5 for CIFAR-10).
+        let n = tr.len() as f64;
+        let mean = tr.iter().map(|&v| v as f64).sum::<f64>() / n;
+        *sigma_data = (tr.iter().map(|&v| (v as f64 - mean).powi(2)).sum::<f64>() / n).sqrt().max(1e-3);
+    }
     let (ladder, ladder_notes) = crate::ladder::from_data(&tr, ladder, train.seed)?;
     let m = |e: candle_core::Error| Error::Model(e.to_string());
     let network = ScoreNet::new(x.ncols(), net.clone(), train.seed, device).map_err(m)?;
@@ -637,6 +648,9 @@ impl RunDir {
     }
 }
 
+/// Rows per forward pass of a U-Net at generation.
+pub const UNET_ROWS: usize = 256;
+
 /// A trained model ready for generation: the network with its EMA weights, and the run config.
 pub struct TrainedModel {
     /// The run's config.
@@ -676,7 +690,7 @@ impl TrainedModel {
     /// A model from its config and a network holding the weights to use (EMA).
     pub fn new(config: RunConfig, net: ScoreNet, step: usize, dir: &Path) -> Result<TrainedModel> {
         let m = |e: candle_core::Error| Error::Model(e.to_string());
-        let cpu = if net.device().is_cpu() {
+        let cpu = if net.device().is_cpu() && net.is_mlp() {
             Some(CpuWeights {
                 sizes: net.sizes(),
                 params: net.param_values().map_err(m)?,
@@ -705,6 +719,16 @@ impl TrainedModel {
             };
             let mut out = Vec::new();
             layers.infer(x, noise, labels, &mut out);
+            return Ok(out);
+        }
+        if !self.net.is_mlp() && noise.len() > UNET_ROWS {
+            // A U-Net's activations are hundreds of values per pixel: batches of UNET_ROWS.
+            let mut out = Vec::with_capacity(x.len());
+            for start in (0..noise.len()).step_by(UNET_ROWS) {
+                let end = (start + UNET_ROWS).min(noise.len());
+                let l = labels.map(|l| &l[start..end]);
+                out.extend(self.forward_rows(&x[start * d..end * d], &noise[start..end], l)?);
+            }
             return Ok(out);
         }
         let m = |e: candle_core::Error| Error::Model(e.to_string());

@@ -93,9 +93,14 @@ impl Classifier {
     }
 
     fn logits(&self, z: &Tensor) -> Result<Tensor> {
+        self.forward(z, self.layers.len())
+    }
+
+    /// The first `layers` layers applied to standardized rows (SiLU after each hidden layer).
+    fn forward(&self, z: &Tensor, layers: usize) -> Result<Tensor> {
         let mut h = z.clone();
         let last = self.layers.len() - 1;
-        for (i, (w, b)) in self.layers.iter().enumerate() {
+        for (i, (w, b)) in self.layers.iter().enumerate().take(layers) {
             h = h.matmul(w.as_tensor()).and_then(|t| t.broadcast_add(b.as_tensor())).map_err(m)?;
             if i < last {
                 h = h.silu().map_err(m)?;
@@ -104,13 +109,18 @@ impl Classifier {
         Ok(h)
     }
 
-    /// Number of classes.
-    pub fn classes(&self) -> usize {
-        self.classes
+    /// The rows of `x` (data units) as the classifier sees them before its last layer: the
+    /// activations of its last hidden layer (`width` features per row), the feature space of
+    /// the Fréchet distance that `langevin eval` reports.
+    pub fn features(&self, x: &Array2<f32>) -> Result<Array2<f32>> {
+        let z = self.standardized(x)?;
+        let h = self.forward(&z, self.layers.len() - 1)?;
+        let (n, w) = h.dims2().map_err(m)?;
+        let v = h.flatten_all().and_then(|t| t.to_vec1::<f32>()).map_err(m)?;
+        Ok(Array2::from_shape_vec((n, w), v).expect("n × width values"))
     }
 
-    /// The most probable class of each row of `x` (data units).
-    pub fn predict(&self, x: &Array2<f32>) -> Result<Vec<u32>> {
+    fn standardized(&self, x: &Array2<f32>) -> Result<Tensor> {
         if x.ncols() != self.norm.mean.len() {
             return Err(Error::msg(format!(
                 "rows of {} values for a classifier of {}-dimensional data",
@@ -120,7 +130,17 @@ impl Classifier {
         }
         let z = self.norm.apply(x);
         let (n, d) = z.dim();
-        let t = Tensor::from_vec(z.into_raw_vec_and_offset().0, (n, d), &Device::Cpu).map_err(m)?;
+        Tensor::from_vec(z.into_raw_vec_and_offset().0, (n, d), &Device::Cpu).map_err(m)
+    }
+
+    /// Number of classes.
+    pub fn classes(&self) -> usize {
+        self.classes
+    }
+
+    /// The most probable class of each row of `x` (data units).
+    pub fn predict(&self, x: &Array2<f32>) -> Result<Vec<u32>> {
+        let t = self.standardized(x)?;
         let p = self.logits(&t)?.argmax(1).and_then(|t| t.to_dtype(DType::U32)).map_err(m)?;
         p.to_vec1().map_err(m)
     }
@@ -168,5 +188,24 @@ mod tests {
         let bad = Classifier::train(&xt, &shuffled, 10, &ClassifierConfig::default()).unwrap();
         let acc = bad.accuracy(&xh, &yh).unwrap();
         assert!(acc < 0.2, "accuracy {acc} with shuffled training labels");
+
+        // The Fréchet distance in its feature space: held-out digits are close to the training
+        // digits, and far from the same digits blurred (each pixel averaged with its right
+        // neighbour) or from digits of one class only.
+        let fd = |a: &Array2<f32>, b: &Array2<f32>| {
+            langevin::metrics::frechet_distance(c.features(a).unwrap().view(), c.features(b).unwrap().view())
+        };
+        let real = fd(&xt, &xh);
+        let blurred =
+            Array2::from_shape_fn(
+                xh.dim(),
+                |(i, j)| {
+                    if j % 8 == 7 { xh[[i, j]] } else { 0.5 * (xh[[i, j]] + xh[[i, j + 1]]) }
+                },
+            );
+        let ones: Vec<usize> = (0..xh.nrows()).filter(|&i| yh[i] == 1).collect();
+        let one_class = crate::data::pick_rows(&xh, &ones);
+        let (b, o) = (fd(&xt, &blurred), fd(&xt, &one_class));
+        assert!(b > 3.0 * real && o > 10.0 * real, "real {real}, blurred {b}, one class {o}");
     }
 }

@@ -353,6 +353,14 @@ impl Normalization {
         let std = (0..mean.len()).map(|c| cov[[c, c]].sqrt()).map(|s| if s > 0.0 { s } else { 1.0 }).collect();
         Normalization { mean, std }
     }
+    /// One affine map for every column that takes the values' range onto [−1, 1] (images: the
+    /// same map for every pixel, so a shape looks the same wherever it is).
+    pub fn range(x: &Array2<f32>) -> Self {
+        let (lo, hi) =
+            x.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(l, h), &v| (l.min(v as f64), h.max(v as f64)));
+        let (mid, half) = if lo < hi { ((lo + hi) / 2.0, (hi - lo) / 2.0) } else { (0.0, 1.0) };
+        Normalization { mean: vec![mid; x.ncols()], std: vec![half; x.ncols()] }
+    }
     /// (x − mean)/std, row by row.
     pub fn apply(&self, x: &Array2<f32>) -> Array2<f32> {
         Array2::from_shape_fn(x.dim(), |(i, c)| ((x[[i, c]] as f64 - self.mean[c]) / self.std[c]) as f32)

@@ -52,6 +52,12 @@ fn file_err(p: &Path, what: impl std::fmt::Display) -> Error {
     Error::msg(format!("{}: {what}", p.display()))
 }
 
+/// The pixel values that map to black and white in pictures of a run's samples (data units):
+/// 0..16 for the built-in digits, [−1, 1] for every image loader's output.
+pub fn pixel_range(source: &str) -> (f64, f64) {
+    if source == "digits" { (0.0, 16.0) } else { (-1.0, 1.0) }
+}
+
 /// Whether `source` names image data: `shapes`, `mnist:PATH`, `cifar10:PATH`, or a folder.
 pub fn is_image_source(source: &str) -> bool {
     source == "shapes" || source.starts_with("mnist:") || source.starts_with("cifar10:") || Path::new(source).is_dir()

@@ -5,6 +5,7 @@
 //! - [`data`]: built-in 2-D data sets, CSV/NPY tables, standardization, held-out split;
 //! - [`ladder`]: noise ladders and NCSNv2's rules for choosing them;
 //! - [`net`]: the noise-conditional score network (MLP on x and Fourier features of log σ);
+//! - [`unet`]: the U-Net for images (residual blocks, attention, skip connections);
 //! - [`ops`]: fused CPU kernels (SiLU);
 //! - [`mlp`]: the network's forward and backward passes written out for the CPU;
 //! - [`train`]: the DSM objective and the training loop (Adam/AdamW, warm-up, clipping, EMA);
@@ -16,6 +17,7 @@
 
 pub mod checkpoint;
 pub mod classify;
+pub mod conv;
 pub mod data;
 pub mod fit;
 pub mod generate;
@@ -29,3 +31,4 @@ pub mod objective;
 pub mod ops;
 pub mod reflow;
 pub mod train;
+pub mod unet;

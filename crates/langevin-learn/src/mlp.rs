@@ -93,12 +93,55 @@ fn matmul(
     b_rs: usize,
     b_cs: usize,
 ) {
+    product(par, Acc::Set, m, n, k, dst, a, a_rs, a_cs, b, b_rs, b_cs);
+}
+
+/// Whether [`matmul_acc`] overwrites or adds to its destination.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Acc {
+    Set,
+    Add,
+}
+
+/// dst (m × n, row-major) = A B, or dst += A B, on the calling thread; operands as in
+/// [`matmul`].
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn matmul_acc(
+    acc: Acc,
+    m: usize,
+    n: usize,
+    k: usize,
+    dst: &mut [f32],
+    a: &[f32],
+    a_rs: usize,
+    a_cs: usize,
+    b: &[f32],
+    b_rs: usize,
+    b_cs: usize,
+) {
+    product(Parallelism::None, acc, m, n, k, dst, a, a_rs, a_cs, b, b_rs, b_cs);
+}
+
+#[allow(clippy::too_many_arguments)]
+fn product(
+    par: Parallelism,
+    acc: Acc,
+    m: usize,
+    n: usize,
+    k: usize,
+    dst: &mut [f32],
+    a: &[f32],
+    a_rs: usize,
+    a_cs: usize,
+    b: &[f32],
+    b_rs: usize,
+    b_cs: usize,
+) {
     assert!(dst.len() >= m * n, "matmul: destination too small");
-    if m == 0 || n == 0 {
-        return;
-    }
-    if k == 0 {
-        dst[..m * n].fill(0.0);
+    if m == 0 || n == 0 || k == 0 {
+        if k == 0 && acc == Acc::Set {
+            dst[..m * n].fill(0.0);
+        }
         return;
     }
     assert!(a.len() > (m - 1) * a_rs + (k - 1) * a_cs, "matmul: left operand too small");
@@ -113,14 +156,14 @@ fn matmul(
             dst.as_mut_ptr(),
             1,
             n as isize,
-            false,
+            acc == Acc::Add,
             a.as_ptr(),
             a_cs as isize,
             a_rs as isize,
             b.as_ptr(),
             b_cs as isize,
             b_rs as isize,
-            0.0,
+            if acc == Acc::Add { 1.0 } else { 0.0 },
             1.0,
             false,
             false,
@@ -317,7 +360,7 @@ mod tests {
     type Setup = (ScoreNet, Vec<f32>, Vec<f32>, Vec<Option<usize>>, Vec<f32>);
 
     fn setup() -> Setup {
-        let config = NetConfig { width: 48, depth: 3, fourier: 4, fourier_scale: 1.0, classes: 3 };
+        let config = NetConfig { width: 48, depth: 3, fourier: 4, fourier_scale: 1.0, classes: 3, unet: None };
         let net = ScoreNet::new(3, config, 7, &Device::Cpu).unwrap();
         let n = 700;
         let mut rng = LaneRng::new(1, 2);

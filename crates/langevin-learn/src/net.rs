@@ -34,6 +34,10 @@ pub struct NetConfig {
     /// learned label embedding added to the first hidden pre-activation.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub classes: usize,
+    /// A U-Net for images instead of the MLP ([`crate::unet`]; `width` and `depth` are then
+    /// unused). Absent in the configs of MLP runs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unet: Option<crate::unet::UnetConfig>,
 }
 
 fn is_zero(v: &usize) -> bool {
@@ -42,7 +46,7 @@ fn is_zero(v: &usize) -> bool {
 
 impl Default for NetConfig {
     fn default() -> Self {
-        NetConfig { width: 128, depth: 3, fourier: 16, fourier_scale: 1.0, classes: 0 }
+        NetConfig { width: 128, depth: 3, fourier: 16, fourier_scale: 1.0, classes: 0, unet: None }
     }
 }
 
@@ -59,6 +63,7 @@ pub struct ScoreNet {
     config: NetConfig,
     freqs: Tensor,
     layers: Vec<(Var, Var)>,
+    unet: Option<crate::unet::Unet>,
     device: Device,
 }
 
@@ -84,6 +89,28 @@ impl ScoreNet {
         let mut rng = LaneRng::new(seed, 0x4E45);
         let freqs: Vec<f32> = (0..config.fourier).map(|_| (rng.normal() * config.fourier_scale) as f32).collect();
         let freqs = Tensor::from_vec(freqs, (1, config.fourier), device)?;
+        if let Some(u) = &config.unet {
+            if u.dim() != dim {
+                candle_core::bail!(
+                    "the U-Net sees images of {} values ({} × {} × {}), but the data have {dim} columns",
+                    u.dim(),
+                    u.channels,
+                    u.height,
+                    u.width
+                );
+            }
+            // Weights, EMA, Adam's moments, gradients: about six copies of the parameters.
+            let values = u.param_count(2 * config.fourier, config.cond_width());
+            if let Err(e) = langevin::mem::check(
+                values.saturating_mul(24),
+                format!("a U-Net of {values} parameters (preset '{}')", u.preset),
+                "preset",
+            ) {
+                candle_core::bail!("{e}");
+            }
+            let unet = crate::unet::Unet::new(u.clone(), 2 * config.fourier, config.cond_width(), rng, device)?;
+            return Ok(ScoreNet { dim, config, freqs, layers: Vec::new(), unet: Some(unet), device: device.clone() });
+        }
         let mut sizes = vec![dim + 2 * config.fourier + config.cond_width()];
         sizes.extend(std::iter::repeat_n(config.width, config.depth));
         sizes.push(dim);
@@ -97,7 +124,7 @@ impl ScoreNet {
             let bias = Var::from_vec(uniform(fan_out), (1, fan_out), device)?;
             layers.push((weight, bias));
         }
-        Ok(ScoreNet { dim, config, freqs, layers, device: device.clone() })
+        Ok(ScoreNet { dim, config, freqs, layers, unet: None, device: device.clone() })
     }
 
     /// Data dimension.
@@ -113,7 +140,18 @@ impl ScoreNet {
         &self.device
     }
 
-    /// Layer widths, input first: [d + 2·fourier + label width, width × depth, d].
+    /// Whether this is the MLP (whose CPU passes are written out in [`crate::mlp`]), not the
+    /// U-Net.
+    pub fn is_mlp(&self) -> bool {
+        self.unet.is_none()
+    }
+
+    /// Number of trainable values.
+    pub fn param_count(&self) -> usize {
+        self.params().iter().map(|(_, v)| v.as_tensor().elem_count()).sum()
+    }
+
+    /// Layer widths (of the MLP), input first: [d + 2·fourier + label width, width × depth, d].
     pub fn sizes(&self) -> Vec<usize> {
         let mut sizes = vec![self.dim + 2 * self.config.fourier + self.config.cond_width()];
         sizes.extend(std::iter::repeat_n(self.config.width, self.config.depth));
@@ -133,6 +171,9 @@ impl ScoreNet {
 
     /// Trainable parameters in a fixed order, with their checkpoint names.
     pub fn params(&self) -> Vec<(String, &Var)> {
+        if let Some(u) = &self.unet {
+            return u.params().iter().map(|(n, v)| (format!("unet.{n}"), v)).collect();
+        }
         let mut out = Vec::with_capacity(2 * self.layers.len());
         for (i, (w, b)) in self.layers.iter().enumerate() {
             out.push((format!("layer{i}.weight"), w));
@@ -179,6 +220,19 @@ impl ScoreNet {
     /// ignored by an unconditional network).
     pub fn forward_cond(&self, x: &Tensor, log_sigma: &Tensor, cond: Option<&Tensor>) -> Result<Tensor> {
         let proj = (log_sigma.matmul(&self.freqs)? * (2.0 * std::f64::consts::PI))?;
+        if let Some(u) = &self.unet {
+            let features = Tensor::cat(&[&proj.sin()?, &proj.cos()?], 1)?;
+            let null;
+            let c = match (self.config.classes, cond) {
+                (0, _) => None,
+                (_, Some(c)) => Some(c),
+                (_, None) => {
+                    null = self.one_hot(&vec![None; x.dim(0)?])?;
+                    Some(&null)
+                }
+            };
+            return u.forward(x, &features, c);
+        }
         let mut h = if self.config.classes == 0 {
             Tensor::cat(&[x, &proj.sin()?, &proj.cos()?], 1)?
         } else {

@@ -144,7 +144,7 @@ def analyze(target: Target, **kwargs: Any) -> dict:
 _TRAIN_KEYS = ("objective", "sde", "weighting", "prediction", "path", "minibatch_ot", "steps", "batch", "lr",
                "warmup", "lr_decay", "weight_decay", "clip", "ema", "width", "depth", "fourier", "sigma_max",
                "sigma_min", "levels", "rows", "heldout_fraction", "label", "labels", "conditional", "cond_drop",
-               "keep_constant", "drop_nonfinite", "image_size", "seed", "reflow", "reflow_steps", "resume",
+               "keep_constant", "drop_nonfinite", "image_size", "model", "preset", "flip", "seed", "reflow", "reflow_steps", "resume",
                "checkpoint_every",
                "progress", "threads")
 
@@ -192,7 +192,8 @@ def train(data: Union[np.ndarray, str, os.PathLike, None], out: Union[str, os.Pa
       ``reflow_steps``;
     - optimization: ``steps``, ``batch``, ``lr``, ``warmup``, ``lr_decay`` ("cosine",
       "constant"), ``weight_decay``, ``clip``, ``ema``, ``seed``; the network: ``width``,
-      ``depth``, ``fourier``; the NCSN ladder: ``sigma_max``, ``sigma_min``, ``levels``;
+      ``depth``, ``fourier``, or ``model="unet"`` with ``preset`` ("tiny", "small", "cifar")
+      for images, ``flip=True`` to mirror training images at random; the NCSN ladder: ``sigma_max``, ``sigma_min``, ``levels``;
     - data: ``rows`` (built-in sets), ``heldout_fraction`` (0.1), ``keep_constant``,
       ``drop_nonfinite`` (files);
     - class-conditional models: ``labels`` (integers, one per row, or a label file's path),
