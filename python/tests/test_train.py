@@ -1,5 +1,6 @@
 """lv.train as a notebook uses it: data files with label columns, progress, Ctrl-C, the
 flow-matching couplings and reflow, and nothing left behind by a refused start."""
+import json
 import os
 import signal
 import threading
@@ -140,3 +141,18 @@ def test_image_data_by_name(tmp_path):
         lv.train("shapes", tmp_path / "bad", image_size=20, steps=5, progress=False)
     with pytest.raises(ValueError, match="applies to image data"):
         lv.train("moons", tmp_path / "bad", image_size=16, steps=5, progress=False)
+
+
+def test_a_unet_on_images_by_keyword(tmp_path):
+    s = lv.train("digits", tmp_path / "u", model="unet", conditional=True, steps=2, batch=8, progress=False)
+    cfg = json.loads((tmp_path / "u" / "config.json").read_text())
+    assert cfg["net"]["unet"]["preset"] == "tiny" and cfg["net"]["unet"]["channels"] == 1
+    g, _ = lv.generate(s, n=3, steps=2, cls="3")
+    assert g.shape == (3, 64)
+    with pytest.raises(ValueError, match="needs images"):
+        lv.train("moons", tmp_path / "bad", model="unet", steps=2, progress=False)
+    with pytest.raises(ValueError, match="sizes a U-Net"):
+        lv.train("shapes", tmp_path / "bad", preset="small", steps=2, progress=False)
+    with pytest.raises(ValueError, match="mirrors images"):
+        lv.train("moons", tmp_path / "bad", flip=True, steps=2, progress=False)
+    assert not (tmp_path / "bad").exists()

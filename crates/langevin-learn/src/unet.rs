@@ -46,8 +46,8 @@ pub const PRESETS: &str = "tiny, small, cifar";
 impl UnetConfig {
     /// A named preset for images of shape (channels, height, width):
     /// - `tiny`: 32 channels, multipliers 1, 2, 2, one block per level, attention at the
-    ///   lowest resolution (about 0.5 M parameters: CPU demos on 8–32 pixel images);
-    /// - `small`: 64 channels, multipliers 1, 2, 2, 2, two blocks, attention at level 1;
+    ///   lowest resolution (1.1 M parameters for 3 channels: CPU demos on 8–32 pixel images);
+    /// - `small`: 64 channels, multipliers 1, 2, 2, 2, two blocks, attention at level 1 (8.9 M);
     /// - `cifar`: DDPM's CIFAR-10 network, 128 channels, multipliers 1, 2, 2, 2, two blocks,
     ///   attention at 16 × 16 (level 1), 32 groups (35.7 M parameters).
     pub fn preset(name: &str, channels: usize, height: usize, width: usize) -> std::result::Result<Self, String> {
