@@ -305,10 +305,9 @@ fn sigmoid(v: f32) -> f32 {
 }
 
 impl GroupNorm {
-    /// Mean and 1/σ of each group of one image (C·H·W values), in f64.
-    fn stats(&self, xb: &[f32], c: usize) -> Vec<(f32, f32)> {
+    /// Mean and 1/σ of each group of one image (C·H·W values; sums in f64).
+    fn stats(&self, xb: &[f32]) -> Vec<(f32, f32)> {
         let per = xb.len() / self.groups;
-        let _ = c;
         xb.chunks(per)
             .map(|g| {
                 let mean = g.iter().map(|&v| v as f64).sum::<f64>() / per as f64;
@@ -332,7 +331,7 @@ impl CustomOp3 for GroupNorm {
         bs: &CpuStorage,
         bl: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
-        let (b, c, h, w) = xl.shape().dims4()?;
+        let (_, c, h, w) = xl.shape().dims4()?;
         let (x, gamma, beta) =
             (contiguous(xs, xl, "input")?, contiguous(gs, gl, "scale")?, contiguous(bs, bl, "shift")?);
         if !c.is_multiple_of(self.groups) || gamma.len() != c || beta.len() != c {
@@ -341,7 +340,7 @@ impl CustomOp3 for GroupNorm {
         let hw = h * w;
         let mut y = vec![0.0f32; x.len()];
         y.par_chunks_mut(c * hw).zip(x.par_chunks(c * hw)).for_each(|(yb, xb)| {
-            let stats = self.stats(xb, c);
+            let stats = self.stats(xb);
             let cg = c / self.groups;
             for ch in 0..c {
                 let (mean, inv) = stats[ch / cg];
@@ -352,7 +351,6 @@ impl CustomOp3 for GroupNorm {
                 }
             }
         });
-        let _ = b;
         Ok((CpuStorage::F32(y), xl.shape().clone()))
     }
     fn bwd(
@@ -385,7 +383,7 @@ impl CustomOp3 for GroupNormGrad {
         ds: &CpuStorage,
         dl: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
-        let (b, c, h, w) = xl.shape().dims4()?;
+        let (_, c, h, w) = xl.shape().dims4()?;
         let (x, gb, dy) = (contiguous(xs, xl, "input")?, contiguous(gs, gl, "scale")?, contiguous(ds, dl, "gradient")?);
         let (gamma, beta) = gb.split_at(c);
         let (hw, cg, norm) = (h * w, c / self.norm.groups, &self.norm);
@@ -396,7 +394,7 @@ impl CustomOp3 for GroupNormGrad {
             .par_chunks_mut(c * hw)
             .zip(x.par_chunks(c * hw).zip(dy.par_chunks(c * hw)))
             .map(|(dxb, (xb, dyb))| {
-                let stats = norm.stats(xb, c);
+                let stats = norm.stats(xb);
                 let mut part = vec![0.0f32; 2 * c];
                 let mut g = vec![0.0f32; per];
                 for (grp, &(mean, inv)) in stats.iter().enumerate() {
@@ -440,7 +438,6 @@ impl CustomOp3 for GroupNormGrad {
             sums.iter_mut().zip(p).for_each(|(a, v)| *a += v);
         }
         out.extend_from_slice(&sums);
-        let _ = b;
         Ok((CpuStorage::F32(out), Shape::from(x.len() + 2 * c)))
     }
 }

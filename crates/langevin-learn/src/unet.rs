@@ -563,4 +563,40 @@ mod tests {
         assert!(y4[1] != y[1]);
         Ok(())
     }
+
+    /// Two training steps give the same weights bit for bit on 1, 2 and 3 threads (the
+    /// kernels split work by images, and gemm never splits a dot product).
+    #[test]
+    fn training_is_the_same_on_any_number_of_threads() {
+        let run = |threads: usize| -> Vec<Vec<f32>> {
+            let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+            pool.install(|| {
+                let set = crate::images::shapes(40, 16, 2);
+                let unet = UnetConfig::preset("tiny", 3, 16, 16).unwrap();
+                let net = crate::net::NetConfig { unet: Some(unet), ..Default::default() };
+                let train =
+                    crate::train::TrainConfig { batch: 6, steps: 10, warmup: 1, flip: true, ..Default::default() };
+                let mut new = crate::checkpoint::new_run(
+                    &set.x,
+                    "shapes",
+                    0,
+                    0.2,
+                    &crate::ladder::LadderOptions::default(),
+                    net,
+                    train,
+                    &Device::Cpu,
+                )
+                .unwrap();
+                for _ in 0..2 {
+                    new.trainer.train_step().unwrap();
+                }
+                new.trainer.weights.clone()
+            })
+        };
+        let one = run(1);
+        assert!(one.iter().flatten().any(|v| *v != 0.0));
+        for t in [2, 3] {
+            assert!(run(t) == one, "{t} threads");
+        }
+    }
 }
