@@ -66,12 +66,22 @@ nvcc --version | tail -2
 echo "cuda-build: cargo build --release -p langevin-cli --features cuda (compute capability $CUDA_COMPUTE_CAP)"
 cargo build --release -p langevin-cli --features cuda --target-dir target/cuda
 BIN=target/cuda/release/langevin
-# Proof of the build: the binary links the CUDA libraries and starts; without a GPU it says so.
-ldd "$BIN" | grep -E 'libcuda|libcublas|libcurand|libnvrtc' || true
-"$BIN" --version
-if ! "$BIN" train --data moons --steps 1 --device cuda --out "$(mktemp -d)/probe" -q 2>/tmp/cuda-probe.err; then
-  echo "cuda-build: built; on this machine --device cuda answers: $(head -c 300 /tmp/cuda-probe.err)"
-else
-  echo "cuda-build: built, and a training step ran on the GPU"
+# Proof of the build: the binary links the CUDA libraries and starts. Without an NVIDIA driver
+# (no libcuda.so.1 here) it cannot start at all, so the probe runs it against the link stub,
+# whose every call fails: --device cuda must then be refused with the driver's error.
+ldd "$BIN" | grep -E 'libcuda|libcublas|libcurand|libnvrtc|libcudart' || true
+PROBE_ENV=()
+if ! ldconfig -p 2>/dev/null | grep -q 'libcuda.so.1 '; then
+  echo "cuda-build: no NVIDIA driver on this machine; probing the binary with the link stub"
+  PROBE_ENV=(env "LD_LIBRARY_PATH=$TK/stubs:$LD_LIBRARY_PATH")
+  ln -sf libcuda.so "$TK/stubs/libcuda.so.1"
 fi
-echo "cuda-build: $BIN (run it with: eval \"\$(bash scripts/cuda-build.sh --env)\")"
+"${PROBE_ENV[@]}" "$BIN" --version
+probe_dir=$(mktemp -d)
+if "${PROBE_ENV[@]}" "$BIN" train --data moons --steps 1 --device cuda --out "$probe_dir/probe" -q 2>"$probe_dir/err"; then
+  echo "cuda-build: built, and a training step ran on the GPU"
+else
+  echo "cuda-build: built; here --device cuda answers: $(head -c 400 "$probe_dir/err")"
+fi
+rm -rf "$probe_dir"
+echo "cuda-build: $BIN (on a GPU machine: eval \"\$(bash scripts/cuda-build.sh --env)\" first)"

@@ -199,8 +199,11 @@ fn cuda(n: &str) -> Result<Device> {
         Some(i) => i.parse::<usize>().map_err(|_| anyhow!("--device {n}: the GPU's number must be a whole number"))?,
     };
     Device::new_cuda(ordinal).map_err(|e| {
+        // candle's error carries a backtrace after its first line.
+        let e = e.to_string();
         anyhow!(
-            "--device {n}: no usable NVIDIA GPU {ordinal} ({e}); check `nvidia-smi` on this machine, or use --device cpu"
+            "--device {n}: no usable NVIDIA GPU {ordinal} ({}); check `nvidia-smi` on this machine, or use --device cpu",
+            e.lines().next().unwrap_or("").trim()
         )
     })
 }
