@@ -795,6 +795,10 @@ fn train(
     let seed = recipe.seed.unwrap_or(0);
     let reflow_steps = o.u("reflow_steps")?.unwrap_or(50);
     let image_size = o.u("image_size")?;
+    let skip_bad = o.b("skip_bad_images")?;
+    if skip_bad && !matches!(&source, Source::Builtin(n) if langevin_learn::images::is_image_source(n)) {
+        return Err(PyValueError::new_err("skip_bad_images applies to a folder of images"));
+    }
     watched(py, &p, progress, move |w| {
         let mut shape = None;
         let (x, labels, real, name, dropped) = match source {
@@ -841,7 +845,14 @@ fn train(
                 (x, l, false, path.display().to_string(), dropped)
             }
             Source::Builtin(name) if langevin_learn::images::is_image_source(&name) => {
-                let set = langevin_learn::images::load(&name, image_size, rows.unwrap_or(20_000), seed)?;
+                let set = langevin_learn::images::load(&name, image_size, rows.unwrap_or(20_000), seed, skip_bad)?;
+                if let Some(first) = set.skipped.first() {
+                    eprintln!(
+                        "warning: skipped {} image file(s) that could not be read (the first: {})",
+                        set.skipped.len(),
+                        first.display()
+                    );
+                }
                 if conditional && set.labels.is_none() {
                     return Err(langevin::Error::msg(format!(
                         "conditional=True: {name} has no labels (a folder has them with one subfolder per class)"

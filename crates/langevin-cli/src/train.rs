@@ -74,6 +74,10 @@ pub struct TrainArgs {
     /// channels, 4 levels) or cifar (DDPM's CIFAR-10 network, 35.7 M parameters).
     #[arg(long, value_name = "NAME", value_parser = ["tiny", "small", "cifar"])]
     pub preset: Option<String>,
+    /// A folder of images: leave out the files that cannot be read (their count is reported)
+    /// instead of stopping at the first.
+    #[arg(long)]
+    pub skip_bad_images: bool,
     /// With --model unet: mirror each training image left to right with probability ½ (for
     /// data whose mirror image is as likely, like photographs; not for digits or text).
     #[arg(long)]
@@ -264,6 +268,9 @@ fn prepare(a: &TrainArgs, dev: &Device) -> Result<(Trainer, Option<RunLock>)> {
         bail!("--cond-drop applies to class-conditional training (--label, --labels or --conditional)");
     }
     let images = langevin_learn::images::is_image_source(&source);
+    if a.skip_bad_images && !images {
+        bail!("--skip-bad-images applies to a folder of images");
+    }
     if a.image_size.is_some() && !images {
         bail!("--image-size applies to image data (shapes, mnist:FILE, cifar10:PATH or a folder of images)");
     }
@@ -275,7 +282,15 @@ fn prepare(a: &TrainArgs, dev: &Device) -> Result<(Trainer, Option<RunLock>)> {
         if a.rows.is_some() && source != "shapes" {
             bail!("--rows applies to the generated data sets; {source} is used whole");
         }
-        let set = langevin_learn::images::load(&source, a.image_size, a.rows.unwrap_or(20_000), seed)?;
+        let set =
+            langevin_learn::images::load(&source, a.image_size, a.rows.unwrap_or(20_000), seed, a.skip_bad_images)?;
+        if let Some(first) = set.skipped.first() {
+            errln!(
+                "warning: skipped {} image file(s) that could not be read (the first: {})",
+                set.skipped.len(),
+                first.display()
+            );
+        }
         if conditional && set.labels.is_none() {
             bail!(
                 "--conditional: {source} has no labels (a folder has them when its images are in one subfolder per class)"

@@ -131,6 +131,36 @@ fn unet_trains_generates_and_refuses_what_it_cannot_take() {
             .save(d.join(format!("pngs/{i}.png")))
             .unwrap();
     }
+    // A broken file stops the read, named, with the way to leave such files out.
+    std::fs::write(d.join("pngs/zz-broken.png"), b"\x89PNG not really").unwrap();
+    let e = fails(d, &["train", "--data", "pngs", "--image-size", "8", "--out", "x"]);
+    assert!(e.contains("zz-broken.png") && e.contains("--skip-bad-images"), "{e}");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_langevin"))
+        .current_dir(d)
+        .args([
+            "train",
+            "--data",
+            "pngs",
+            "--image-size",
+            "8",
+            "--skip-bad-images",
+            "--steps",
+            "2",
+            "--out",
+            "sk",
+            "-q",
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let warn = String::from_utf8_lossy(&out.stderr);
+    assert!(warn.contains("skipped 1 image file") && warn.contains("zz-broken.png"), "{warn}");
+    let cfg: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(d.join("sk/config.json")).unwrap()).unwrap();
+    assert_eq!(cfg["data"]["train_rows"].as_u64().unwrap() + cfg["data"]["heldout_rows"].as_u64().unwrap(), 12);
+    std::fs::remove_file(d.join("pngs/zz-broken.png")).unwrap();
+    let e = fails(d, &["train", "--data", "moons", "--skip-bad-images", "--out", "x"]);
+    assert!(e.contains("applies to a folder of images"), "{e}");
     let e = fails(d, &["train", "--data", "pngs", "--model", "unet", "--out", "x"]);
     assert!(e.contains("multiples of 4") && e.contains("10 × 10") && e.contains("--image-size"), "{e}");
     succeeds(

@@ -42,6 +42,8 @@ pub struct ImageSet {
     pub labels: Option<Labels>,
     /// The images' shape.
     pub shape: ImageShape,
+    /// Files of a folder left out because they could not be read (`skip_bad`).
+    pub skipped: Vec<PathBuf>,
 }
 
 fn scale(v: u8) -> f32 {
@@ -65,8 +67,16 @@ pub fn is_image_source(source: &str) -> bool {
 
 /// Load the image data set `source` (see [`is_image_source`]); `size` is the side of `shapes`
 /// (16 or 32, default 16) and the side folder images are resized and center-cropped to
-/// (default: the first image's smaller side); `rows` the number of `shapes` images.
-pub fn load(source: &str, size: Option<usize>, rows: usize, seed: u64) -> Result<ImageSet> {
+/// (default: the first image's smaller side); `rows` the number of `shapes` images;
+/// `skip_bad`: leave out the files of a folder that cannot be read (listed in
+/// [`ImageSet::skipped`]) instead of stopping at the first.
+pub fn load(source: &str, size: Option<usize>, rows: usize, seed: u64, skip_bad: bool) -> Result<ImageSet> {
+    if skip_bad && !Path::new(source).is_dir() {
+        return Err(Error::invalid(
+            "skip_bad_images",
+            "`skip_bad_images` applies to a folder of images; MNIST and CIFAR-10 files are read whole",
+        ));
+    }
     if source == "shapes" {
         let s = size.unwrap_or(16);
         if s != 16 && s != 32 {
@@ -86,7 +96,7 @@ pub fn load(source: &str, size: Option<usize>, rows: usize, seed: u64) -> Result
     if let Some(p) = source.strip_prefix("cifar10:") {
         return read_cifar10(Path::new(p));
     }
-    read_folder(Path::new(source), size)
+    read_folder_skipping(Path::new(source), size, skip_bad)
 }
 
 /// MNIST's IDX files: the images file (magic 0x00000803, raw or .gz) and, beside it, the labels
@@ -132,7 +142,7 @@ pub fn read_mnist(path: &Path) -> Result<ImageSet> {
     } else {
         None
     };
-    Ok(ImageSet { x, labels, shape: ImageShape { channels: 1, height: h, width: w } })
+    Ok(ImageSet { x, labels, shape: ImageShape { channels: 1, height: h, width: w }, skipped: Vec::new() })
 }
 
 fn read_maybe_gz(path: &Path) -> Result<Vec<u8>> {
@@ -196,6 +206,7 @@ pub fn read_cifar10(path: &Path) -> Result<ImageSet> {
         x: Array2::from_shape_vec((n, 3072), x).map_err(|e| Error::msg(e.to_string()))?,
         labels: Some(Labels::from_values(&labels, "the CIFAR-10 labels")?),
         shape: ImageShape { channels: 3, height: 32, width: 32 },
+        skipped: Vec::new(),
     })
 }
 
@@ -203,6 +214,12 @@ pub fn read_cifar10(path: &Path) -> Result<ImageSet> {
 /// smaller side is `size` and center-cropped to size × size. Images in subfolders take the
 /// subfolder's name as their class (the ImageFolder convention); other files are skipped.
 pub fn read_folder(dir: &Path, size: Option<usize>) -> Result<ImageSet> {
+    read_folder_skipping(dir, size, false)
+}
+
+/// [`read_folder`], leaving out the files that cannot be read when `skip_bad` (they are listed
+/// in [`ImageSet::skipped`]); without it the first such file stops the read, named.
+pub fn read_folder_skipping(dir: &Path, size: Option<usize>, skip_bad: bool) -> Result<ImageSet> {
     fn is_image(p: &Path) -> bool {
         p.extension()
             .and_then(|e| e.to_str())
@@ -232,10 +249,31 @@ pub fn read_folder(dir: &Path, size: Option<usize>) -> Result<ImageSet> {
     if files.is_empty() {
         return Err(file_err(dir, "holds no .png, .jpg or .jpeg images (directly or one subfolder deep)"));
     }
-    let decoded: Vec<image::DynamicImage> = files
-        .iter()
-        .map(|(p, _)| image::open(p).map_err(|e| file_err(p, format!("not a readable image ({e})"))))
-        .collect::<Result<_>>()?;
+    let mut decoded: Vec<image::DynamicImage> = Vec::with_capacity(files.len());
+    let mut kept: Vec<(PathBuf, Option<String>)> = Vec::with_capacity(files.len());
+    let mut skipped = Vec::new();
+    for (p, class) in files {
+        match image::open(&p) {
+            Ok(d) => {
+                decoded.push(d);
+                kept.push((p, class));
+            }
+            Err(_) if skip_bad => skipped.push(p),
+            Err(e) => {
+                return Err(file_err(
+                    &p,
+                    format!(
+                        "not a readable image ({e}); remove it, or leave such files out with `skip_bad_images` \
+                         (their count is reported)"
+                    ),
+                ));
+            }
+        }
+    }
+    if decoded.is_empty() {
+        return Err(file_err(dir, format!("none of its {} image files could be read", skipped.len())));
+    }
+    let files = kept;
     let side = match size {
         Some(0) => return Err(Error::invalid("image_size", "--image-size must be at least 1")),
         Some(s) => s,
@@ -282,7 +320,7 @@ pub fn read_folder(dir: &Path, size: Option<usize>) -> Result<ImageSet> {
     } else {
         None
     };
-    Ok(ImageSet { x, labels, shape: ImageShape { channels: c, height: side, width: side } })
+    Ok(ImageSet { x, labels, shape: ImageShape { channels: c, height: side, width: side }, skipped })
 }
 
 /// The kinds of `shapes`, in label order.
@@ -339,6 +377,7 @@ pub fn shapes(n: usize, size: usize, seed: u64) -> ImageSet {
         x,
         labels: Some(Labels::components(kinds, 3, "the kind of shape (0 disc, 1 square, 2 triangle)")),
         shape: ImageShape { channels: 3, height: size, width: size },
+        skipped: Vec::new(),
     }
 }
 
@@ -545,6 +584,19 @@ mod tests {
         std::fs::write(e.path().join("a.txt"), "x").unwrap();
         assert!(read_folder(e.path(), None).err().unwrap().to_string().contains("no .png"));
         std::fs::write(e.path().join("b.png"), "not a png").unwrap();
-        assert!(read_folder(e.path(), None).err().unwrap().to_string().contains("not a readable image"));
+        let err = read_folder(e.path(), None).err().unwrap().to_string();
+        assert!(
+            err.contains("b.png") && err.contains("not a readable image") && err.contains("skip_bad_images"),
+            "{err}"
+        );
+        let err = read_folder_skipping(e.path(), None, true).err().unwrap().to_string();
+        assert!(err.contains("none of its 1 image files"), "{err}");
+        // Skipping: the readable images load, the bad one is listed.
+        std::fs::write(dir.path().join("dogs/broken.png"), [0x89u8, b'P', b'N', b'G', 0, 1]).unwrap();
+        assert!(read_folder(dir.path(), Some(4)).is_err());
+        let s = read_folder_skipping(dir.path(), Some(4), true).unwrap();
+        assert_eq!(s.x.nrows(), 4);
+        assert_eq!(s.skipped, vec![dir.path().join("dogs/broken.png")]);
+        assert_eq!(s.labels.unwrap().per_row, vec![0, 0, 1, 1]);
     }
 }

@@ -144,7 +144,7 @@ def analyze(target: Target, **kwargs: Any) -> dict:
 _TRAIN_KEYS = ("objective", "sde", "weighting", "prediction", "path", "minibatch_ot", "steps", "batch", "lr",
                "warmup", "lr_decay", "weight_decay", "clip", "ema", "width", "depth", "fourier", "sigma_max",
                "sigma_min", "levels", "rows", "heldout_fraction", "label", "labels", "conditional", "cond_drop",
-               "keep_constant", "drop_nonfinite", "image_size", "model", "preset", "flip", "seed", "reflow", "reflow_steps", "resume",
+               "keep_constant", "drop_nonfinite", "image_size", "skip_bad_images", "model", "preset", "flip", "seed", "reflow", "reflow_steps", "resume",
                "checkpoint_every",
                "progress", "threads")
 
