@@ -115,6 +115,23 @@ fn unet_trains_generates_and_refuses_what_it_cannot_take() {
         ],
     );
     assert!(image::open(d.join("g.png")).is_ok());
+    // The reverse process as a GIF (one frame per recorded step, then the samples) and one PNG
+    // per sample at the image's own size.
+    succeeds(
+        d,
+        &["generate", "--model", "u", "--n", "5", "--steps", "6", "--gif", "rev.gif", "--png-dir", "each", "-q"],
+    );
+    use image::AnimationDecoder;
+    let gif =
+        image::codecs::gif::GifDecoder::new(std::io::BufReader::new(std::fs::File::open(d.join("rev.gif")).unwrap()))
+            .unwrap();
+    assert!(gif.into_frames().count() >= 3);
+    let pngs: Vec<_> = std::fs::read_dir(d.join("each")).unwrap().collect();
+    assert_eq!(pngs.len(), 5);
+    let one = image::open(d.join("each/sample-00004.png")).unwrap();
+    assert_eq!((one.width(), one.height()), (8, 8));
+    let e = fails(d, &["generate", "--model", "u", "--gif", "rev.png"]);
+    assert!(e.contains(".gif"), "{e}");
     let e = fails(d, &["train", "--resume", "--out", "u", "--preset", "small", "--steps", "5"]);
     assert!(e.contains("--preset small differs") && e.contains("tiny"), "{e}");
 
