@@ -35,10 +35,27 @@ pub fn run(a: &SampleArgs, quiet: bool) -> Result<()> {
         bail!("MPI could not be initialized (was it initialized twice?)");
     };
     let world = universe.world();
-    let (rank, size) = (world.rank() as usize, world.size() as usize);
-    if size == 1 {
+    if world.size() == 1 {
         return sample::run(a, quiet);
     }
+    let result = run_ranks(&world, a, quiet);
+    // The rank that owns an error prints it before any rank exits: mpirun stops the whole job
+    // when the first process exits non-zero, and a quiet rank exiting first could cut the
+    // message off (seen on CI: the job ended with only mpirun's notice).
+    let failed = match &result {
+        Err(e) if e.downcast_ref::<ReportedElsewhere>().is_none() => {
+            crate::report_error(e);
+            true
+        }
+        Err(_) => true,
+        Ok(()) => false,
+    };
+    world.barrier();
+    if failed { Err(ReportedElsewhere.into()) } else { Ok(()) }
+}
+
+fn run_ranks(world: &mpi::topology::SimpleCommunicator, a: &SampleArgs, quiet: bool) -> Result<()> {
+    let (rank, size) = (world.rank() as usize, world.size() as usize);
     let started = std::time::Instant::now();
     // Every rank must run the same flags: compare a hash of each rank's.
     let mine = langevin::io::fnv1a(settings_argv().join("\u{1f}").bytes());

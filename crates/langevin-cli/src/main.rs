@@ -146,16 +146,23 @@ fn main() -> ExitCode {
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
-        Err(e) if e.downcast_ref::<out::StdoutFailed>().is_some_and(|f| f.is_broken_pipe()) => ExitCode::from(141),
-        #[cfg(feature = "mpi")]
-        Err(e) if e.downcast_ref::<distributed::ReportedElsewhere>().is_some() => ExitCode::FAILURE,
-        Err(e) if e.downcast_ref::<train::Interrupted>().is_some() => {
-            errln!("{e}");
-            ExitCode::from(130)
-        }
-        Err(e) => {
-            errln!("error: {}", flags::translate(&format!("{e:#}")));
-            ExitCode::FAILURE
-        }
+        Err(e) => report_error(&e),
     }
+}
+
+/// Print a command's error as the user sees it and return the exit status for it.
+fn report_error(e: &anyhow::Error) -> ExitCode {
+    if e.downcast_ref::<out::StdoutFailed>().is_some_and(|f| f.is_broken_pipe()) {
+        return ExitCode::from(141);
+    }
+    #[cfg(feature = "mpi")]
+    if e.downcast_ref::<distributed::ReportedElsewhere>().is_some() {
+        return ExitCode::FAILURE;
+    }
+    if e.downcast_ref::<train::Interrupted>().is_some() {
+        errln!("{e}");
+        return ExitCode::from(130);
+    }
+    errln!("error: {}", flags::translate(&format!("{e:#}")));
+    ExitCode::FAILURE
 }
