@@ -23,18 +23,19 @@ if ! need; then
   exit 0
 fi
 # The MPI binary is built in the main target folder, where only the crates whose features change
-# are compiled again (a separate folder rebuilt every dependency: 5 minutes of CI), copied to
-# target/mpi/langevin, and the plain binary is put back (cargo keeps both builds).
+# are compiled again (a separate folder rebuilt every dependency: 5 minutes of CI), and copied to
+# target/mpi/langevin; the plain binary is copied back over it (building it again would compile
+# again every crate that the MPI build's bindgen changed: minutes of CI for the same bytes).
 cargo build --release -q -p langevin-cli || { echo "mpi: the plain build failed"; exit 1; }
 mkdir -p target/mpi
 cp target/release/langevin target/mpi/langevin-single
 if ! cargo build --release -q -p langevin-cli --features mpi; then
   echo "mpi: the build with --features mpi failed"
-  cargo build --release -q -p langevin-cli
+  cp target/mpi/langevin-single target/release/langevin
   exit 1
 fi
 cp target/release/langevin target/mpi/langevin
-cargo build --release -q -p langevin-cli || exit 1
+cp target/mpi/langevin-single target/release/langevin
 if ! cargo clippy -q -p langevin-cli --features mpi --target-dir target/clippy -- -D warnings; then
   echo "mpi: clippy found problems in the MPI code"
   exit 1

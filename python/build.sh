@@ -21,7 +21,11 @@ if ! "$venv/bin/python" -c 'import maturin, numpy, pytest' 2>/dev/null; then
 fi
 cd "$here"
 rm -rf "$here/target/wheels"
-"$venv/bin/maturin" build --release --quiet --out "$here/target/wheels"
+# The wheel is built in the repository's target folder: the crates it shares with `cargo test
+# --release` (candle, gemm, the library crates) are compiled once, not again in python/target
+# (6 minutes of CI). The profile and Cargo.lock here match the workspace's for that; maturin
+# strips the module.
+CARGO_TARGET_DIR="$here/../target" "$venv/bin/maturin" build --release --strip --quiet --out "$here/target/wheels"
 wheel=$(ls "$here"/target/wheels/langevin-*.whl | head -1)
 "$venv/bin/pip" install -q --force-reinstall --no-deps "$wheel"
 if [ "${1:-}" != "--no-test" ]; then
