@@ -53,8 +53,9 @@ pub struct LikelihoodArgs {
     /// divergence up to d = 16, one probe above).
     #[arg(long, value_name = "P")]
     pub probes: Option<usize>,
-    /// The data are 8-bit values (integers 0..=255): dequantize with uniform noise and report
-    /// bits per dimension.
+    /// The data are 8-bit values: dequantize with uniform noise of one level and report bits per
+    /// dimension of the levels. Integers 0..=255 (or the digits' 0..16), or, for a model trained
+    /// on 8-bit images (PNG, MNIST, CIFAR-10), its pixel values k/127.5 − 1.
     #[arg(long)]
     pub dequantize: bool,
     /// Seed of the probes and the dequantization noise.
