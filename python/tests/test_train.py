@@ -156,3 +156,43 @@ def test_a_unet_on_images_by_keyword(tmp_path):
     with pytest.raises(ValueError, match="mirrors images"):
         lv.train("moons", tmp_path / "bad", flip=True, steps=2, progress=False)
     assert not (tmp_path / "bad").exists()
+
+
+def write_png(path, rgb):
+    """A plain 8-bit RGB PNG of the (h, w, 3) uint8 array `rgb`, without an imaging library."""
+    import struct
+    import zlib
+
+    h, w, _ = rgb.shape
+
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    raw = b"".join(b"\x00" + rgb[i].tobytes() for i in range(h))
+    path.write_bytes(
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, 2, 0, 0, 0))
+        + chunk(b"IDAT", zlib.compress(raw))
+        + chunk(b"IEND", b"")
+    )
+
+
+def test_a_broken_image_file_stops_the_read_or_is_skipped(tmp_path, capfd):
+    folder = tmp_path / "pngs"
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(12):
+        write_png(folder / f"img{i:02}.png", rng.integers(0, 256, size=(8, 8, 3), dtype=np.uint8))
+    (folder / "zz-broken.png").write_bytes(b"\x89PNG not really")
+    with pytest.raises(Exception, match="zz-broken.png") as e:
+        lv.train(str(folder), tmp_path / "stop", image_size=8, steps=2, progress=False)
+    assert "skip_bad_images" in str(e.value) or "--skip-bad-images" in str(e.value)
+    assert not (tmp_path / "stop").exists()
+    capfd.readouterr()
+    lv.train(str(folder), tmp_path / "skip", image_size=8, steps=2, skip_bad_images=True, progress=False)
+    warn = capfd.readouterr().err
+    assert "skipped 1 image file" in warn and "zz-broken.png" in warn, warn
+    cfg = json.loads((tmp_path / "skip" / "config.json").read_text())
+    assert cfg["data"]["train_rows"] + cfg["data"]["heldout_rows"] == 12
+    with pytest.raises(ValueError, match="applies to a folder of images"):
+        lv.train("moons", tmp_path / "bad", skip_bad_images=True, steps=2, progress=False)

@@ -152,24 +152,10 @@ fn unet_trains_generates_and_refuses_what_it_cannot_take() {
     std::fs::write(d.join("pngs/zz-broken.png"), b"\x89PNG not really").unwrap();
     let e = fails(d, &["train", "--data", "pngs", "--image-size", "8", "--out", "x"]);
     assert!(e.contains("zz-broken.png") && e.contains("--skip-bad-images"), "{e}");
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_langevin"))
-        .current_dir(d)
-        .args([
-            "train",
-            "--data",
-            "pngs",
-            "--image-size",
-            "8",
-            "--skip-bad-images",
-            "--steps",
-            "2",
-            "--out",
-            "sk",
-            "-q",
-        ])
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = succeeds(
+        d,
+        &["train", "--data", "pngs", "--image-size", "8", "--skip-bad-images", "--steps", "2", "--out", "sk", "-q"],
+    );
     let warn = String::from_utf8_lossy(&out.stderr);
     assert!(warn.contains("skipped 1 image file") && warn.contains("zz-broken.png"), "{warn}");
     let cfg: serde_json::Value =

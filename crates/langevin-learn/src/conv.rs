@@ -12,8 +12,9 @@
 //! not depend on the thread count, so results are the same bit for bit on any number of threads.
 //! Other devices use candle's own convolution.
 
-use crate::mlp::{Acc, matmul_acc};
+use crate::mlp::{Acc, product};
 use candle_core::{CpuStorage, CustomOp1, CustomOp2, CustomOp3, Layout, Result, Shape, Tensor};
+use gemm::Parallelism;
 use rayon::prelude::*;
 
 /// Images per partial weight gradient.
@@ -185,10 +186,24 @@ impl CustomOp3 for Conv {
                 }
                 if g.k == 1 && g.s == 1 {
                     // A 1 × 1 convolution is the product with the image itself.
-                    matmul_acc(Acc::Add, g.cout, g.pixels(), g.rows(), yb, w, g.rows(), 1, xb, g.pixels(), 1);
+                    product(
+                        Parallelism::None,
+                        Acc::Add,
+                        [g.cout, g.pixels(), g.rows()],
+                        yb,
+                        (w, g.rows(), 1),
+                        (xb, g.pixels(), 1),
+                    );
                 } else {
                     g.unfold(xb, cols);
-                    matmul_acc(Acc::Add, g.cout, g.pixels(), g.rows(), yb, w, g.rows(), 1, cols, g.pixels(), 1);
+                    product(
+                        Parallelism::None,
+                        Acc::Add,
+                        [g.cout, g.pixels(), g.rows()],
+                        yb,
+                        (w, g.rows(), 1),
+                        (cols, g.pixels(), 1),
+                    );
                 }
             },
         );
@@ -226,9 +241,23 @@ impl CustomOp2 for ConvGradInput {
             |cols, (dxb, dyb)| {
                 // cols-gradient (rows × pixels) = Wᵀ (rows × cout) · dy_b (cout × pixels).
                 if g.k == 1 && g.s == 1 {
-                    matmul_acc(Acc::Set, g.rows(), g.pixels(), g.cout, dxb, w, 1, g.rows(), dyb, g.pixels(), 1);
+                    product(
+                        Parallelism::None,
+                        Acc::Set,
+                        [g.rows(), g.pixels(), g.cout],
+                        dxb,
+                        (w, 1, g.rows()),
+                        (dyb, g.pixels(), 1),
+                    );
                 } else {
-                    matmul_acc(Acc::Set, g.rows(), g.pixels(), g.cout, cols, w, 1, g.rows(), dyb, g.pixels(), 1);
+                    product(
+                        Parallelism::None,
+                        Acc::Set,
+                        [g.rows(), g.pixels(), g.cout],
+                        cols,
+                        (w, 1, g.rows()),
+                        (dyb, g.pixels(), 1),
+                    );
                     g.fold(cols, dxb);
                 }
             },
@@ -260,7 +289,14 @@ impl CustomOp2 for ConvGradWeight {
                     };
                     // dW (cout × rows) += dy_b (cout × pixels) · cols_bᵀ (pixels × rows).
                     let (dw, db) = part.split_at_mut(n);
-                    matmul_acc(Acc::Add, g.cout, g.rows(), g.pixels(), dw, dyb, g.pixels(), 1, src, 1, g.pixels());
+                    product(
+                        Parallelism::None,
+                        Acc::Add,
+                        [g.cout, g.rows(), g.pixels()],
+                        dw,
+                        (dyb, g.pixels(), 1),
+                        (src, 1, g.pixels()),
+                    );
                     for (d, row) in db.iter_mut().zip(dyb.chunks(g.pixels())) {
                         *d += row.iter().sum::<f32>();
                     }

@@ -77,66 +77,21 @@ struct ChunkTape {
     grads: Vec<Vec<f32>>,
 }
 
-/// dst (m × n, row-major) = A B, where A[i, l] = a[i a_rs + l a_cs] and B[l, j] = b[l b_rs + j b_cs];
-/// on `par` threads.
-#[allow(clippy::too_many_arguments)]
-fn matmul(
-    par: Parallelism,
-    m: usize,
-    n: usize,
-    k: usize,
-    dst: &mut [f32],
-    a: &[f32],
-    a_rs: usize,
-    a_cs: usize,
-    b: &[f32],
-    b_rs: usize,
-    b_cs: usize,
-) {
-    product(par, Acc::Set, m, n, k, dst, a, a_rs, a_cs, b, b_rs, b_cs);
-}
-
-/// Whether [`matmul_acc`] overwrites or adds to its destination.
+/// Whether [`product`] overwrites or adds to its destination.
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Acc {
     Set,
     Add,
 }
 
-/// dst (m × n, row-major) = A B, or dst += A B, on the calling thread; operands as in
-/// [`matmul`].
-#[allow(clippy::too_many_arguments)]
-pub(crate) fn matmul_acc(
-    acc: Acc,
-    m: usize,
-    n: usize,
-    k: usize,
-    dst: &mut [f32],
-    a: &[f32],
-    a_rs: usize,
-    a_cs: usize,
-    b: &[f32],
-    b_rs: usize,
-    b_cs: usize,
-) {
-    product(Parallelism::None, acc, m, n, k, dst, a, a_rs, a_cs, b, b_rs, b_cs);
-}
+/// A strided matrix operand: (values, row stride, column stride); element [i, l] is
+/// values[i · row stride + l · column stride].
+pub(crate) type Strided<'a> = (&'a [f32], usize, usize);
 
-#[allow(clippy::too_many_arguments)]
-fn product(
-    par: Parallelism,
-    acc: Acc,
-    m: usize,
-    n: usize,
-    k: usize,
-    dst: &mut [f32],
-    a: &[f32],
-    a_rs: usize,
-    a_cs: usize,
-    b: &[f32],
-    b_rs: usize,
-    b_cs: usize,
-) {
+/// dst (m × n, row-major) = A B (`Acc::Set`) or dst += A B (`Acc::Add`) for A (m × k) and
+/// B (k × n), on `par` threads.
+pub(crate) fn product(par: Parallelism, acc: Acc, [m, n, k]: [usize; 3], dst: &mut [f32], a: Strided, b: Strided) {
+    let ((a, a_rs, a_cs), (b, b_rs, b_cs)) = (a, b);
     assert!(dst.len() >= m * n, "matmul: destination too small");
     if m == 0 || n == 0 || k == 0 {
         if k == 0 && acc == Acc::Set {
@@ -224,7 +179,7 @@ impl Layers<'_> {
             let mut pre = std::mem::take(&mut c.pre[i]);
             resize(&mut pre, rows * fan_out);
             let a: &[f32] = if i == 0 { input } else { &c.act[i - 1] };
-            matmul(par, rows, fan_out, fan_in, &mut pre, a, fan_in, 1, w, fan_out, 1);
+            product(par, Acc::Set, [rows, fan_out, fan_in], &mut pre, (a, fan_in, 1), (w, fan_out, 1));
             if i + 1 < depth {
                 resize(&mut c.act[i], rows * fan_out);
                 resize(&mut c.sig[i], rows * fan_out);
@@ -252,14 +207,21 @@ impl Layers<'_> {
             let a: &[f32] = if i == 0 { input } else { &c.act[i - 1] };
             // dW = Aᵀ G (A: rows × fan_in, G: rows × fan_out); db = column sums of G.
             resize(&mut c.grads[2 * i], fan_in * fan_out);
-            matmul(par, fan_in, fan_out, rows, &mut c.grads[2 * i], a, 1, fan_in, &g_pre, fan_out, 1);
+            product(par, Acc::Set, [fan_in, fan_out, rows], &mut c.grads[2 * i], (a, 1, fan_in), (&g_pre, fan_out, 1));
             c.grads[2 * i + 1].clear();
             c.grads[2 * i + 1].resize(fan_out, 0.0);
             ops::column_sums_into(&g_pre, &mut c.grads[2 * i + 1]);
             if i > 0 {
                 // dA = G Wᵀ, then through the previous layer's bias + SiLU.
                 resize(&mut g_a, rows * fan_in);
-                matmul(par, rows, fan_in, fan_out, &mut g_a, &g_pre, fan_out, 1, &self.params[2 * i], 1, fan_out);
+                product(
+                    par,
+                    Acc::Set,
+                    [rows, fan_in, fan_out],
+                    &mut g_a,
+                    (&g_pre, fan_out, 1),
+                    (&self.params[2 * i], 1, fan_out),
+                );
                 resize(&mut g_pre, rows * fan_in);
                 ops::silu_grad_saved_into(&c.pre[i - 1], &c.sig[i - 1], &g_a, &mut g_pre);
             }
@@ -328,7 +290,7 @@ impl Layers<'_> {
                 let (fan_in, fan_out) = (self.sizes[i], self.sizes[i + 1]);
                 let (w, b) = (&self.params[2 * i], &self.params[2 * i + 1]);
                 resize(&mut pre, rows * fan_out);
-                matmul(par, rows, fan_out, fan_in, &mut pre, &input, fan_in, 1, w, fan_out, 1);
+                product(par, Acc::Set, [rows, fan_out, fan_in], &mut pre, (&input, fan_in, 1), (w, fan_out, 1));
                 if i + 1 < depth {
                     resize(&mut act, rows * fan_out);
                     ops::bias_silu_rows_into(&pre, b, &mut act);
