@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Run the Python peers of `langevin bench` on the same workloads: NumPy and JAX on the ULA
-# workload, BlackJAX on the few-chain MALA workload, PyTorch on the DSM, flow-matching and EDM workloads. Installs them with pip into bench/peers/.venv on first
+# workload, BlackJAX on the few-chain MALA workload, PyTorch on the DSM, flow-matching, EDM and U-Net workloads. Installs them with pip into bench/peers/.venv on first
 # use; skips with a message when that is not possible (no network, no venv module). Prints one
 # JSON line per peer. Usage: run.sh [--quick]
 set -uo pipefail
@@ -46,6 +46,7 @@ fi
 if "$venv/bin/python" -c 'import torch' 2>/dev/null; then
   "$venv/bin/python" "$here/dsm_torch.py" "${dsm_args[@]}" || echo "pytorch peer failed" >&2
   "$venv/bin/python" "$here/objectives_torch.py" "${dsm_args[@]}" || echo "pytorch objectives peer failed" >&2
+  (cd "$here" && "$venv/bin/python" unet_torch.py "${dsm_args[@]}") || echo "pytorch U-Net peer failed" >&2
 fi
 # k-diffusion's samplers on the exact mixture denoisers, on langevin's sigma grids.
 if "$venv/bin/python" -c 'import torch, torchsde, torchdiffeq, scipy' 2>/dev/null && [ -f "$results" ]; then

@@ -24,7 +24,14 @@ pub struct BenchArgs {
     /// Seed of the runs.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
+    /// Run only these workloads (comma-separated): ula, mala, baoab, sgld, dsm, objectives,
+    /// diffusion, unet. Default: all.
+    #[arg(long, value_name = "NAMES", value_delimiter = ',')]
+    pub only: Vec<String>,
 }
+
+/// The workloads `--only` can name, in the order they run.
+const WORKLOADS: [&str; 8] = ["ula", "mala", "baoab", "sgld", "dsm", "objectives", "diffusion", "unet"];
 
 /// Floating-point operations per ULA particle-step on `ncsn-toy` (d = 2, K = 2), counted from
 /// the code (an FMA counts 2, a division or square root 1, compares and bit operations 0):
@@ -575,6 +582,81 @@ fn diffusion(quick: bool, seed: u64, repeats: usize) -> Result<serde_json::Value
     }))
 }
 
+/// A training step and a forward pass (one sampling step: one denoiser evaluation per image) of
+/// the U-Net presets on `shapes` images, the same work as bench/peers/unet_torch.py: `tiny` on
+/// 16 × 16 images (training batch 64, forward batch 256), `cifar` (DDPM's CIFAR-10 network) on
+/// 32 × 32 (training batch 8, forward batch 16: a CPU cannot do much more per minute). EDM
+/// objective, Adam, gradient clipping, EMA. Flops from [`UnetConfig::forward_flops`], a training
+/// step counted as three forward passes.
+fn unet(quick: bool, seed: u64, repeats: usize) -> Result<serde_json::Value> {
+    use langevin_learn::checkpoint::{TrainedModel, new_run};
+    use langevin_learn::ladder::LadderOptions;
+    use langevin_learn::net::NetConfig;
+    use langevin_learn::train::TrainConfig;
+    use langevin_learn::unet::UnetConfig;
+    let mut out = Vec::new();
+    let cases: [(&str, usize, usize, usize); 2] =
+        if quick { [("tiny", 16, 16, 32), ("cifar", 32, 2, 2)] } else { [("tiny", 16, 64, 256), ("cifar", 32, 8, 16)] };
+    for (preset, size, batch, forward_batch) in cases {
+        let set = langevin_learn::images::shapes(512, size, seed);
+        let config = UnetConfig::preset(preset, 3, size, size).map_err(anyhow::Error::msg)?;
+        let net = NetConfig { unet: Some(config.clone()), ..Default::default() };
+        let flops = config.forward_flops(2 * net.fourier);
+        let train = TrainConfig { batch, seed, ..Default::default() };
+        let device = candle_core::Device::Cpu;
+        let mut run = new_run(&set.x, "shapes", 0, 0.1, &LadderOptions::default(), net, train, &device)?;
+        run.trainer.train_step()?;
+        let steps = match (quick, preset) {
+            (true, _) => 1,
+            (false, "tiny") => 10,
+            (false, _) => 3,
+        };
+        let mut step_times = Vec::new();
+        for _ in 0..repeats.min(3) {
+            let start = std::time::Instant::now();
+            for _ in 0..steps {
+                run.trainer.train_step()?;
+            }
+            step_times.push(start.elapsed().as_secs_f64() / steps as f64);
+        }
+        let step = step_times.iter().cloned().fold(f64::INFINITY, f64::min);
+        let params = run.trainer.net.param_count();
+        let model = TrainedModel::from_trainer(&run.trainer, run.config.clone(), std::path::Path::new("bench"))?;
+        let dim = config.dim();
+        let mut x = vec![0f32; forward_batch * dim];
+        langevin::rng::LaneRng::new(seed, 0x0E7).fill_normal(&mut x);
+        let noise = vec![0.25f32; forward_batch];
+        model.forward_rows(&x, &noise, None)?;
+        let mut forward_times = Vec::new();
+        for _ in 0..repeats.min(3) {
+            let start = std::time::Instant::now();
+            std::hint::black_box(model.forward_rows(&x, &noise, None)?);
+            forward_times.push(start.elapsed().as_secs_f64());
+        }
+        let forward = forward_times.iter().cloned().fold(f64::INFINITY, f64::min);
+        out.push(json!({
+            "preset": preset,
+            "image_size": size,
+            "parameters": params,
+            "forward_gflop_per_image": flops / 1e9,
+            "train_batch": batch,
+            "train_step_seconds": step,
+            "train_step_seconds_runs": step_times,
+            "train_images_per_second": batch as f64 / step,
+            "train_gflops": 3.0 * flops * batch as f64 / step / 1e9,
+            "forward_batch": forward_batch,
+            "forward_seconds": forward,
+            "sampling_images_per_second": forward_batch as f64 / forward,
+            "forward_gflops": flops * forward_batch as f64 / forward / 1e9,
+        }));
+    }
+    Ok(json!({
+        "name": "unet-shapes",
+        "description": "U-Net presets on shapes images, EDM: a training step (Adam, clipping, EMA) and a forward pass (one sampling step) per preset",
+        "presets": out,
+    }))
+}
+
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(|a, b| a.total_cmp(b));
     v[v.len() / 2]
@@ -639,48 +721,56 @@ pub fn run(a: &BenchArgs) -> Result<()> {
     if a.repeats == 0 {
         anyhow::bail!("--repeats must be at least 1 (the number of timed runs of each workload)");
     }
+    if let Some(bad) = a.only.iter().find(|n| !WORKLOADS.contains(&n.as_str())) {
+        anyhow::bail!("--only {bad}: no such workload; the workloads are {}", WORKLOADS.join(", "));
+    }
+    let want = |name: &str| a.only.is_empty() || a.only.iter().any(|n| n == name);
     let repeats = a.repeats;
     let peak = peak_gflops(threads);
     let mut workloads = Vec::new();
 
     // 1. ULA on the NCSN toy.
-    let toy = builtin::build("ncsn-toy", &[])?;
-    let (n, steps) = if a.quick { (10_000, 200) } else { (100_000, 1000) };
-    let cfg = RunConfig { particles: n, steps, step_size: 0.1, seed: a.seed, ..Default::default() };
-    let kernel = Ula::new(toy.as_ref(), true);
-    let mut rates = Vec::new();
-    let mut mode_weight = 0.0;
-    for _ in 0..repeats {
-        let out = sampler::run(&kernel, &toy.default_init(), &cfg)?;
-        rates.push(out.particle_steps as f64 / out.seconds);
-        mode_weight = langevin::metrics::mode_weights(out.samples.view(), toy.mixture().expect("mixture"))[0];
+    if want("ula") {
+        let toy = builtin::build("ncsn-toy", &[])?;
+        let (n, steps) = if a.quick { (10_000, 200) } else { (100_000, 1000) };
+        let cfg = RunConfig { particles: n, steps, step_size: 0.1, seed: a.seed, ..Default::default() };
+        let kernel = Ula::new(toy.as_ref(), true);
+        let mut rates = Vec::new();
+        let mut mode_weight = 0.0;
+        for _ in 0..repeats {
+            let out = sampler::run(&kernel, &toy.default_init(), &cfg)?;
+            rates.push(out.particle_steps as f64 / out.seconds);
+            mode_weight = langevin::metrics::mode_weights(out.samples.view(), toy.mixture().expect("mixture"))[0];
+        }
+        let best = rates.iter().cloned().fold(0.0, f64::max);
+        let gflops = best * ULA_NCSN_FLOPS_PER_PARTICLE_STEP / 1e9;
+        let mut ula = json!({
+            "name": "ula-ncsn-toy",
+            "description": format!("ULA on ncsn-toy, {n} particles × {steps} steps, τ = 0.1, f32"),
+            "particle_steps_per_second": best,
+            "particle_steps_per_second_median": median(rates.clone()),
+            "runs": rates,
+            "flops_per_particle_step": ULA_NCSN_FLOPS_PER_PARTICLE_STEP,
+            "gflops": gflops,
+            "mode_weight_of_(5,5)": mode_weight,
+        });
+        if let Some((peak, how)) = &peak {
+            ula["peak_gflops_estimate"] = json!(peak);
+            ula["peak_assumption"] = json!(how);
+            ula["fraction_of_peak"] = json!(gflops / peak);
+        }
+        workloads.push(ula);
     }
-    let best = rates.iter().cloned().fold(0.0, f64::max);
-    let gflops = best * ULA_NCSN_FLOPS_PER_PARTICLE_STEP / 1e9;
-    let mut ula = json!({
-        "name": "ula-ncsn-toy",
-        "description": format!("ULA on ncsn-toy, {n} particles × {steps} steps, τ = 0.1, f32"),
-        "particle_steps_per_second": best,
-        "particle_steps_per_second_median": median(rates.clone()),
-        "runs": rates,
-        "flops_per_particle_step": ULA_NCSN_FLOPS_PER_PARTICLE_STEP,
-        "gflops": gflops,
-        "mode_weight_of_(5,5)": mode_weight,
-    });
-    if let Some((peak, how)) = &peak {
-        ula["peak_gflops_estimate"] = json!(peak);
-        ula["peak_assumption"] = json!(how);
-        ula["fraction_of_peak"] = json!(gflops / peak);
-    }
-    workloads.push(ula);
 
     // 2. MALA on a 100-d Gaussian: minimum bulk ESS per second of sampling.
-    let spec = "gaussian:dim=100,cond=10";
     let gauss = builtin::build("gaussian", &[("dim".into(), 100.0), ("cond".into(), 10.0)])?;
-    let (chains, steps, warmup) = if a.quick { (64, 1000, 300) } else { (64, 10_000, 1000) };
-    let m = mala_ess(gauss.as_ref(), chains, steps, warmup, a.seed, 1, repeats.min(3))?;
-    let best = (m.best.0, m.best.1, m.best.2, m.best.3);
-    workloads.push(json!({
+    let spec = "gaussian:dim=100,cond=10";
+    let mut mala_ess_per_s = None;
+    if want("mala") {
+        let (chains, steps, warmup) = if a.quick { (64, 1000, 300) } else { (64, 10_000, 1000) };
+        let m = mala_ess(gauss.as_ref(), chains, steps, warmup, a.seed, 1, repeats.min(3))?;
+        let best = (m.best.0, m.best.1, m.best.2, m.best.3);
+        workloads.push(json!({
         "name": "mala-gaussian-100",
         "description": format!("MALA on {spec}, {chains} chains × {steps} steps after {warmup} warm-up steps (step size adapted to acceptance 0.574)"),
         "min_ess_per_second": best.0,
@@ -692,13 +782,14 @@ pub fn run(a: &BenchArgs) -> Result<()> {
         "step_size": m.step_size,
         "rhat_max": m.best.4,
     }));
+        mala_ess_per_s = Some(best.0);
 
-    // 2b. Few chains: MALA on N(0, I₁₀₀) with 4 chains, the common case of a posterior run. The
-    // BlackJAX peer (bench/peers/mala_blackjax.py) runs the same chains at the same step size.
-    let few = builtin::build("gaussian", &[("dim".into(), 100.0)])?;
-    let (chains, steps, warmup) = if a.quick { (4, 2000, 500) } else { (4, 10_000, 2000) };
-    let m4 = mala_ess(few.as_ref(), chains, steps, warmup, a.seed, 21, repeats)?;
-    workloads.push(json!({
+        // 2b. Few chains: MALA on N(0, I₁₀₀) with 4 chains, the common case of a posterior run. The
+        // BlackJAX peer (bench/peers/mala_blackjax.py) runs the same chains at the same step size.
+        let few = builtin::build("gaussian", &[("dim".into(), 100.0)])?;
+        let (chains, steps, warmup) = if a.quick { (4, 2000, 500) } else { (4, 10_000, 2000) };
+        let m4 = mala_ess(few.as_ref(), chains, steps, warmup, a.seed, 21, repeats)?;
+        workloads.push(json!({
         "name": "mala-gaussian-100-4chains",
         "description": format!("MALA on gaussian:dim=100 (N(0, I)), {chains} chains × {steps} steps after {warmup} warm-up steps (step size adapted to acceptance 0.574); sampling timed"),
         "min_ess_per_second": m4.best.0,
@@ -709,69 +800,94 @@ pub fn run(a: &BenchArgs) -> Result<()> {
         "acceptance_rate": m4.best.3,
         "step_size": m4.step_size,
     }));
+    }
 
     // 3. BAOAB on the same Gaussian, compared with the MALA figures above.
-    let (chains, steps, warmup) = if a.quick { (64, 1000, 300) } else { (64, 10_000, 1000) };
-    let (dt, friction) = (0.5, 1.0);
-    let baoab = Underdamped::new(gauss.as_ref(), Scheme::Baoab, &[1.0], friction)?;
-    let warm = sampler::run(
-        &baoab,
-        &gauss.default_init(),
-        &RunConfig { particles: chains, warmup, steps: 1, seed: a.seed, step_size: dt, ..Default::default() },
-    )?;
-    let start = Init::Rows(Arc::new(warm.samples.clone()));
-    let mut results = Vec::new();
-    for r in 0..repeats.min(3) {
-        let out = sampler::run(
+    if want("baoab") {
+        let (chains, steps, warmup) = if a.quick { (64, 1000, 300) } else { (64, 10_000, 1000) };
+        let (dt, friction) = (0.5, 1.0);
+        let baoab = Underdamped::new(gauss.as_ref(), Scheme::Baoab, &[1.0], friction)?;
+        let warm = sampler::run(
             &baoab,
-            &start,
-            &RunConfig {
-                particles: chains,
-                steps,
-                thin: Some(1),
-                seed: a.seed + 11 + r as u64,
-                step_size: dt,
-                ..Default::default()
-            },
+            &gauss.default_init(),
+            &RunConfig { particles: chains, warmup, steps: 1, seed: a.seed, step_size: dt, ..Default::default() },
         )?;
-        let ess = ChainDiagnostics::of(out.samples.view(), chains).ess_bulk_min;
-        results.push((ess / out.seconds, ess, out.seconds, out.kinetic_temperature.unwrap_or(f64::NAN)));
+        let start = Init::Rows(Arc::new(warm.samples.clone()));
+        let mut results = Vec::new();
+        for r in 0..repeats.min(3) {
+            let out = sampler::run(
+                &baoab,
+                &start,
+                &RunConfig {
+                    particles: chains,
+                    steps,
+                    thin: Some(1),
+                    seed: a.seed + 11 + r as u64,
+                    step_size: dt,
+                    ..Default::default()
+                },
+            )?;
+            let ess = ChainDiagnostics::of(out.samples.view(), chains).ess_bulk_min;
+            results.push((ess / out.seconds, ess, out.seconds, out.kinetic_temperature.unwrap_or(f64::NAN)));
+        }
+        let best_baoab = results.iter().cloned().fold(results[0], |b, r| if r.0 > b.0 { r } else { b });
+        let mut b = json!({
+            "name": "baoab-gaussian-100",
+            "description": format!("BAOAB on {spec}, {chains} chains × {steps} steps after {warmup} warm-up steps, Δt = {dt}, γ = {friction}, m = 1"),
+            "min_ess_per_second": best_baoab.0,
+            "min_ess_per_second_runs": results.iter().map(|r| r.0).collect::<Vec<_>>(),
+            "min_ess_bulk": best_baoab.1,
+            "seconds": best_baoab.2,
+            "min_ess_per_gradient_evaluation": best_baoab.1 / (chains * steps) as f64,
+            "kinetic_temperature": best_baoab.3,
+        });
+        if let Some(m) = mala_ess_per_s {
+            b["ratio_to_mala_ess_per_second"] = json!(best_baoab.0 / m);
+        }
+        workloads.push(b);
     }
-    let best_baoab = results.iter().cloned().fold(results[0], |b, r| if r.0 > b.0 { r } else { b });
-    let mala_ess_per_s = best.0;
-    workloads.push(json!({
-        "name": "baoab-gaussian-100",
-        "description": format!("BAOAB on {spec}, {chains} chains × {steps} steps after {warmup} warm-up steps, Δt = {dt}, γ = {friction}, m = 1"),
-        "min_ess_per_second": best_baoab.0,
-        "min_ess_per_second_runs": results.iter().map(|r| r.0).collect::<Vec<_>>(),
-        "min_ess_bulk": best_baoab.1,
-        "seconds": best_baoab.2,
-        "min_ess_per_gradient_evaluation": best_baoab.1 / (chains * steps) as f64,
-        "kinetic_temperature": best_baoab.3,
-        "ratio_to_mala_ess_per_second": best_baoab.0 / mala_ess_per_s,
-    }));
 
     // 4. SGLD against full-batch MALA on a large logistic regression: time to the posterior mean.
-    workloads.push(sgld_vs_mala(a.quick, a.seed)?);
+    if want("sgld") {
+        workloads.push(sgld_vs_mala(a.quick, a.seed)?);
+    }
 
     // 5. Learning a score and generating with it.
-    let mut d = dsm(a.quick, a.seed, repeats)?;
-    if let (Some((peak, _)), Some(g)) = (&peak, d["train_gemm_gflops"].as_f64()) {
-        d["train_fraction_of_peak"] = json!(g / peak);
-        d["generation_fraction_of_peak"] = json!(d["generation_gemm_gflops"].as_f64().unwrap_or(0.0) / peak);
+    if want("dsm") {
+        let mut d = dsm(a.quick, a.seed, repeats)?;
+        if let (Some((peak, _)), Some(g)) = (&peak, d["train_gemm_gflops"].as_f64()) {
+            d["train_fraction_of_peak"] = json!(g / peak);
+            d["generation_fraction_of_peak"] = json!(d["generation_gemm_gflops"].as_f64().unwrap_or(0.0) / peak);
+        }
+        if let (Some(sg), Some(g)) = (sgemm_gflops(), d["train_gemm_gflops"].as_f64()) {
+            d["sgemm_gflops_1024"] = json!(sg);
+            d["train_fraction_of_sgemm"] = json!(g / sg);
+            d["generation_fraction_of_sgemm"] = json!(d["generation_gemm_gflops"].as_f64().unwrap_or(0.0) / sg);
+        }
+        workloads.push(d);
     }
-    if let (Some(sg), Some(g)) = (sgemm_gflops(), d["train_gemm_gflops"].as_f64()) {
-        d["sgemm_gflops_1024"] = json!(sg);
-        d["train_fraction_of_sgemm"] = json!(g / sg);
-        d["generation_fraction_of_sgemm"] = json!(d["generation_gemm_gflops"].as_f64().unwrap_or(0.0) / sg);
-    }
-    workloads.push(d);
 
     // 6. Flow matching and EDM: training, generation, quality.
-    workloads.push(objectives(a.quick, a.seed)?);
+    if want("objectives") {
+        workloads.push(objectives(a.quick, a.seed)?);
+    }
 
     // 7. Diffusion samplers on exact scores.
-    workloads.push(diffusion(a.quick, a.seed, repeats.min(3))?);
+    if want("diffusion") {
+        workloads.push(diffusion(a.quick, a.seed, repeats.min(3))?);
+    }
+
+    // 8. U-Net presets on images: a training step and a sampling step.
+    if want("unet") {
+        let mut u = unet(a.quick, a.seed, repeats)?;
+        if let (Some((peak, _)), Some(presets)) = (&peak, u["presets"].as_array_mut()) {
+            for p in presets {
+                p["train_fraction_of_peak"] = json!(p["train_gflops"].as_f64().unwrap_or(0.0) / peak);
+                p["forward_fraction_of_peak"] = json!(p["forward_gflops"].as_f64().unwrap_or(0.0) / peak);
+            }
+        }
+        workloads.push(u);
+    }
 
     let result = json!({
         "langevin_version": env!("CARGO_PKG_VERSION"),

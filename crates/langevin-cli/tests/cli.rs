@@ -243,6 +243,18 @@ fn bench_quick_prints_the_workloads() {
     let w = b["workloads"].as_array().unwrap();
     assert!(w[0]["particle_steps_per_second"].as_f64().unwrap() > 0.0);
     assert!(w[1]["min_ess_per_second"].as_f64().unwrap() > 0.0);
+    // The U-Net presets: the networks of the PyTorch peer (same parameter counts), timed.
+    let u = w.iter().find(|w| w["name"] == "unet-shapes").expect("the U-Net workload");
+    let p = u["presets"].as_array().unwrap();
+    assert_eq!((p[0]["preset"].as_str(), p[0]["parameters"].as_u64()), (Some("tiny"), Some(1_113_955)));
+    assert_eq!((p[1]["preset"].as_str(), p[1]["parameters"].as_u64()), (Some("cifar"), Some(35_697_155)));
+    assert!(p.iter().all(|p| p["train_images_per_second"].as_f64().unwrap() > 0.0));
+    // --only runs the workloads named, in their order, and refuses other names.
+    let out = ok(dir.path(), &["bench", "--quick", "--repeats", "1", "--only", "diffusion,ula"]);
+    let b: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let names: Vec<&str> = b["workloads"].as_array().unwrap().iter().map(|w| w["name"].as_str().unwrap()).collect();
+    assert_eq!(names.len(), 2, "{names:?}");
+    assert!(names[0] == "ula-ncsn-toy" && names[1].starts_with("diffusion"), "{names:?}");
 }
 
 #[test]

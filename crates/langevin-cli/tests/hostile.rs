@@ -295,6 +295,7 @@ fn ill_posed_inputs_are_errors_or_warnings_that_reach_the_user() {
     write(d, "dup.csv", "a,y,y\n1,0,1\n2,1,0\n3,0,1\n");
     refused(d, &["posterior", "--data", "dup.csv", "--label", "y"], &["two columns are named 'y'"]);
     refused(d, &["bench", "--quick", "--repeats", "0"], &["--repeats"]);
+    refused(d, &["bench", "--quick", "--only", "unet,nosuch"], &["--only nosuch", "ula, mala", "unet"]);
     refused(d, &["train", "--data", "moons", "--steps", "100", "--warmup", "200", "--out", "w"], &["--warmup"]);
     // --quiet hides progress, never warnings.
     write(d, "w.toml", "kind = \"gmm\"\nweights = [1.0, 1.0]\nmeans = [[0.0], [3.0]]\nstds = [1.0, 1.0]\n");

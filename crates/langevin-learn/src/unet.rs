@@ -152,6 +152,61 @@ impl UnetConfig {
         n + 2 * ch + 9 * ch * img + img
     }
 
+    /// Floating-point operations of one forward pass per image in the convolutions, attention
+    /// products and linear layers (a multiply-add counts 2; normalizations, activations and
+    /// additions are left out), for `noise_features` noise inputs. A training step costs about
+    /// three times this per image (forward, input gradient, weight gradient).
+    pub fn forward_flops(&self, noise_features: usize) -> f64 {
+        let t = self.temb() as f64;
+        let conv = |cin: f64, cout: f64, k: f64, pixels: f64| 2.0 * cin * cout * k * k * pixels;
+        // A residual block at `p` pixels: two 3 × 3 convolutions, the embedding's projection,
+        // and a 1 × 1 skip when the channels change.
+        let res = |cin: f64, cout: f64, p: f64| {
+            conv(cin, cout, 3.0, p)
+                + conv(cout, cout, 3.0, p)
+                + 2.0 * t * cout
+                + if cin != cout { conv(cin, cout, 1.0, p) } else { 0.0 }
+        };
+        // Attention: qkv and output 1 × 1 convolutions, then qᵀk and the weighted sum of v.
+        let attn = |ch: f64, p: f64| conv(ch, 3.0 * ch, 1.0, p) + conv(ch, ch, 1.0, p) + 4.0 * p * p * ch;
+        let (base, img) = (self.base as f64, self.channels as f64);
+        let mut p = (self.height * self.width) as f64;
+        let mut n = 2.0 * (noise_features as f64 * t + t * t) + conv(img, base, 3.0, p);
+        let mut skips = vec![base];
+        let mut ch = base;
+        for (level, &m) in self.mults.iter().enumerate() {
+            for _ in 0..self.blocks {
+                n += res(ch, base * m as f64, p);
+                ch = base * m as f64;
+                if self.attention.contains(&level) {
+                    n += attn(ch, p);
+                }
+                skips.push(ch);
+            }
+            if level + 1 < self.mults.len() {
+                p /= 4.0;
+                n += conv(ch, ch, 3.0, p);
+                skips.push(ch);
+            }
+        }
+        n += 2.0 * res(ch, ch, p) + attn(ch, p);
+        for (level, &m) in self.mults.iter().enumerate().rev() {
+            for _ in 0..=self.blocks {
+                let skip = skips.pop().unwrap_or(0.0);
+                n += res(ch + skip, base * m as f64, p);
+                ch = base * m as f64;
+                if self.attention.contains(&level) {
+                    n += attn(ch, p);
+                }
+            }
+            if level > 0 {
+                p *= 4.0;
+                n += conv(ch, ch, 3.0, p);
+            }
+        }
+        n + conv(ch, img, 3.0, p)
+    }
+
     /// Channels of the noise embedding (4 × base, as in DDPM).
     fn temb(&self) -> usize {
         4 * self.base
