@@ -548,6 +548,17 @@ mod tests {
     /// 35.7 M parameters (35.75 M in Ho et al.'s code, whose time embedding is sinusoidal rather
     /// than Fourier features of width 32).
     #[test]
+    fn forward_flops_equal_pytorchs_count_of_the_same_network() {
+        // torch.utils.flop_counter.FlopCounterMode on one image through bench/peers/unet_torch.py's
+        // copy of this network (2026-12-03). PyTorch also counts the Fourier projection of the
+        // noise input (1 × 1 by 1 × 16: 32 flops), which forward_flops leaves out.
+        for (preset, side, torch) in [("tiny", 16, 124_289_056.0), ("cifar", 32, 12_443_615_264.0)] {
+            let c = UnetConfig::preset(preset, 3, side, side).unwrap();
+            assert_eq!(c.forward_flops(32) + 32.0, torch, "{preset}");
+        }
+    }
+
+    #[test]
     fn parameter_count_matches_the_network() {
         for (preset, c, side, cond) in
             [("tiny", 3, 16, 0), ("tiny", 1, 8, 11), ("small", 3, 16, 0), ("cifar", 3, 32, 0)]
