@@ -359,14 +359,10 @@ fn dsm(quick: bool, seed: u64, repeats: usize) -> Result<serde_json::Value> {
         run.trainer.train_step()?;
     }
     let n = if quick { 50 } else { 300 };
-    let mut step_times = Vec::new();
-    for _ in 0..repeats.min(3) {
-        let start = std::time::Instant::now();
-        for _ in 0..n {
-            run.trainer.train_step()?;
-        }
-        step_times.push(start.elapsed().as_secs_f64() / n as f64);
-    }
+    let step_times = seconds_per_call(repeats.min(3), n, || {
+        run.trainer.train_step()?;
+        Ok(())
+    })?;
     let best_step = step_times.iter().cloned().fold(f64::INFINITY, f64::min);
     let params: usize = run.trainer.net.params().iter().map(|(_, v)| v.as_tensor().elem_count()).sum();
     // Matrix-multiply flops of one step: forward 2·B·(weights), backward twice that (input
@@ -611,14 +607,10 @@ fn unet(quick: bool, seed: u64, repeats: usize) -> Result<serde_json::Value> {
             (false, "tiny") => 10,
             (false, _) => 3,
         };
-        let mut step_times = Vec::new();
-        for _ in 0..repeats.min(3) {
-            let start = std::time::Instant::now();
-            for _ in 0..steps {
-                run.trainer.train_step()?;
-            }
-            step_times.push(start.elapsed().as_secs_f64() / steps as f64);
-        }
+        let step_times = seconds_per_call(repeats.min(3), steps, || {
+            run.trainer.train_step()?;
+            Ok(())
+        })?;
         let step = step_times.iter().cloned().fold(f64::INFINITY, f64::min);
         let params = run.trainer.net.param_count();
         let model = TrainedModel::from_trainer(&run.trainer, run.config.clone(), std::path::Path::new("bench"))?;
@@ -627,12 +619,10 @@ fn unet(quick: bool, seed: u64, repeats: usize) -> Result<serde_json::Value> {
         langevin::rng::LaneRng::new(seed, 0x0E7).fill_normal(&mut x);
         let noise = vec![0.25f32; forward_batch];
         model.forward_rows(&x, &noise, None)?;
-        let mut forward_times = Vec::new();
-        for _ in 0..repeats.min(3) {
-            let start = std::time::Instant::now();
+        let forward_times = seconds_per_call(repeats.min(3), 1, || {
             std::hint::black_box(model.forward_rows(&x, &noise, None)?);
-            forward_times.push(start.elapsed().as_secs_f64());
-        }
+            Ok(())
+        })?;
         let forward = forward_times.iter().cloned().fold(f64::INFINITY, f64::min);
         out.push(json!({
             "preset": preset,
@@ -655,6 +645,19 @@ fn unet(quick: bool, seed: u64, repeats: usize) -> Result<serde_json::Value> {
         "description": "U-Net presets on shapes images, EDM: a training step (Adam, clipping, EMA) and a forward pass (one sampling step) per preset",
         "presets": out,
     }))
+}
+
+/// Seconds per call of `f`, from `runs` timed runs of `calls` calls each.
+fn seconds_per_call(runs: usize, calls: usize, mut f: impl FnMut() -> Result<()>) -> Result<Vec<f64>> {
+    let mut out = Vec::with_capacity(runs);
+    for _ in 0..runs {
+        let start = std::time::Instant::now();
+        for _ in 0..calls {
+            f()?;
+        }
+        out.push(start.elapsed().as_secs_f64() / calls as f64);
+    }
+    Ok(out)
 }
 
 fn median(mut v: Vec<f64>) -> f64 {

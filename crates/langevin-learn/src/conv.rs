@@ -45,6 +45,14 @@ impl Geom {
     fn pixels(&self) -> usize {
         self.ho() * self.wo()
     }
+    /// A 1 × 1, stride-1 convolution: its unfolded columns are the image itself.
+    fn pointwise(&self) -> bool {
+        self.k == 1 && self.s == 1
+    }
+    /// Values of one image's unfolded columns (none for a pointwise convolution).
+    fn cols_len(&self) -> usize {
+        if self.pointwise() { 0 } else { self.rows() * self.pixels() }
+    }
     fn in_len(&self) -> usize {
         self.cin * self.h * self.w
     }
@@ -179,32 +187,26 @@ impl CustomOp3 for Conv {
         }
         let mut y = vec![0.0f32; g.b * g.out_len()];
         y.par_chunks_mut(g.out_len()).zip(x.par_chunks(g.in_len())).for_each_init(
-            || vec![0.0f32; g.rows() * g.pixels()],
+            || vec![0.0f32; g.cols_len()],
             |cols, (yb, xb)| {
                 for (c, row) in yb.chunks_mut(g.pixels()).enumerate() {
                     row.fill(bias[c]);
                 }
-                if g.k == 1 && g.s == 1 {
-                    // A 1 × 1 convolution is the product with the image itself.
-                    product(
-                        Parallelism::None,
-                        Acc::Add,
-                        [g.cout, g.pixels(), g.rows()],
-                        yb,
-                        (w, g.rows(), 1),
-                        (xb, g.pixels(), 1),
-                    );
+                // A 1 × 1 convolution is the product with the image itself.
+                let src: &[f32] = if g.pointwise() {
+                    xb
                 } else {
                     g.unfold(xb, cols);
-                    product(
-                        Parallelism::None,
-                        Acc::Add,
-                        [g.cout, g.pixels(), g.rows()],
-                        yb,
-                        (w, g.rows(), 1),
-                        (cols, g.pixels(), 1),
-                    );
-                }
+                    cols
+                };
+                product(
+                    Parallelism::None,
+                    Acc::Add,
+                    [g.cout, g.pixels(), g.rows()],
+                    yb,
+                    (w, g.rows(), 1),
+                    (src, g.pixels(), 1),
+                );
             },
         );
         Ok((CpuStorage::F32(y), Shape::from((g.b, g.cout, g.ho(), g.wo()))))
@@ -237,27 +239,20 @@ impl CustomOp2 for ConvGradInput {
         let (dy, w) = (contiguous(ds, dl, "gradient")?, contiguous(ws, wl, "kernel")?);
         let mut dx = vec![0.0f32; g.b * g.in_len()];
         dx.par_chunks_mut(g.in_len()).zip(dy.par_chunks(g.out_len())).for_each_init(
-            || vec![0.0f32; g.rows() * g.pixels()],
+            || vec![0.0f32; g.cols_len()],
             |cols, (dxb, dyb)| {
                 // cols-gradient (rows × pixels) = Wᵀ (rows × cout) · dy_b (cout × pixels).
-                if g.k == 1 && g.s == 1 {
-                    product(
-                        Parallelism::None,
-                        Acc::Set,
-                        [g.rows(), g.pixels(), g.cout],
-                        dxb,
-                        (w, 1, g.rows()),
-                        (dyb, g.pixels(), 1),
-                    );
-                } else {
-                    product(
-                        Parallelism::None,
-                        Acc::Set,
-                        [g.rows(), g.pixels(), g.cout],
-                        cols,
-                        (w, 1, g.rows()),
-                        (dyb, g.pixels(), 1),
-                    );
+                // A 1 × 1 convolution's cols are the image: the product is its gradient.
+                let dst: &mut [f32] = if g.pointwise() { dxb } else { cols.as_mut_slice() };
+                product(
+                    Parallelism::None,
+                    Acc::Set,
+                    [g.rows(), g.pixels(), g.cout],
+                    dst,
+                    (w, 1, g.rows()),
+                    (dyb, g.pixels(), 1),
+                );
+                if !g.pointwise() {
                     g.fold(cols, dxb);
                 }
             },
@@ -279,7 +274,7 @@ impl CustomOp2 for ConvGradWeight {
             .zip(dy.par_chunks(GRAD_CHUNK * g.out_len()))
             .map(|(xc, dc)| {
                 let mut part = vec![0.0f32; n + g.cout];
-                let mut cols = vec![0.0f32; if g.k == 1 && g.s == 1 { 0 } else { g.rows() * g.pixels() }];
+                let mut cols = vec![0.0f32; g.cols_len()];
                 for (xb, dyb) in xc.chunks(g.in_len()).zip(dc.chunks(g.out_len())) {
                     let src: &[f32] = if cols.is_empty() {
                         xb
