@@ -3,22 +3,31 @@
 //! candle's CPU convolution ran a U-Net step at about 11 GFLOP/s on 2 cores: its input gradient
 //! is a transposed convolution computed one dot product of `c_in` values per output pixel and
 //! kernel tap. Here each image is unfolded (im2col: rows (channel, tap), columns output pixels)
-//! and every pass is one product by the `gemm` crate per image:
-//! - forward: y_b = W · cols_b (c_out × pixels, which is the image's C × H × W block);
-//! - input gradient: cols-gradient = Wᵀ · dy_b, folded back (col2im) into dx_b;
-//! - weight gradient: Σ_b dy_b · cols_bᵀ, summed over fixed chunks of images in a fixed order.
+//! and every pass is a product by the `gemm` crate. Images with few pixels (the low-resolution
+//! levels) are taken in groups side by side, so that a product has at least [`COLUMNS`] columns:
+//! - forward: y = W · cols (c_out × group pixels, scattered into each image's C × H × W block);
+//! - input gradient: cols-gradient = Wᵀ · dy, folded back (col2im) into each image's dx;
+//! - weight gradient: dWᵀ = Σ cols · dyᵀ over the groups in order, in tasks by blocks of
+//!   [`GRAD_CHANNELS`] input channels (each task unfolds only its channels' rows).
 //!
-//! Images run in parallel, each product on one thread, and the chunks of the weight gradient do
-//! not depend on the thread count, so results are the same bit for bit on any number of threads.
-//! Other devices use candle's own convolution.
+//! Groups (and channel blocks) run in parallel, each product on one thread; their sizes follow
+//! from the shapes alone, never from the thread count, so results are the same bit for bit on
+//! any number of threads. Other devices use candle's own convolution.
 
-use crate::mlp::{Acc, product};
+use crate::mlp::{Acc, product, product_strided};
 use candle_core::{CpuStorage, CustomOp1, CustomOp2, CustomOp3, Layout, Result, Shape, Tensor};
 use gemm::Parallelism;
 use rayon::prelude::*;
+use std::ops::Range;
 
-/// Images per partial weight gradient.
-const GRAD_CHUNK: usize = 8;
+/// Input channels per task of the weight gradient: 72 rows of a 3 × 3 kernel, more than the
+/// gemm kernel's 64.
+const GRAD_CHANNELS: usize = 8;
+
+/// Columns wanted in one product. Low-resolution levels have few pixels an image (16 at
+/// 4 × 4): products that narrow run the gemm kernels far below their rate and pack the kernel
+/// once per image, so the images of a group are unfolded side by side and multiplied at once.
+const COLUMNS: usize = 256;
 
 /// Geometry of a k × k convolution with padding k/2 and stride s.
 #[derive(Clone, Copy, Debug)]
@@ -49,10 +58,6 @@ impl Geom {
     fn pointwise(&self) -> bool {
         self.k == 1 && self.s == 1
     }
-    /// Values of one image's unfolded columns (none for a pointwise convolution).
-    fn cols_len(&self) -> usize {
-        if self.pointwise() { 0 } else { self.rows() * self.pixels() }
-    }
     fn in_len(&self) -> usize {
         self.cin * self.h * self.w
     }
@@ -69,13 +74,24 @@ impl Geom {
         (lo.min(hi), hi)
     }
 
-    /// cols (rows × pixels) of one image x (cin × h × w).
-    fn unfold(&self, x: &[f32], cols: &mut [f32]) {
+    /// Images taken together in one product: enough that their pixels make at least
+    /// [`COLUMNS`] columns. A function of the geometry only, never of the thread count.
+    fn group(&self) -> usize {
+        COLUMNS.div_ceil(self.pixels().max(1)).clamp(1, self.b.max(1))
+    }
+
+    /// The unfolded columns of one image x (cin × h × w): row r (channel, tap) of its pixels
+    /// is cols[r · ld..][..pixels] (ld ≥ pixels: images of a group side by side).
+    /// Only the rows of the input channels `chans` are written (row 0 is the first of them).
+    fn unfold(&self, x: &[f32], cols: &mut [f32], ld: usize, chans: Range<usize>) {
+        if self.s == 1 {
+            return self.unfold_shifted(x, cols, ld, chans);
+        }
         let (k, p, s, ho, wo) = (self.k, self.k / 2, self.s, self.ho(), self.wo());
-        for c in 0..self.cin {
+        for c in chans.clone() {
             for ky in 0..k {
                 for kx in 0..k {
-                    let row = &mut cols[((c * k + ky) * k + kx) * ho * wo..][..ho * wo];
+                    let row = &mut cols[(((c - chans.start) * k + ky) * k + kx) * ld..][..ho * wo];
                     let (lo, hi) = self.valid(kx, wo);
                     for oy in 0..ho {
                         let iy = (oy * s + ky) as isize - p as isize;
@@ -88,12 +104,8 @@ impl Geom {
                         out[..lo].fill(0.0);
                         out[hi..].fill(0.0);
                         let first = lo * s + kx - p;
-                        if s == 1 {
-                            out[lo..hi].copy_from_slice(&line[first..first + hi - lo]);
-                        } else {
-                            for (o, ix) in out[lo..hi].iter_mut().zip((first..).step_by(s)) {
-                                *o = line[ix];
-                            }
+                        for (o, ix) in out[lo..hi].iter_mut().zip((first..).step_by(s)) {
+                            *o = line[ix];
                         }
                     }
                 }
@@ -101,14 +113,81 @@ impl Geom {
         }
     }
 
-    /// dx (cin × h × w) = the sum of the cols gradient folded back onto the pixels it came from.
-    fn fold(&self, cols: &[f32], dx: &mut [f32]) {
+    /// Stride 1: a tap's row is the whole channel plane shifted by (ky − p)·w + (kx − p), one
+    /// copy, with the pixels that fall outside the image (top and bottom lines, the columns
+    /// that wrap around a line's end) set to zero afterwards.
+    fn unfold_shifted(&self, x: &[f32], cols: &mut [f32], ld: usize, chans: Range<usize>) {
+        let (k, plane) = (self.k, self.h * self.w);
+        for c in chans.clone() {
+            let xc = &x[c * plane..][..plane];
+            for ky in 0..k {
+                for kx in 0..k {
+                    let row = &mut cols[(((c - chans.start) * k + ky) * k + kx) * ld..][..plane];
+                    let (lo, hi, shift) = self.shift(ky, kx);
+                    row[..lo].fill(0.0);
+                    row[hi..].fill(0.0);
+                    if lo < hi {
+                        row[lo..hi].copy_from_slice(&xc[(lo as isize + shift) as usize..][..hi - lo]);
+                    }
+                    self.clear_outside(row, ky, kx);
+                }
+            }
+        }
+    }
+
+    /// For the tap (ky, kx) at stride 1: the range [lo, hi) of output pixels i whose shifted
+    /// source i + shift lies in the plane, and the shift.
+    fn shift(&self, ky: usize, kx: usize) -> (usize, usize, isize) {
+        let (p, plane) = ((self.k / 2) as isize, (self.h * self.w) as isize);
+        let shift = (ky as isize - p) * self.w as isize + (kx as isize - p);
+        let lo = (-shift).clamp(0, plane);
+        let hi = (plane - shift).clamp(lo, plane);
+        (lo as usize, hi as usize, shift)
+    }
+
+    /// Zero the output pixels of one stride-1 tap row whose source pixel is outside the image:
+    /// the lines above or below it and the columns left or right of it.
+    fn clear_outside(&self, row: &mut [f32], ky: usize, kx: usize) {
+        let (h, w, p) = (self.h, self.w, self.k / 2);
+        // Source line oy + ky − p must lie in [0, h); source column ox + kx − p in [0, w).
+        let inside = |n: usize, t: usize| {
+            let first = p.saturating_sub(t).min(n);
+            (first, (n + p).saturating_sub(t).clamp(first, n))
+        };
+        let ((y0, y1), (x0, x1)) = (inside(h, ky), inside(w, kx));
+        row[..y0 * w].fill(0.0);
+        row[y1 * w..].fill(0.0);
+        // A column or two at most for 3 × 3 kernels: single stores, not a fill per line.
+        for col in (0..x0).chain(x1..w).filter(|_| y0 < y1) {
+            for v in row[y0 * w + col..y1 * w].iter_mut().step_by(w) {
+                *v = 0.0;
+            }
+        }
+    }
+
+    /// dx (cin × h × w) = the sum of the cols gradient (row r at cols[r · ld..]) folded back
+    /// onto the pixels it came from. The gradient's entries of pixels outside the image are
+    /// set to zero on the way (they are scratch).
+    fn fold(&self, cols: &mut [f32], ld: usize, dx: &mut [f32]) {
         let (k, p, s, ho, wo) = (self.k, self.k / 2, self.s, self.ho(), self.wo());
         dx.fill(0.0);
         for c in 0..self.cin {
             for ky in 0..k {
                 for kx in 0..k {
-                    let row = &cols[((c * k + ky) * k + kx) * ho * wo..][..ho * wo];
+                    let row = &mut cols[((c * k + ky) * k + kx) * ld..][..ho * wo];
+                    if s == 1 {
+                        // Every image pixel gets this tap's term once, in the same order as
+                        // below; the zeroed entries add nothing.
+                        let plane = self.h * self.w;
+                        self.clear_outside(row, ky, kx);
+                        let (lo, hi, shift) = self.shift(ky, kx);
+                        if lo == hi {
+                            continue;
+                        }
+                        let dxc = &mut dx[c * plane + (lo as isize + shift) as usize..][..hi - lo];
+                        dxc.iter_mut().zip(&row[lo..hi]).for_each(|(d, v)| *d += v);
+                        continue;
+                    }
                     let (lo, hi) = self.valid(kx, wo);
                     if lo >= hi {
                         continue;
@@ -121,17 +200,81 @@ impl Geom {
                         }
                         let line = &mut dx[(c * self.h + iy as usize) * self.w..][..self.w];
                         let g = &row[oy * wo + lo..oy * wo + hi];
-                        if s == 1 {
-                            line[first..first + hi - lo].iter_mut().zip(g).for_each(|(d, v)| *d += v);
-                        } else {
-                            for (v, ix) in g.iter().zip((first..).step_by(s)) {
-                                line[ix] += v;
-                            }
+                        for (v, ix) in g.iter().zip((first..).step_by(s)) {
+                            line[ix] += v;
                         }
                     }
                 }
             }
         }
+    }
+}
+
+impl Geom {
+    /// Copy a product's result (`chans` × n, the images of a group side by side) into the
+    /// images' own blocks (`chans` × pixels each).
+    fn scatter(&self, wide: &[f32], images: &mut [f32], chans: usize) {
+        let (px, n) = (self.pixels(), wide.len() / chans);
+        for (i, img) in images.chunks_mut(chans * px).enumerate() {
+            for (c, row) in img.chunks_mut(px).enumerate() {
+                row.copy_from_slice(&wide[c * n + i * px..][..px]);
+            }
+        }
+    }
+}
+
+/// Per-thread buffers for a group of images: their unfolded columns (or a column gradient),
+/// a gathered gradient, and a product's result before it is scattered.
+struct Scratch {
+    cols: Vec<f32>,
+    wide: Vec<f32>,
+    out: Vec<f32>,
+}
+
+impl Scratch {
+    /// This thread's buffers, grown to hold a group of the geometry g (never shrunk, and not
+    /// cleared: every user writes all it reads).
+    fn with<R>(g: &Geom, f: impl FnOnce(&mut Scratch) -> R) -> R {
+        thread_local! {
+            static SCRATCH: std::cell::RefCell<Scratch> =
+                const { std::cell::RefCell::new(Scratch { cols: Vec::new(), wide: Vec::new(), out: Vec::new() }) };
+        }
+        SCRATCH.with(|s| {
+            let mut s = s.borrow_mut();
+            let n = g.group() * g.pixels();
+            let grow = |v: &mut Vec<f32>, len: usize| {
+                if v.len() < len {
+                    v.resize(len, 0.0);
+                }
+            };
+            grow(&mut s.cols, g.rows() * n);
+            grow(&mut s.wide, g.cout * n);
+            grow(&mut s.out, g.cout * n);
+            f(&mut s)
+        })
+    }
+}
+
+impl Geom {
+    /// The unfolded columns of the images xs side by side (rows × n), in cols; only the rows
+    /// of the input channels `chans`.
+    fn unfold_group<'a>(&self, xs: &[f32], cols: &'a mut [f32], n: usize, chans: Range<usize>) -> &'a [f32] {
+        let rows = chans.len() * self.k * self.k;
+        for (i, xb) in xs.chunks(self.in_len()).enumerate() {
+            self.unfold(xb, &mut cols[i * self.pixels()..], n, chans.clone());
+        }
+        &cols[..rows * n]
+    }
+
+    /// The images' blocks (`chans` × pixels each) side by side (`chans` × n), in wide.
+    fn gather<'a>(&self, images: &[f32], chans: usize, n: usize, wide: &'a mut [f32]) -> &'a [f32] {
+        let px = self.pixels();
+        for (i, img) in images.chunks(chans * px).enumerate() {
+            for (c, row) in img.chunks(px).enumerate() {
+                wide[c * n + i * px..][..px].copy_from_slice(row);
+            }
+        }
+        &wide[..chans * n]
     }
 }
 
@@ -185,30 +328,24 @@ impl CustomOp3 for Conv {
         if bias.len() != g.cout {
             candle_core::bail!("conv: {} biases for {} channels", bias.len(), g.cout);
         }
+        let (group, px) = (g.group(), g.pixels());
         let mut y = vec![0.0f32; g.b * g.out_len()];
-        y.par_chunks_mut(g.out_len()).zip(x.par_chunks(g.in_len())).for_each_init(
-            || vec![0.0f32; g.cols_len()],
-            |cols, (yb, xb)| {
-                for (c, row) in yb.chunks_mut(g.pixels()).enumerate() {
+        y.par_chunks_mut(group * g.out_len()).zip(x.par_chunks(group * g.in_len())).for_each(|(yc, xc)| {
+            Scratch::with(&g, |sc| {
+                let n = xc.len() / g.in_len() * px;
+                // One image of a pointwise convolution: the product with the image itself, into y.
+                let alone = n == px && g.pointwise();
+                let dst: &mut [f32] = if n == px { &mut *yc } else { &mut sc.out[..g.cout * n] };
+                for (c, row) in dst.chunks_mut(n).enumerate() {
                     row.fill(bias[c]);
                 }
-                // A 1 × 1 convolution is the product with the image itself.
-                let src: &[f32] = if g.pointwise() {
-                    xb
-                } else {
-                    g.unfold(xb, cols);
-                    cols
-                };
-                product(
-                    Parallelism::None,
-                    Acc::Add,
-                    [g.cout, g.pixels(), g.rows()],
-                    yb,
-                    (w, g.rows(), 1),
-                    (src, g.pixels(), 1),
-                );
-            },
-        );
+                let src: &[f32] = if alone { xc } else { g.unfold_group(xc, &mut sc.cols, n, 0..g.cin) };
+                product(Parallelism::None, Acc::Add, [g.cout, n, g.rows()], dst, (w, g.rows(), 1), (src, n, 1));
+                if n > px {
+                    g.scatter(&sc.out[..g.cout * n], yc, g.cout);
+                }
+            })
+        });
         Ok((CpuStorage::F32(y), Shape::from((g.b, g.cout, g.ho(), g.wo()))))
     }
     fn bwd(
@@ -237,26 +374,27 @@ impl CustomOp2 for ConvGradInput {
     fn cpu_fwd(&self, ds: &CpuStorage, dl: &Layout, ws: &CpuStorage, wl: &Layout) -> Result<(CpuStorage, Shape)> {
         let g = self.geom;
         let (dy, w) = (contiguous(ds, dl, "gradient")?, contiguous(ws, wl, "kernel")?);
+        let (group, px) = (g.group(), g.pixels());
         let mut dx = vec![0.0f32; g.b * g.in_len()];
-        dx.par_chunks_mut(g.in_len()).zip(dy.par_chunks(g.out_len())).for_each_init(
-            || vec![0.0f32; g.cols_len()],
-            |cols, (dxb, dyb)| {
-                // cols-gradient (rows × pixels) = Wᵀ (rows × cout) · dy_b (cout × pixels).
-                // A 1 × 1 convolution's cols are the image: the product is its gradient.
-                let dst: &mut [f32] = if g.pointwise() { dxb } else { cols.as_mut_slice() };
-                product(
-                    Parallelism::None,
-                    Acc::Set,
-                    [g.rows(), g.pixels(), g.cout],
-                    dst,
-                    (w, 1, g.rows()),
-                    (dyb, g.pixels(), 1),
-                );
-                if !g.pointwise() {
-                    g.fold(cols, dxb);
+        dx.par_chunks_mut(group * g.in_len()).zip(dy.par_chunks(group * g.out_len())).for_each(|(dxc, dyc)| {
+            Scratch::with(&g, |sc| {
+                let n = dyc.len() / g.out_len() * px;
+                let src: &[f32] = if n == px { dyc } else { g.gather(dyc, g.cout, n, &mut sc.wide) };
+                // cols-gradient (rows × n) = Wᵀ (rows × cout) · dy (cout × n). A pointwise
+                // convolution's cols are the image: for one image, the product is its gradient.
+                let alone = n == px && g.pointwise();
+                let dst: &mut [f32] = if alone { &mut *dxc } else { &mut sc.cols[..g.rows() * n] };
+                product(Parallelism::None, Acc::Set, [g.rows(), n, g.cout], dst, (w, 1, g.rows()), (src, n, 1));
+                if alone {
+                } else if g.pointwise() {
+                    g.scatter(&sc.cols[..g.rows() * n], dxc, g.cin);
+                } else {
+                    for (i, dxb) in dxc.chunks_mut(g.in_len()).enumerate() {
+                        g.fold(&mut sc.cols[i * px..], n, dxb);
+                    }
                 }
-            },
-        );
+            })
+        });
         Ok((CpuStorage::F32(dx), Shape::from((g.b, g.cin, g.h, g.w))))
     }
 }
@@ -268,40 +406,53 @@ impl CustomOp2 for ConvGradWeight {
     fn cpu_fwd(&self, xs: &CpuStorage, xl: &Layout, ds: &CpuStorage, dl: &Layout) -> Result<(CpuStorage, Shape)> {
         let g = self.geom;
         let (x, dy) = (contiguous(xs, xl, "input")?, contiguous(ds, dl, "gradient")?);
-        let n = g.cout * g.rows();
-        let parts: Vec<Vec<f32>> = x
-            .par_chunks(GRAD_CHUNK * g.in_len())
-            .zip(dy.par_chunks(GRAD_CHUNK * g.out_len()))
-            .map(|(xc, dc)| {
-                let mut part = vec![0.0f32; n + g.cout];
-                let mut cols = vec![0.0f32; g.cols_len()];
-                for (xb, dyb) in xc.chunks(g.in_len()).zip(dc.chunks(g.out_len())) {
-                    let src: &[f32] = if cols.is_empty() {
-                        xb
-                    } else {
-                        g.unfold(xb, &mut cols);
-                        &cols
-                    };
-                    // dW (cout × rows) += dy_b (cout × pixels) · cols_bᵀ (pixels × rows).
-                    let (dw, db) = part.split_at_mut(n);
-                    product(
-                        Parallelism::None,
-                        Acc::Add,
-                        [g.cout, g.rows(), g.pixels()],
-                        dw,
-                        (dyb, g.pixels(), 1),
-                        (src, 1, g.pixels()),
-                    );
-                    for (d, row) in db.iter_mut().zip(dyb.chunks(g.pixels())) {
-                        *d += row.iter().sum::<f32>();
+        let (n, kk, px, group) = (g.cout * g.rows(), g.k * g.k, g.pixels(), g.group());
+        // Tasks by blocks of input channels, each over every image in order: the weight
+        // gradient runs in parallel even for a batch of one group, and each entry's sum keeps
+        // one order whatever the thread count.
+        let blocks: Vec<Range<usize>> =
+            (0..g.cin).step_by(GRAD_CHANNELS).map(|c| c..(c + GRAD_CHANNELS).min(g.cin)).collect();
+        let parts: Vec<Vec<f32>> = blocks
+            .par_iter()
+            .map(|chans| {
+                let rb = chans.len() * kk;
+                // dW for these channels' rows, cout × rb.
+                let mut part = vec![0.0f32; g.cout * rb];
+                Scratch::with(&g, |sc| {
+                    for (xc, dyc) in x.chunks(group * g.in_len()).zip(dy.chunks(group * g.out_len())) {
+                        let cols = xc.len() / g.in_len() * px;
+                        let d: &[f32] = if cols == px { dyc } else { g.gather(dyc, g.cout, cols, &mut sc.wide) };
+                        let src: &[f32] = if cols == px && g.pointwise() {
+                            &xc[chans.start * px..chans.end * px]
+                        } else {
+                            g.unfold_group(xc, &mut sc.cols, cols, chans.clone())
+                        };
+                        // dWᵀ (rb × cout) += cols (rb × cols) · dyᵀ (cols × cout), written into
+                        // dW (cout × rb): both operands are read along their rows.
+                        product_strided(
+                            Parallelism::None,
+                            Acc::Add,
+                            [rb, g.cout, cols],
+                            (&mut part, 1, rb),
+                            (src, cols, 1),
+                            (d, 1, cols),
+                        );
                     }
-                }
+                });
                 part
             })
             .collect();
         let mut out = vec![0.0f32; n + g.cout];
-        for part in &parts {
-            out.iter_mut().zip(part).for_each(|(a, b)| *a += b);
+        for (chans, part) in blocks.iter().zip(&parts) {
+            let rb = chans.len() * kk;
+            for (c, row) in part.chunks(rb).enumerate() {
+                out[c * g.rows() + chans.start * kk..][..rb].copy_from_slice(row);
+            }
+        }
+        for dyb in dy.chunks(g.out_len()) {
+            for (d, row) in out[n..].iter_mut().zip(dyb.chunks(px)) {
+                *d += row.iter().sum::<f32>();
+            }
         }
         Ok((CpuStorage::F32(out), Shape::from(n + g.cout)))
     }
@@ -554,14 +705,28 @@ mod tests {
     }
 
     /// Forward, input gradient and weight gradient equal candle's convolution (to float
-    /// rounding) for 1 × 1 and 3 × 3 kernels, strides 1 and 2, odd and even sizes; a wrong
-    /// padding, a transposed kernel or a missing image in the weight gradient fails.
+    /// rounding) for 1 × 1, 3 × 3 and 5 × 5 kernels, strides 1 and 2, odd and even sizes,
+    /// one image a product and groups of images; a wrong padding, a transposed kernel, a
+    /// missing image in the weight gradient or a misplaced image of a group fails.
     #[test]
     fn matches_candle_forward_and_gradients() -> Result<()> {
         let dev = Device::Cpu;
-        for (b, cin, cout, h, w, k, s) in
-            [(3, 4, 5, 6, 6, 3, 1), (10, 3, 2, 5, 7, 3, 2), (2, 6, 4, 4, 4, 1, 1), (9, 2, 3, 8, 8, 3, 2)]
-        {
+        // Shapes that make groups of several images (a partial last one: 12 × 12 makes groups
+        // of 4), pointwise and strided groups, a kernel wider than the image, and more input
+        // channels than one task of the weight gradient takes (pointwise ones among them).
+        for (b, cin, cout, h, w, k, s) in [
+            (3, 4, 5, 6, 6, 3, 1),
+            (10, 3, 2, 5, 7, 3, 2),
+            (2, 6, 4, 4, 4, 1, 1),
+            (9, 2, 3, 8, 8, 3, 2),
+            (10, 3, 4, 12, 12, 3, 1),
+            (11, 5, 6, 4, 4, 1, 1),
+            (7, 2, 3, 6, 6, 3, 2),
+            (3, 2, 2, 2, 3, 5, 1),
+            (1, 3, 2, 24, 24, 3, 1),
+            (5, 19, 4, 6, 6, 3, 1),
+            (2, 10, 3, 24, 24, 1, 1),
+        ] {
             let x = Var::from_vec(values(b * cin * h * w, 1), (b, cin, h, w), &dev)?;
             let wt = Var::from_vec(values(cout * cin * k * k, 2), (cout, cin, k, k), &dev)?;
             let probe = Tensor::from_vec(

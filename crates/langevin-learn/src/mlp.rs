@@ -90,12 +90,28 @@ pub(crate) type Strided<'a> = (&'a [f32], usize, usize);
 
 /// dst (m × n, row-major) = A B (`Acc::Set`) or dst += A B (`Acc::Add`) for A (m × k) and
 /// B (k × n), on `par` threads.
-pub(crate) fn product(par: Parallelism, acc: Acc, [m, n, k]: [usize; 3], dst: &mut [f32], a: Strided, b: Strided) {
+pub(crate) fn product(par: Parallelism, acc: Acc, mnk: [usize; 3], dst: &mut [f32], a: Strided, b: Strided) {
+    product_strided(par, acc, mnk, (dst, mnk[1], 1), a, b)
+}
+
+/// [`product`] into a strided destination: element [i, j] of the m × n result is
+/// dst[i · row stride + j · column stride].
+pub(crate) fn product_strided(
+    par: Parallelism,
+    acc: Acc,
+    [m, n, k]: [usize; 3],
+    (dst, d_rs, d_cs): (&mut [f32], usize, usize),
+    a: Strided,
+    b: Strided,
+) {
     let ((a, a_rs, a_cs), (b, b_rs, b_cs)) = (a, b);
-    assert!(dst.len() >= m * n, "matmul: destination too small");
-    if m == 0 || n == 0 || k == 0 {
-        if k == 0 && acc == Acc::Set {
-            dst[..m * n].fill(0.0);
+    if m == 0 || n == 0 {
+        return;
+    }
+    assert!(dst.len() > (m - 1) * d_rs + (n - 1) * d_cs, "matmul: destination too small");
+    if k == 0 {
+        if acc == Acc::Set {
+            (0..m).for_each(|i| (0..n).for_each(|j| dst[i * d_rs + j * d_cs] = 0.0));
         }
         return;
     }
@@ -109,8 +125,8 @@ pub(crate) fn product(par: Parallelism, acc: Acc, [m, n, k]: [usize; 3], dst: &m
             n,
             k,
             dst.as_mut_ptr(),
-            1,
-            n as isize,
+            d_cs as isize,
+            d_rs as isize,
             acc == Acc::Add,
             a.as_ptr(),
             a_cs as isize,
