@@ -631,7 +631,9 @@ mod tests {
     }
 
     /// Two training steps give the same weights bit for bit on 1, 2 and 3 threads (the
-    /// kernels split work by images, and gemm never splits a dot product).
+    /// kernels split work by groups of images and blocks of channels sized by the shapes —
+    /// at this batch of 6: six single images at 16 × 16, groups of 4 and 2 at 8 × 8, one group
+    /// at 4 × 4, and 4 or 8 channel blocks — and gemm never splits a dot product).
     #[test]
     fn training_is_the_same_on_any_number_of_threads() {
         let run = |threads: usize| -> Vec<Vec<f32>> {
