@@ -853,11 +853,12 @@ impl Trainer {
         let mut per_level = Vec::with_capacity(self.ladder.levels());
         if !self.net.is_mlp() {
             // A U-Net costs a thousand times the MLP per row: each of at most 512 held-out rows
-            // is evaluated at one level (row i at level i mod L), in batches, so an evaluation
-            // costs 512 forward passes instead of 2,000 per level. Per-level values are then
-            // means over the rows at that level (NaN where none).
-            let n = n.min(512);
+            // (or one per level, for ladders longer than that) is evaluated at one level (row i
+            // at level i mod L), in batches, so an evaluation costs 512 forward passes instead
+            // of 2,000 per level. Per-level values are then means over the rows at that level
+            // (NaN only where the held-out rows are fewer than the levels).
             let l = self.ladder.levels();
+            let n = n.min(512.max(l));
             let at: Vec<(f64, f64)> = (0..n).map(|i| (self.ladder.sigmas[i % l], 1.0)).collect();
             let (mut sums, mut counts) = (vec![0.0f64; l], vec![0usize; l]);
             self.set_vars(&self.ema)?;
@@ -939,6 +940,32 @@ mod tests {
             assert_eq!(b.input[c], x[[1, ch * 16 + y * 4 + (3 - col)]]);
             assert_eq!(b.input[32 + c], x[[2, c]]);
         }
+    }
+
+    /// A U-Net's held-out loss covers every level of a ladder longer than 512 levels when
+    /// there are enough held-out rows (each row is evaluated at one level; with at most 512
+    /// rows, levels 512 and up had none and came back NaN).
+    #[test]
+    fn heldout_loss_covers_every_level_of_a_long_ladder() {
+        let unet = crate::unet::UnetConfig::preset("tiny", 1, 4, 4).unwrap();
+        let net = ScoreNet::new(
+            16,
+            crate::net::NetConfig { unet: Some(unet), ..Default::default() },
+            0,
+            &candle_core::Device::Cpu,
+        )
+        .unwrap();
+        let mut r = LaneRng::new(3, 0);
+        let mut v = vec![0.0f32; 700 * 16];
+        r.fill_normal(&mut v);
+        let x = Array2::from_shape_vec((700, 16), v).unwrap();
+        let ladder = Ladder::geometric(1.0, 0.01, 600).unwrap();
+        let config = TrainConfig { batch: 8, objective: Objective::Ncsn, ..Default::default() };
+        let t = Trainer::new(net, ladder, config, x.clone(), x).unwrap();
+        let (mean, per_level) = t.heldout_loss().unwrap();
+        assert_eq!(per_level.len(), 600);
+        assert!(mean.is_finite());
+        assert!(per_level.iter().all(|v| v.is_finite() && *v > 0.0), "a level without a value");
     }
 
     /// The pairing is an optimal assignment: on small batches its cost equals the minimum over
