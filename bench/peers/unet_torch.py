@@ -18,6 +18,13 @@ A training step: EDM loss (log-normal σ, preconditioned target), Adam, gradient
 per image). Best of three timed blocks after a warm-up step. The forward flops are counted by
 torch.utils.flop_counter (convolutions, matrix products), to check langevin's analytic count.
 Prints one JSON line per preset.
+
+`--device cuda` (beside `langevin bench --only unet --device cuda`, scripts/gpu-bench.sh): the
+same network on the GPU, at langevin's GPU batch sizes (`tiny` 256 and 1,024, `cifar` 128 and
+512; `--quick` 32/64 and 8/16), each timed block ended by torch.cuda.synchronize(), with
+PyTorch's default precision settings (reported: cuDNN convolutions may use TF32, matrix products
+not), and the GPU's f32 matrix-product rate measured as langevin measures it (best of five
+8192³ products).
 """
 import json
 import math
@@ -29,6 +36,22 @@ import torch.nn.functional as F
 from torch import nn
 
 QUICK = "--quick" in sys.argv
+DEVICE = sys.argv[sys.argv.index("--device") + 1] if "--device" in sys.argv[:-1] else "cpu"
+if DEVICE not in ("cpu", "cuda") and not DEVICE.startswith("cuda:"):
+    raise SystemExit(f"unet_torch.py: --device {DEVICE}: use cpu or cuda[:N]")
+if DEVICE != "cpu" and not torch.cuda.is_available():
+    raise SystemExit(
+        f"unet_torch.py: --device {DEVICE}, but this PyTorch sees no CUDA GPU (torch.cuda.is_available() is False); "
+        "run it on the GPU machine, or use --device cpu"
+    )
+GPU = DEVICE != "cpu"
+
+
+def sync():
+    if GPU:
+        torch.cuda.synchronize()
+
+
 torch.manual_seed(0)
 PRESETS = {
     # base, mults, blocks, attention levels, groups
@@ -127,18 +150,18 @@ class Unet(nn.Module):
 
 
 def measure(preset, size, batch, forward_batch):
-    net = Unet(preset)
+    net = Unet(preset).to(DEVICE)
     params = sum(p.numel() for p in net.parameters())
     if preset in EXPECTED and params != EXPECTED[preset]:
         raise SystemExit(f"{preset}: {params} parameters, langevin's network has {EXPECTED[preset]}: not the same network")
     ema = [p.detach().clone() for p in net.parameters()]
     opt = torch.optim.Adam(net.parameters(), lr=2e-4)
-    data = torch.rand(512, 3, size, size) * 2 - 1
+    data = torch.rand(512, 3, size, size, device=DEVICE) * 2 - 1
     sigma_data = 0.5
 
     def step():
-        x = data[torch.randint(0, data.shape[0], (batch,))]
-        sigma = (torch.randn(batch, 1, 1, 1) * 1.2 - 1.2).exp()
+        x = data[torch.randint(0, data.shape[0], (batch,), device=DEVICE)]
+        sigma = (torch.randn(batch, 1, 1, 1, device=DEVICE) * 1.2 - 1.2).exp()
         r = (sigma**2 + sigma_data**2).sqrt()
         c_skip, c_out, c_in = sigma_data**2 / r**2, sigma * sigma_data / r, 1 / r
         xh = x + sigma * torch.randn_like(x)
@@ -155,20 +178,24 @@ def measure(preset, size, batch, forward_batch):
 
     steps = 1 if QUICK else (10 if preset == "tiny" else 3)
     step()
+    sync()
     train = []
     for _ in range(3):
         t = time.perf_counter()
         for _ in range(steps):
             step()
+        sync()
         train.append((time.perf_counter() - t) / steps)
-    x = torch.randn(forward_batch, 3, size, size)
-    u = torch.full((forward_batch, 1), 0.25)
+    x = torch.randn(forward_batch, 3, size, size, device=DEVICE)
+    u = torch.full((forward_batch, 1), 0.25, device=DEVICE)
     with torch.no_grad():
         net(x, u)
+        sync()
         forward = []
         for _ in range(3):
             t = time.perf_counter()
             net(x, u)
+            sync()
             forward.append(time.perf_counter() - t)
         from torch.utils.flop_counter import FlopCounterMode
 
@@ -178,7 +205,7 @@ def measure(preset, size, batch, forward_batch):
         flops = counter.get_total_flops()
     s, f = min(train), min(forward)
     return {
-        "peer": "pytorch", "version": torch.__version__, "threads": torch.get_num_threads(),
+        "peer": "pytorch", "version": torch.__version__, "threads": torch.get_num_threads(), "device": DEVICE,
         "workload": "unet-shapes", "preset": preset, "image_size": size, "parameters": params,
         "forward_gflop_per_image": flops / 1e9,
         "train_batch": batch, "train_step_seconds": s, "train_images_per_second": batch / s,
@@ -188,6 +215,28 @@ def measure(preset, size, batch, forward_batch):
     }
 
 
-cases = [("tiny", 16, 16, 32), ("cifar", 32, 2, 2)] if QUICK else [("tiny", 16, 64, 256), ("cifar", 32, 8, 16)]
+def matmul_gflops():
+    """The GPU's f32 matrix-product rate, as `langevin bench --device cuda` measures it."""
+    n = 8192
+    a, b = torch.randn(n, n, device=DEVICE), torch.randn(n, n, device=DEVICE)
+    a @ b
+    sync()
+    best = math.inf
+    for _ in range(5):
+        t = time.perf_counter()
+        a @ b
+        sync()
+        best = min(best, time.perf_counter() - t)
+    return 2 * n**3 / best / 1e9
+
+
+if GPU:
+    cases = [("tiny", 16, 32, 64), ("cifar", 32, 8, 16)] if QUICK else [("tiny", 16, 256, 1024), ("cifar", 32, 128, 512)]
+    print(json.dumps({
+        "peer": "pytorch", "device": DEVICE, "gpu": torch.cuda.get_device_name(), "matmul_f32_gflops": matmul_gflops(),
+        "cudnn_allow_tf32": torch.backends.cudnn.allow_tf32, "matmul_allow_tf32": torch.backends.cuda.matmul.allow_tf32,
+    }), flush=True)
+else:
+    cases = [("tiny", 16, 16, 32), ("cifar", 32, 2, 2)] if QUICK else [("tiny", 16, 64, 256), ("cifar", 32, 8, 16)]
 for preset, size, batch, forward_batch in cases:
     print(json.dumps(measure(preset, size, batch, forward_batch)), flush=True)

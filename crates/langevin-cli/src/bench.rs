@@ -28,6 +28,11 @@ pub struct BenchArgs {
     /// diffusion, unet. Default: all.
     #[arg(long, value_name = "NAMES", value_delimiter = ',')]
     pub only: Vec<String>,
+    /// Device of the U-Net workload: cpu, or cuda[:N] in a CUDA build (scripts/cuda-build.sh);
+    /// a GPU times `--only unet` alone, at GPU batch sizes, against the GPU's measured f32
+    /// matrix-product rate.
+    #[arg(long, default_value = "cpu", value_name = "DEVICE")]
+    pub device: String,
 }
 
 /// The workloads `--only` can name, in the order they run.
@@ -134,6 +139,26 @@ fn peak_gflops(threads: usize) -> Option<(f64, String)> {
             g / threads as f64
         ),
     ))
+}
+
+/// f32 matrix-product throughput of a GPU in GFLOP/s (candle's matmul: cuBLAS), the best of
+/// five 8192 × 8192 × 8192 products after one warm-up, each waited for: the practical peak that
+/// the U-Net's rate on that GPU is a fraction of.
+fn gpu_matmul_gflops(dev: &candle_core::Device) -> Result<f64> {
+    let n = 8192;
+    let a = candle_core::Tensor::randn(0f32, 1.0, (n, n), dev)?;
+    let b = candle_core::Tensor::randn(0f32, 1.0, (n, n), dev)?;
+    a.matmul(&b)?;
+    dev.synchronize()?;
+    let mut best = f64::INFINITY;
+    for _ in 0..5 {
+        let start = std::time::Instant::now();
+        let c = a.matmul(&b)?;
+        dev.synchronize()?;
+        std::hint::black_box(&c);
+        best = best.min(start.elapsed().as_secs_f64());
+    }
+    Ok(2.0 * (n * n * n) as f64 / best / 1e9)
 }
 
 /// SGEMM throughput of the matrix products the networks use (candle's CPU matmul, gemm crate),
@@ -581,26 +606,31 @@ fn diffusion(quick: bool, seed: u64, repeats: usize) -> Result<serde_json::Value
 /// A training step and a forward pass (one sampling step: one denoiser evaluation per image) of
 /// the U-Net presets on `shapes` images, the same work as bench/peers/unet_torch.py: `tiny` on
 /// 16 × 16 images (training batch 64, forward batch 256), `cifar` (DDPM's CIFAR-10 network) on
-/// 32 × 32 (training batch 8, forward batch 16: a CPU cannot do much more per minute). EDM
-/// objective, Adam, gradient clipping, EMA. Flops from [`UnetConfig::forward_flops`], a training
-/// step counted as three forward passes.
-fn unet(quick: bool, seed: u64, repeats: usize) -> Result<serde_json::Value> {
+/// 32 × 32 (training batch 8, forward batch 16: a CPU cannot do much more per minute); on a GPU
+/// `tiny` trains on 256 and runs forward passes of 1,024, `cifar` 128 (DDPM's batch) and 512.
+/// EDM objective, Adam, gradient clipping, EMA. Flops from [`UnetConfig::forward_flops`], a
+/// training step counted as three forward passes. Every timed call ends with its results on
+/// the host (the step's losses, the forward pass's values), so GPU work is waited for.
+fn unet(quick: bool, seed: u64, repeats: usize, device: &candle_core::Device) -> Result<serde_json::Value> {
     use langevin_learn::checkpoint::{TrainedModel, new_run};
     use langevin_learn::ladder::LadderOptions;
     use langevin_learn::net::NetConfig;
     use langevin_learn::train::TrainConfig;
     use langevin_learn::unet::UnetConfig;
     let mut out = Vec::new();
-    let cases: [(&str, usize, usize, usize); 2] =
-        if quick { [("tiny", 16, 16, 32), ("cifar", 32, 2, 2)] } else { [("tiny", 16, 64, 256), ("cifar", 32, 8, 16)] };
+    let cases: [(&str, usize, usize, usize); 2] = match (quick, device.is_cpu()) {
+        (true, true) => [("tiny", 16, 16, 32), ("cifar", 32, 2, 2)],
+        (false, true) => [("tiny", 16, 64, 256), ("cifar", 32, 8, 16)],
+        (true, false) => [("tiny", 16, 32, 64), ("cifar", 32, 8, 16)],
+        (false, false) => [("tiny", 16, 256, 1024), ("cifar", 32, 128, 512)],
+    };
     for (preset, size, batch, forward_batch) in cases {
         let set = langevin_learn::images::shapes(512, size, seed);
         let config = UnetConfig::preset(preset, 3, size, size).map_err(anyhow::Error::msg)?;
         let net = NetConfig { unet: Some(config.clone()), ..Default::default() };
         let flops = config.forward_flops(2 * net.fourier);
         let train = TrainConfig { batch, seed, ..Default::default() };
-        let device = candle_core::Device::Cpu;
-        let mut run = new_run(&set.x, "shapes", 0, 0.1, &LadderOptions::default(), net, train, &device)?;
+        let mut run = new_run(&set.x, "shapes", 0, 0.1, &LadderOptions::default(), net, train, device)?;
         run.trainer.train_step()?;
         let steps = match (quick, preset) {
             (true, _) => 1,
@@ -642,6 +672,7 @@ fn unet(quick: bool, seed: u64, repeats: usize) -> Result<serde_json::Value> {
     }
     Ok(json!({
         "name": "unet-shapes",
+        "device": if device.is_cpu() { "cpu".to_string() } else { format!("{:?}", device.location()) },
         "description": "U-Net presets on shapes images, EDM: a training step (Adam, clipping, EMA) and a forward pass (one sampling step) per preset",
         "presets": out,
     }))
@@ -727,9 +758,29 @@ pub fn run(a: &BenchArgs) -> Result<()> {
     if let Some(bad) = a.only.iter().find(|n| !WORKLOADS.contains(&n.as_str())) {
         anyhow::bail!("--only {bad}: no such workload; the workloads are {}", WORKLOADS.join(", "));
     }
+    if a.device != "cpu" && a.only != ["unet"] {
+        anyhow::bail!(
+            "--device {}: only the U-Net workload runs on a GPU (the samplers' workloads are CPU code); add --only unet",
+            a.device
+        );
+    }
+    let device = crate::train::device(&a.device)?;
     let want = |name: &str| a.only.is_empty() || a.only.iter().any(|n| n == name);
     let repeats = a.repeats;
-    let peak = peak_gflops(threads);
+    // On a GPU the reference is its measured matrix-product rate, not the CPU's FMA rate.
+    let peak = if device.is_cpu() {
+        peak_gflops(threads)
+    } else {
+        let g = gpu_matmul_gflops(&device)?;
+        let tf32 = candle_core::cuda::gemm_reduced_precision_f32();
+        Some((
+            g,
+            format!(
+                "measured: best of five 8192³ f32 matrix products on the GPU (cuBLAS, TF32 {})",
+                if tf32 { "on" } else { "off" }
+            ),
+        ))
+    };
     let mut workloads = Vec::new();
 
     // 1. ULA on the NCSN toy.
@@ -882,7 +933,7 @@ pub fn run(a: &BenchArgs) -> Result<()> {
 
     // 8. U-Net presets on images: a training step and a sampling step.
     if want("unet") {
-        let mut u = unet(a.quick, a.seed, repeats)?;
+        let mut u = unet(a.quick, a.seed, repeats, &device)?;
         if let (Some((peak, _)), Some(presets)) = (&peak, u["presets"].as_array_mut()) {
             for p in presets {
                 p["train_fraction_of_peak"] = json!(p["train_gflops"].as_f64().unwrap_or(0.0) / peak);

@@ -255,6 +255,14 @@ fn bench_quick_prints_the_workloads() {
     let names: Vec<&str> = b["workloads"].as_array().unwrap().iter().map(|w| w["name"].as_str().unwrap()).collect();
     assert_eq!(names.len(), 2, "{names:?}");
     assert!(names[0] == "ula-ncsn-toy" && names[1].starts_with("diffusion"), "{names:?}");
+    assert_eq!(u["device"], "cpu");
+    // A GPU times the U-Net alone; this build has no CUDA, and says how to make one.
+    let e = fails(dir.path(), &["bench", "--quick", "--device", "cuda", "--only", "ula,unet"]);
+    assert!(e.contains("only the U-Net workload runs on a GPU") && e.contains("--only unet"), "{e}");
+    let e = fails(dir.path(), &["bench", "--quick", "--device", "cuda", "--only", "unet"]);
+    assert!(e.contains("no CUDA support") && e.contains("scripts/cuda-build.sh"), "{e}");
+    let e = fails(dir.path(), &["bench", "--quick", "--device", "tpu", "--only", "unet"]);
+    assert!(e.contains("unknown --device 'tpu'"), "{e}");
 }
 
 #[test]
