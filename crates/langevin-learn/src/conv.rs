@@ -385,10 +385,9 @@ impl CustomOp2 for ConvGradInput {
                 let alone = n == px && g.pointwise();
                 let dst: &mut [f32] = if alone { &mut *dxc } else { &mut sc.cols[..g.rows() * n] };
                 product(Parallelism::None, Acc::Set, [g.rows(), n, g.cout], dst, (w, 1, g.rows()), (src, n, 1));
-                if alone {
-                } else if g.pointwise() {
+                if g.pointwise() && !alone {
                     g.scatter(&sc.cols[..g.rows() * n], dxc, g.cin);
-                } else {
+                } else if !g.pointwise() {
                     for (i, dxb) in dxc.chunks_mut(g.in_len()).enumerate() {
                         g.fold(&mut sc.cols[i * px..], n, dxb);
                     }

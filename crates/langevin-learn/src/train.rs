@@ -916,18 +916,18 @@ impl Trainer {
 mod tests {
     use super::*;
 
+    /// The `tiny` U-Net on 4 × 4 images of `channels` channels, on the CPU.
+    fn tiny_unet(channels: usize) -> ScoreNet {
+        let unet = crate::unet::UnetConfig::preset("tiny", channels, 4, 4).unwrap();
+        let net = crate::net::NetConfig { unet: Some(unet), ..Default::default() };
+        ScoreNet::new(16 * channels, net, 0, &candle_core::Device::Cpu).unwrap()
+    }
+
     /// A flipped example is its image mirrored left to right, channel by channel and row by
     /// row; an unflipped one is unchanged.
     #[test]
     fn flips_mirror_each_image_row() {
-        let unet = crate::unet::UnetConfig::preset("tiny", 2, 4, 4).unwrap();
-        let net = ScoreNet::new(
-            32,
-            crate::net::NetConfig { unet: Some(unet), ..Default::default() },
-            0,
-            &candle_core::Device::Cpu,
-        )
-        .unwrap();
+        let net = tiny_unet(2);
         let x = Array2::from_shape_fn((3, 32), |(i, c)| (100 * i + c) as f32);
         let ladder = Ladder::geometric(1.0, 0.1, 3).unwrap();
         let config = TrainConfig { batch: 2, flip: true, objective: Objective::Ncsn, ..Default::default() };
@@ -947,14 +947,7 @@ mod tests {
     /// rows, levels 512 and up had none and came back NaN).
     #[test]
     fn heldout_loss_covers_every_level_of_a_long_ladder() {
-        let unet = crate::unet::UnetConfig::preset("tiny", 1, 4, 4).unwrap();
-        let net = ScoreNet::new(
-            16,
-            crate::net::NetConfig { unet: Some(unet), ..Default::default() },
-            0,
-            &candle_core::Device::Cpu,
-        )
-        .unwrap();
+        let net = tiny_unet(1);
         let mut r = LaneRng::new(3, 0);
         let mut v = vec![0.0f32; 700 * 16];
         r.fill_normal(&mut v);
